@@ -1,0 +1,111 @@
+"""The `raykd` command. Each subcommand parses its options and calls the library; heavy imports stay lazy
+so that `raykd data inspect` answers in a second."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from raykd.errors import RaykdError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cols = [header, *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(str(r[i])) for r in cols) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cols]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from raykd.data import load_dataset
+    from raykd.data.dataset import problems_report
+
+    options: dict[str, object] = {}
+    if args.format in ("auto", "asap") and args.sets:
+        options["sets"] = [int(s) for s in args.sets.split(",")]
+    if args.format in ("auto", "asap"):
+        from raykd.data import detect_format, resolve_data_path
+
+        root = resolve_data_path(args.path)
+        if args.format == "asap" or detect_format(root) == "asap":
+            options["include_unlabelled"] = not args.no_unlabelled and (root / "private_leaderboard.tsv").is_file()
+    if args.columns:
+        options["columns"] = json.loads(args.columns)
+    # Inspection reports every invalid row instead of stopping at the first.
+    ds = load_dataset(args.path, format=args.format, skip_invalid=True, **options)
+    summary = ds.summary()
+    summary["digest"] = ds.digest()
+    summary["problems"] = [str(p) for p in ds.problems]
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 1 if (args.strict and ds.problems) else 0
+    print(f"{args.path}: {summary['responses']:,} responses, {len(ds.tasks)} task(s), digest {summary['digest'][:16]}")
+    splits = sorted({s for t in summary["tasks"].values() for s in t["splits"]})
+    rows = []
+    for name, t in summary["tasks"].items():
+        dist = " ".join(f"{k}:{v}" for k, v in t["label_distribution"].items())
+        rows.append([name, t["kind"], *[t["splits"].get(s, 0) for s in splits], t["labelled"], dist])
+    print(_format_table(["task", "kind", *splits, "labelled", "label distribution"], rows))
+    if ds.problems:
+        print(f"\nproblems: {len(ds.problems)} invalid row(s) (they are dropped only with --skip-invalid):")
+        for reason, n in problems_report(ds.problems).items():
+            print(f"  {n:6d}  {reason}")
+        for p in ds.problems[: args.show]:
+            print(f"  {p}")
+        if len(ds.problems) > args.show:
+            print(f"  ... and {len(ds.problems) - args.show} more")
+    else:
+        print("\nproblems: none")
+    return 1 if (args.strict and ds.problems) else 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from raykd.quickstart import run_quickstart
+
+    return run_quickstart(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raykd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect and validate scoring datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    inspect = data_sub.add_parser("inspect", help="counts, label distribution per task, problems found")
+    inspect.add_argument("path", help="dataset folder or file (relative paths also resolve in $RAYKD_DATA_DIR)")
+    inspect.add_argument("--format", default="auto",
+                         help="auto, asap, asap_unlabelled, semeval, semeval_dir, pasta or generic")
+    inspect.add_argument("--sets", help="ASAP-SAS essay sets, e.g. 1,2,5,6,10")
+    inspect.add_argument("--no-unlabelled", action="store_true", help="ASAP-SAS: skip the unscored responses")
+    inspect.add_argument("--columns", help='generic files: column map as JSON, e.g. {"text": "answer"}')
+    inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    inspect.add_argument("--show", type=int, default=10, help="how many invalid rows to list")
+    inspect.add_argument("--strict", action="store_true", help="exit 1 when any row is invalid")
+    inspect.set_defaults(func=cmd_data_inspect)
+
+    quick = sub.add_parser("quickstart", help="run the whole pipeline end to end on a small ASAP-SAS slice")
+    quick.add_argument("--workdir", default="runs/quickstart", help="where runs, models and MLflow go")
+    quick.set_defaults(func=cmd_quickstart)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RaykdError as e:
+        print(f"raykd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("raykd: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""ASAP-SAS (Hewlett short-answer scoring, Kaggle 2012).
+
+Layout read here (as in `$RAYKD_DATA_DIR/asap_sas`):
+  gold_train_test_split/{set}_GOLD_{train,test}.csv   Id,EssayText,Score1,Score2 (set from the file name)
+  private_leaderboard.tsv                             Id,EssaySet,EssayText (unscored)
+Score1 is the official score and the label. Each essay set is one ordinal task `asap_{set}`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from raykd.data.dataset import MULTICLASS, RawRow, ScoringDataset, TaskSpec, build_dataset, concat
+from raykd.data.files import cell, read_table, require_columns
+from raykd.errors import DataError
+
+# Score ranges from the ASAP-SAS data description: sets 1, 2, 5, 6 score 0-3, the others 0-2.
+MAX_SCORE = {1: 3, 2: 3, 3: 2, 4: 2, 5: 3, 6: 3, 7: 2, 8: 2, 9: 2, 10: 2}
+SCIENCE_SETS = (1, 2, 5, 6, 10)
+_GOLD = re.compile(r"^(\d+)_GOLD_(train|test)\.csv$")
+
+
+def task_name(essay_set: int) -> str:
+    return f"asap_{essay_set}"
+
+
+def task_spec(essay_set: int) -> TaskSpec:
+    if essay_set not in MAX_SCORE:
+        raise ValueError(f"ASAP-SAS has essay sets 1-10, not {essay_set}")
+    labels = tuple(str(s) for s in range(MAX_SCORE[essay_set] + 1))
+    return TaskSpec(task_name(essay_set), MULTICLASS, labels, ordinal=True)
+
+
+def _gold_rows(path: Path, essay_set: int, split: str) -> Iterable[RawRow]:
+    frame = read_table(path)
+    require_columns(frame, ["Id", "EssayText", "Score1"], path)
+    for i, rec in enumerate(frame.itertuples(index=False), start=2):
+        yield RawRow(
+            row=i, id=cell(rec.Id) or "", task=task_name(essay_set),
+            text=cell(rec.EssayText) or "", label=cell(rec.Score1) or "", split=split,
+        )
+
+
+def read_asap(
+    root: str | Path,
+    sets: Iterable[int] | None = None,
+    include_unlabelled: bool = False,
+    skip_invalid: bool = False,
+) -> ScoringDataset:
+    """Read the scored ASAP-SAS responses (and optionally the unscored private-leaderboard ones)."""
+    root = Path(root)
+    gold_dir = root / "gold_train_test_split"
+    if not gold_dir.is_dir():
+        raise DataError(str(root), "not an ASAP-SAS folder: gold_train_test_split/ is missing")
+    wanted = set(sets) if sets is not None else set(MAX_SCORE)
+    bad = wanted - set(MAX_SCORE)
+    if bad:
+        raise DataError(str(root), f"unknown essay set(s) {sorted(bad)}; ASAP-SAS has sets 1-10")
+    parts = []
+    matches = [(p, _GOLD.match(p.name)) for p in gold_dir.iterdir()]
+    files = sorted((int(m.group(1)), m.group(2), p) for p, m in matches if m and int(m.group(1)) in wanted)
+    found = set()
+    for essay_set, split, path in files:
+        found.add(essay_set)
+        spec = task_spec(essay_set)
+        parts.append(
+            build_dataset(f"asap_sas:{path.name}", str(path), {spec.name: spec},
+                          _gold_rows(path, essay_set, split), skip_invalid)
+        )
+    missing = wanted - found if sets is not None else set()
+    if missing or not found:
+        raise DataError(str(gold_dir), f"no *_GOLD_*.csv files for essay set(s) {sorted(missing or wanted)}")
+    if include_unlabelled:
+        parts.append(read_asap_unlabelled(root / "private_leaderboard.tsv", found, skip_invalid))
+    return concat(parts, "asap_sas")
+
+
+def read_asap_unlabelled(path: str | Path, sets: Iterable[int] | None = None,
+                         skip_invalid: bool = False) -> ScoringDataset:
+    """Unscored ASAP-SAS responses (`Id, EssaySet, EssayText`), split `unlabelled`."""
+    path = Path(path)
+    frame = read_table(path)
+    require_columns(frame, ["Id", "EssaySet", "EssayText"], path)
+    wanted = set(sets) if sets is not None else set(MAX_SCORE)
+    tasks = {task_name(s): task_spec(s) for s in wanted}
+
+    def rows() -> Iterable[RawRow]:
+        for i, rec in enumerate(frame.itertuples(index=False), start=2):
+            raw_set = cell(rec.EssaySet) or ""
+            task = task_name(int(raw_set)) if raw_set.isdigit() else f"asap_{raw_set or '?'}"
+            if raw_set.isdigit() and int(raw_set) in MAX_SCORE and int(raw_set) not in wanted:
+                continue
+            yield RawRow(row=i, id=cell(rec.Id) or "", task=task,
+                         text=cell(rec.EssayText) or "", label=None, split="unlabelled")
+
+    return build_dataset("asap_sas:unlabelled", str(path), tasks, rows(), skip_invalid)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: install, lint, then run the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+.venv/bin/ruff check raykd jobs tests bench
+exec .venv/bin/python -m pytest "$@"

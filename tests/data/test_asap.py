@@ -1,0 +1,44 @@
+from raykd.data import load_dataset, read_asap
+from raykd.data.asap import SCIENCE_SETS
+
+# Per-set counts from the ASAP-SAS provenance table (Kaggle train = GOLD train + GOLD test).
+SET_COUNTS = {1: 1672, 2: 1278, 3: 1808, 4: 1657, 5: 1795, 6: 1797, 7: 1799, 8: 1799, 9: 1798, 10: 1640}
+
+
+def test_all_scored_responses(shared_data):
+    ds = read_asap(shared_data / "asap_sas")
+    assert len(ds) == 17_043
+    assert ds.frame["id"].is_unique
+    counts = ds.frame.groupby("task").size().to_dict()
+    assert counts == {f"asap_{s}": n for s, n in SET_COUNTS.items()}
+    assert set(ds.frame["split"]) == {"train", "test"}
+    assert ds.problems == []
+
+
+def test_score_ranges_and_distribution(shared_data):
+    ds = read_asap(shared_data / "asap_sas", sets=[1, 10])
+    assert ds.tasks["asap_1"].labels == ("0", "1", "2", "3")
+    assert ds.tasks["asap_1"].ordinal
+    assert ds.tasks["asap_10"].labels == ("0", "1", "2")
+    dist = ds.summary()["tasks"]["asap_1"]["label_distribution"]
+    assert dist == {"0": 380, "1": 429, "2": 524, "3": 339}
+
+
+def test_unlabelled_private_leaderboard(shared_data):
+    ds = load_dataset("asap_sas", sets=list(SCIENCE_SETS), include_unlabelled=True)
+    unl = ds.split("unlabelled")
+    assert len(unl) > 0 and unl.frame["y"].isna().all()
+    assert set(unl.frame["task"]) == {f"asap_{s}" for s in SCIENCE_SETS}
+    full = load_dataset(shared_data / "asap_sas" / "private_leaderboard.tsv")
+    assert len(full) == 5_100
+
+
+def test_digest_is_stable_and_content_sensitive(shared_data):
+    a = read_asap(shared_data / "asap_sas", sets=[2])
+    b = read_asap(shared_data / "asap_sas", sets=[2])
+    assert a.digest() == b.digest()
+    b.frame.loc[0, "text"] = b.frame.loc[0, "text"] + " changed"
+    assert a.digest() != b.digest()
+    shuffled = a.subset(a.frame.index >= 0)
+    shuffled.frame = shuffled.frame.sample(frac=1.0, random_state=1)
+    assert shuffled.digest() == a.digest()

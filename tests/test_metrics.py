@@ -1,0 +1,40 @@
+"""Metric values against hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from raykd import metrics
+
+
+def test_qwk_hand_computed():
+    # W = (i-j)^2/4; sum(W*O)=0.25, sum(W*E)=1.25 -> 1 - 0.25/1.25
+    assert metrics.qwk([0, 1, 2], [0, 2, 2]) == pytest.approx(0.8)
+    assert metrics.qwk([0, 1, 2, 3], [0, 1, 2, 3]) == 1.0
+    assert metrics.qwk([0, 1], [1, 0]) == pytest.approx(-1.0)
+    assert metrics.qwk([2, 2, 2], [2, 2, 2]) == 1.0  # one class, full agreement
+
+
+def test_kappa_accuracy_f1_hand_computed():
+    y, p = [0, 0, 1, 1], [0, 1, 1, 1]
+    assert metrics.cohen_kappa(y, p) == pytest.approx(0.5)  # po=.75, pe=.5
+    assert metrics.accuracy(y, p) == 0.75
+    # class 0: P=1 R=.5 F1=2/3; class 1: P=2/3 R=1 F1=.8
+    assert metrics.macro_f1(y, p) == pytest.approx((2 / 3 + 0.8) / 2)
+    report = metrics.multiclass_report(y, p)
+    assert set(report) == {"accuracy", "macro_f1", "kappa", "qwk"}
+
+
+def test_multilabel_hand_computed():
+    y = np.array([[1, 0], [0, 1], [1, 1]])
+    p = np.array([[1, 0], [0, 0], [1, 1]])
+    r = metrics.multilabel_report(y, p, ["E1", "E2"])
+    assert r["exact_match"] == pytest.approx(2 / 3)
+    assert r["f1_E1"] == 1.0 and r["f1_E2"] == pytest.approx(2 / 3)
+    assert r["macro_f1"] == pytest.approx(5 / 6)
+    assert r["micro_f1"] == pytest.approx(6 / 7)
+
+
+def test_primary_metric():
+    assert metrics.primary_metric("multiclass", ordinal=True) == "qwk"
+    assert metrics.primary_metric("multiclass", ordinal=False) == "macro_f1"
+    assert metrics.primary_metric("multilabel", ordinal=False) == "macro_f1"
