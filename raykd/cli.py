@@ -64,6 +64,44 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     return 1 if (args.strict and ds.problems) else 0
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = [f"output_dir={args.output_dir}"] if getattr(args, "output_dir", None) else []
+    if getattr(args, "teacher", None):
+        extra.append(f"teacher={args.teacher}")
+    return list(args.set) + extra
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    from raykd.config import TeacherJobConfig, load_config
+    from raykd.teacher.job import run_teacher
+
+    run_teacher(load_config(args.config, TeacherJobConfig, _overrides(args)), tracking_uri=args.tracking_uri)
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from raykd.config import DistillJobConfig, load_config
+    from raykd.distill.job import run_distill
+
+    run_distill(load_config(args.config, DistillJobConfig, _overrides(args)), tracking_uri=args.tracking_uri)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from raykd.predict import predict_file
+
+    predict_file(args.model, args.input, args.output, tracking_uri=args.tracking_uri,
+                 skip_invalid=args.skip_invalid, batch_size=args.batch_size)
+    return 0
+
+
+def _job_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--output-dir", help="where results go")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite under $RAYKD_HOME or ./runs)")
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from raykd.quickstart import run_quickstart
 
@@ -88,23 +126,45 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--strict", action="store_true", help="exit 1 when any row is invalid")
     inspect.set_defaults(func=cmd_data_inspect)
 
+    teacher = sub.add_parser("teacher", help="fine-tune the teacher (Ray Train + DeepSpeed) and export soft labels")
+    _job_args(teacher)
+    teacher.set_defaults(func=cmd_teacher)
+
+    distill = sub.add_parser("distill", help="train KD students and no-KD baselines from a teacher's soft labels")
+    _job_args(distill)
+    distill.add_argument("--teacher", help="teacher output folder")
+    distill.set_defaults(func=cmd_distill)
+
+    predict = sub.add_parser("predict", help="score a file offline with a saved student or teacher")
+    predict.add_argument("--model", required=True, help="model folder, runs:/ID/model or models:/NAME@ALIAS")
+    predict.add_argument("--input", required=True, help="responses: CSV/TSV/JSONL/Parquet (ASAP-SAS columns work)")
+    predict.add_argument("--output", required=True, help="where to write id, task, prediction, probabilities")
+    predict.add_argument("--tracking-uri", help="MLflow tracking URI for runs:/ and models:/ URIs")
+    predict.add_argument("--skip-invalid", action="store_true", help="drop invalid rows (reported) instead of failing")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.set_defaults(func=cmd_predict)
+
     quick = sub.add_parser("quickstart", help="run the whole pipeline end to end on a small ASAP-SAS slice")
     quick.add_argument("--workdir", default="runs/quickstart", help="where runs, models and MLflow go")
     quick.set_defaults(func=cmd_quickstart)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run_guarded(fn: Callable[[], int]) -> int:
+    """Run a command; user errors print one line (no traceback) and exit 2."""
     try:
-        return int(args.func(args) or 0)
+        return int(fn() or 0)
     except RaykdError as e:
         print(f"raykd: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("raykd: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":

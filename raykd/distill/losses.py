@@ -1,0 +1,130 @@
+"""Knowledge-distillation objectives, as small functions of logits and teacher probabilities.
+
+Soft terms (`p` teacher, `q` student, both over a task's classes; all averaged over the batch):
+  soft_ce          -sum p_T log q_T                       cross-entropy against tempered teacher probs
+  forward_kl       KL(p_T || q_T)                         the classic Hinton KD term
+  reverse_kl       KL(q_T || p_T)                         mode-seeking
+  skew_kl          KL(p_T || a p_T + (1-a) q_T)           DistiLLM's skew KL (alpha = a)
+  skew_reverse_kl  KL(q_T || a q_T + (1-a) p_T)           DistiLLM's skew reverse KL
+  bernoulli_kd     per-label BCE(sigmoid(z/T), p_T)        multi-label tasks: each label its own Bernoulli
+Every soft term is multiplied by T^2 so its gradients keep their scale as T changes (Hinton et al.).
+Teacher probabilities are tempered as softmax(log p / T) (multi-class) or sigmoid(logit(p) / T) (labels).
+
+Mixing with the hard (gold) loss:
+  convex_mix(hard, soft, lam)    = (1 - lam) * hard + lam * soft      lam in [0, 1]; lam = 0 is plain CE
+  additive_mix(hard, soft, lam)  = hard + lam * soft                   arXiv 2312.15842's form: gold CE
+                                                                       plus lambda times CE against the
+                                                                       teacher's probabilities
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-7
+Objective = Literal["soft_ce", "forward_kl", "reverse_kl", "skew_kl", "skew_reverse_kl"]
+Mix = Literal["convex", "additive"]
+
+
+def temper_probs(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Teacher class probabilities at temperature T: softmax(log p / T)."""
+    if temperature == 1.0:
+        return p
+    return F.softmax(torch.log(p.clamp_min(EPS)) / temperature, dim=-1)
+
+
+def temper_label_probs(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Teacher per-label probabilities at temperature T: sigmoid(logit(p) / T)."""
+    if temperature == 1.0:
+        return p
+    p = p.clamp(EPS, 1 - EPS)
+    return torch.sigmoid(torch.log(p / (1 - p)) / temperature)
+
+
+def _kl(p: torch.Tensor, log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    return (p * (log_p - log_q)).sum(-1).mean()
+
+
+def soft_ce(logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    p = temper_probs(teacher, temperature)
+    return -(p * F.log_softmax(logits / temperature, dim=-1)).sum(-1).mean() * temperature**2
+
+
+def forward_kl(logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    p = temper_probs(teacher, temperature)
+    return _kl(p, torch.log(p.clamp_min(EPS)), F.log_softmax(logits / temperature, dim=-1)) * temperature**2
+
+
+def reverse_kl(logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    p = temper_probs(teacher, temperature)
+    log_q = F.log_softmax(logits / temperature, dim=-1)
+    return _kl(log_q.exp(), log_q, torch.log(p.clamp_min(EPS))) * temperature**2
+
+
+def skew_kl(logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0,
+            alpha: float = 0.1) -> torch.Tensor:
+    p = temper_probs(teacher, temperature)
+    q = F.softmax(logits / temperature, dim=-1)
+    mix = alpha * p + (1 - alpha) * q
+    return _kl(p, torch.log(p.clamp_min(EPS)), torch.log(mix.clamp_min(EPS))) * temperature**2
+
+
+def skew_reverse_kl(logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0,
+                    alpha: float = 0.1) -> torch.Tensor:
+    p = temper_probs(teacher, temperature)
+    log_q = F.log_softmax(logits / temperature, dim=-1)
+    q = log_q.exp()
+    mix = alpha * q + (1 - alpha) * p
+    return _kl(q, log_q, torch.log(mix.clamp_min(EPS))) * temperature**2
+
+
+def bernoulli_kd(logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Multi-label KD: per-label sigmoid BCE against the teacher's label probabilities, times T^2."""
+    p = temper_label_probs(teacher, temperature)
+    return F.binary_cross_entropy_with_logits(logits / temperature, p) * temperature**2
+
+
+OBJECTIVES = {"soft_ce": soft_ce, "forward_kl": forward_kl, "reverse_kl": reverse_kl,
+              "skew_kl": skew_kl, "skew_reverse_kl": skew_reverse_kl}
+
+
+def soft_loss(logits: torch.Tensor, teacher: torch.Tensor, kind: str, objective: str = "soft_ce",
+              temperature: float = 1.0, skew_alpha: float = 0.1) -> torch.Tensor:
+    """The KD term for one task: `objective` for multi-class tasks, Bernoulli KD for multi-label ones."""
+    if kind == "multilabel":
+        return bernoulli_kd(logits, teacher, temperature)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown KD objective {objective!r}; choose one of {sorted(OBJECTIVES)}")
+    if objective.startswith("skew"):
+        return OBJECTIVES[objective](logits, teacher, temperature, skew_alpha)
+    return OBJECTIVES[objective](logits, teacher, temperature)
+
+
+def convex_mix(hard: torch.Tensor, soft: torch.Tensor, lam: float) -> torch.Tensor:
+    return (1 - lam) * hard + lam * soft
+
+
+def additive_mix(hard: torch.Tensor, soft: torch.Tensor, lam: float) -> torch.Tensor:
+    return hard + lam * soft
+
+
+def mix(hard: torch.Tensor, soft: torch.Tensor, lam: float, how: str = "convex") -> torch.Tensor:
+    if how == "convex":
+        return convex_mix(hard, soft, lam)
+    if how == "additive":
+        return additive_mix(hard, soft, lam)
+    raise ValueError(f"unknown mix {how!r}; choose convex or additive")
+
+
+def load_balance(gate_probs: torch.Tensor) -> torch.Tensor:
+    """Mixture-of-experts balance penalty: N * sum_i (mean gate prob of expert i)^2 - 1.
+
+    It is 0 when the batch's routing mass is spread evenly over the N experts and grows to N - 1 when
+    one expert takes it all (a soft-routing form of the Switch Transformer auxiliary loss).
+    """
+    n = gate_probs.shape[-1]
+    importance = gate_probs.reshape(-1, n).mean(0)
+    return n * (importance**2).sum() - 1

@@ -1,0 +1,90 @@
+"""The saved student: weights + vocabulary + tasks + thresholds, loadable with no training state.
+
+    raykd_model.json      type, architecture and sizes, tasks (label names), thresholds, max_len
+    weights.safetensors
+    vocab.json            (+ tokenizer/ for the word-piece vocabulary)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from raykd.heads import TaskLayout, probabilities
+from raykd.students.lstm import LSTMSpec, LSTMStudent
+from raykd.students.moe import MoESpec, MoEStudent
+from raykd.students.vocab import Vocabulary
+
+MANIFEST = "raykd_model.json"
+
+
+def build_student(arch: str, spec: dict[str, Any]) -> torch.nn.Module:
+    if arch == "lstm":
+        return LSTMStudent(LSTMSpec(**spec))
+    if arch == "moe":
+        return MoEStudent(MoESpec(**spec))
+    raise ValueError(f"unknown student architecture {arch!r}")
+
+
+def save_student(out_dir: str | Path, model: torch.nn.Module, arch: str, vocab: Vocabulary, layout: TaskLayout,
+                 thresholds: dict[str, list[float]], max_len: int, extra: dict[str, Any] | None = None) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "weights.safetensors")
+        vocab.save(tmp)
+        manifest = {"type": "student", "arch": arch, "spec": dataclasses.asdict(model.spec),
+                    "tasks": layout.to_list(), "thresholds": thresholds, "max_len": max_len,
+                    "parameters": sum(p.numel() for p in model.parameters()), **(extra or {})}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out_dir
+
+
+class StudentScorer:
+    """Loads a saved student and returns per-task probabilities."""
+
+    kind = "student"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.manifest = json.loads((self.path / MANIFEST).read_text())
+        self.layout = TaskLayout.from_list(self.manifest["tasks"])
+        self.thresholds: dict[str, list[float]] = self.manifest.get("thresholds", {})
+        self.vocab = Vocabulary.load(self.path)
+        self.max_len = int(self.manifest["max_len"])
+        self.model = build_student(self.manifest["arch"], self.manifest["spec"])
+        self.model.load_state_dict(load_file(self.path / "weights.safetensors"))
+        self.model.eval()
+
+    @property
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters()))
+
+    @torch.no_grad()
+    def predict_proba(self, texts: list[str], tasks: list[str], questions: list[str | None] | None = None,
+                      references: list[str | None] | None = None, batch_size: int = 256) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        task_index = {t: i for i, t in enumerate(self.layout.names)}
+        for start in range(0, len(texts), batch_size):
+            chunk_tasks = tasks[start:start + batch_size]
+            ids = self.vocab.encode(texts[start:start + batch_size], self.max_len)
+            task_ids = torch.tensor([task_index[t] for t in chunk_tasks])
+            logits = self.model(ids, task_ids)["logits"]
+            for i, task in enumerate(chunk_tasks):
+                out.append(probabilities(logits[i, self.layout.span(task)], self.layout.spec(task)).numpy())
+        return out

@@ -1,0 +1,47 @@
+"""The LSTM student of arXiv 2312.15842: embedding -> LSTM -> dropout -> dense.
+
+Sized in the paper's 0.02-0.1M-parameter range by default. The dense layer has one output per
+class/label of every task it serves (see raykd.heads.TaskLayout), so one student can also serve
+several tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class LSTMSpec:
+    vocab_size: int
+    num_outputs: int
+    embed_dim: int = 16
+    hidden: int = 32
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.3
+
+
+class LSTMStudent(nn.Module):
+    def __init__(self, spec: LSTMSpec):
+        super().__init__()
+        self.spec = spec
+        self.embed = nn.Embedding(spec.vocab_size, spec.embed_dim, padding_idx=0)
+        self.lstm = nn.LSTM(spec.embed_dim, spec.hidden, num_layers=spec.layers, batch_first=True,
+                            bidirectional=spec.bidirectional, dropout=spec.dropout if spec.layers > 1 else 0.0)
+        width = spec.hidden * (2 if spec.bidirectional else 1)
+        self.dropout = nn.Dropout(spec.dropout)
+        self.head = nn.Linear(width, spec.num_outputs)
+
+    def encode(self, ids: torch.Tensor) -> torch.Tensor:
+        """Masked mean and max pooling of the LSTM states, concatenated then averaged to `width`."""
+        mask = (ids != 0).unsqueeze(-1).float()
+        states, _ = self.lstm(self.embed(ids))
+        mean = (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        peak = states.masked_fill(mask == 0, -1e4).max(1).values
+        return (mean + peak) / 2
+
+    def forward(self, ids: torch.Tensor, task_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(self.dropout(self.encode(ids)))}

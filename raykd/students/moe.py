@@ -1,0 +1,58 @@
+"""The multi-task Mixture-of-Experts student: one model for many rubric tasks.
+
+    ids -> shared encoder (embedding + BiLSTM, pooled) -> h
+    gate = softmax(W_g [h ; task_embedding])              per-response routing over N experts
+    z = sum_i gate_i * expert_i(h)                        experts: small MLPs
+    logits = head_task(z)                                 one head per task (a slice of one flat output)
+
+Trained with hard loss + kd_weight * KD loss + load_balance_weight * balance loss (raykd.distill).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from raykd.students.lstm import LSTMSpec, LSTMStudent
+
+
+@dataclass
+class MoESpec:
+    vocab_size: int
+    num_outputs: int
+    num_tasks: int
+    embed_dim: int = 32
+    hidden: int = 48
+    num_experts: int = 4
+    expert_hidden: int = 64
+    task_embed_dim: int = 8
+    dropout: float = 0.3
+
+
+class MoEStudent(nn.Module):
+    def __init__(self, spec: MoESpec):
+        super().__init__()
+        self.spec = spec
+        self.encoder = LSTMStudent(LSTMSpec(spec.vocab_size, 1, spec.embed_dim, spec.hidden, 1, True, spec.dropout))
+        del self.encoder.head  # the encoder part only
+        width = 2 * spec.hidden
+        self.task_embed = nn.Embedding(spec.num_tasks, spec.task_embed_dim)
+        self.gate = nn.Linear(width + spec.task_embed_dim, spec.num_experts)
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, spec.expert_hidden), nn.GELU(), nn.Dropout(spec.dropout),
+                          nn.Linear(spec.expert_hidden, width))
+            for _ in range(spec.num_experts)
+        )
+        self.dropout = nn.Dropout(spec.dropout)
+        self.head = nn.Linear(width, spec.num_outputs)
+
+    def forward(self, ids: torch.Tensor, task_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if task_ids is None:
+            raise ValueError("the MoE student needs each response's task id")
+        h = self.encoder.encode(ids)
+        gate = torch.softmax(self.gate(torch.cat([h, self.task_embed(task_ids)], dim=-1)), dim=-1)
+        experts = torch.stack([e(h) for e in self.experts], dim=1)  # (batch, experts, width)
+        z = h + (gate.unsqueeze(-1) * experts).sum(1)  # residual keeps the shared signal
+        return {"logits": self.head(self.dropout(z)), "gate": gate}

@@ -1,0 +1,78 @@
+"""Student tokenization: a compact vocabulary built from the training text.
+
+`words`: lower-cased word and punctuation tokens. `wordpiece`: the teacher's own sub-word tokenizer,
+with only the pieces seen in training kept, so embeddings stay small (a 30k-piece teacher vocabulary
+shrinks to the few thousand pieces a prompt's answers use).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PAD, UNK = "<pad>", "<unk>"
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+
+
+class Vocabulary:
+    def __init__(self, tokens: Sequence[str], mode: str = "words", tokenizer_path: str | None = None):
+        if list(tokens[:2]) != [PAD, UNK]:
+            raise ValueError("a vocabulary starts with <pad>, <unk>")
+        self.tokens = list(tokens)
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        self.mode = mode
+        self.tokenizer_path = tokenizer_path
+        self._hf: Any = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def split(self, text: str) -> list[str]:
+        if self.mode == "words":
+            return _WORD.findall(text.lower())
+        if self._hf is None:
+            from transformers import AutoTokenizer
+
+            self._hf = AutoTokenizer.from_pretrained(self.tokenizer_path)
+        return self._hf.tokenize(text)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], max_size: int = 4000, min_freq: int = 2, mode: str = "words",
+              tokenizer_path: str | None = None) -> Vocabulary:
+        probe = cls([PAD, UNK], mode, tokenizer_path)
+        counts = Counter(tok for text in texts for tok in probe.split(text))
+        # Most frequent first; ties broken alphabetically so the same data gives the same vocabulary.
+        ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
+        return cls([PAD, UNK, *ranked[: max(0, max_size - 2)]], mode, tokenizer_path)
+
+    def encode(self, texts: Sequence[str], max_len: int) -> torch.Tensor:
+        """Token ids, right-padded with 0 to the longest text (at most `max_len`); empty texts get one <unk>."""
+        ids = [[self.index.get(t, 1) for t in self.split(text)][:max_len] or [1] for text in texts]
+        width = max(len(x) for x in ids)
+        out = torch.zeros((len(ids), width), dtype=torch.long)
+        for i, row in enumerate(ids):
+            out[i, : len(row)] = torch.tensor(row)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "tokens": self.tokens,
+                "tokenizer_path": "tokenizer" if self.tokenizer_path else None}
+
+    def save(self, folder: Path) -> None:
+        (folder / "vocab.json").write_text(json.dumps(self.to_json()))
+        if self.mode == "wordpiece" and self.tokenizer_path:
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(self.tokenizer_path).save_pretrained(folder / "tokenizer")
+
+    @classmethod
+    def load(cls, folder: Path) -> Vocabulary:
+        d = json.loads((folder / "vocab.json").read_text())
+        path = str(folder / d["tokenizer_path"]) if d.get("tokenizer_path") else None
+        return cls(d["tokens"], d["mode"], path)

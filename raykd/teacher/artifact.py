@@ -1,0 +1,114 @@
+"""The saved teacher: a folder that scores responses without the training code's state.
+
+    raykd_model.json        type, backbone config, LoRA config, tasks, thresholds, parameter counts
+    trainable.safetensors   the trained parameters only (LoRA adapters + head for LLM teachers)
+    base.safetensors        the frozen base, only for tiny random backbones (real ones reload from their path)
+    tokenizer/
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from raykd.config import LoraConfig, ModelConfig, from_dict
+from raykd.heads import TaskLayout, probabilities
+from raykd.teacher.model import build_model, build_tokenizer, count_parameters, format_inputs
+
+MANIFEST = "raykd_model.json"
+
+
+def save_teacher(out_dir: str | Path, *, model_cfg: ModelConfig, lora_cfg: LoraConfig, layout: TaskLayout,
+                 thresholds: dict[str, list[float]], trainable: dict[str, torch.Tensor],
+                 base: dict[str, torch.Tensor] | None, tokenizer: Any, parameters: dict[str, int],
+                 seed: int, extra: dict[str, Any] | None = None) -> Path:
+    """Write the artifact into a temporary folder beside `out_dir`, then move it into place."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        save_file({k: v.contiguous().float() for k, v in trainable.items()}, tmp / "trainable.safetensors")
+        if base is not None:
+            save_file({k: v.contiguous() for k, v in base.items()}, tmp / "base.safetensors")
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        manifest = {
+            "type": "teacher",
+            "model": dataclasses.asdict(model_cfg),
+            "lora": dataclasses.asdict(lora_cfg),
+            "tasks": layout.to_list(),
+            "thresholds": thresholds,
+            "parameters": parameters,
+            "seed": seed,
+            **(extra or {}),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out_dir
+
+
+class TeacherScorer:
+    """Loads a saved teacher and returns per-task probabilities for batches of responses."""
+
+    kind = "teacher"
+
+    def __init__(self, path: str | Path, device: str | None = None):
+        self.path = Path(path)
+        self.manifest = json.loads((self.path / MANIFEST).read_text())
+        self.model_cfg = from_dict(ModelConfig, self.manifest["model"], "model")
+        self.model_cfg.tokenizer = str(self.path / "tokenizer")
+        lora_cfg = from_dict(LoraConfig, self.manifest["lora"], "lora")
+        self.layout = TaskLayout.from_list(self.manifest["tasks"])
+        self.thresholds: dict[str, list[float]] = self.manifest.get("thresholds", {})
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.tokenizer = build_tokenizer(self.model_cfg)
+        self.model = build_model(self.model_cfg, lora_cfg, self.layout.total, self.tokenizer,
+                                 on_gpu=self.device.type == "cuda", seed=self.manifest.get("seed", 0))
+        if (self.path / "base.safetensors").exists():
+            _load_named(self.model, load_file(self.path / "base.safetensors"), "base")
+        _load_named(self.model, load_file(self.path / "trainable.safetensors"), "trainable")
+        self.model.to(self.device).eval()
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self.model)[0]
+
+    @torch.no_grad()
+    def predict_proba(self, texts: list[str], tasks: list[str], questions: list[str | None] | None = None,
+                      references: list[str | None] | None = None, batch_size: int = 32) -> list[np.ndarray]:
+        """One probability vector per response, over its task's classes/labels."""
+        inputs = format_inputs(texts, questions, references, self.model_cfg.include_question)
+        out: list[np.ndarray] = []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start:start + batch_size]
+            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.model_cfg.max_length,
+                                 return_tensors="pt").to(self.device)
+            logits = self.model(**enc).logits.float()
+            for i, task in enumerate(tasks[start:start + batch_size]):
+                spec = self.layout.spec(task)
+                out.append(probabilities(logits[i, self.layout.span(task)], spec).cpu().numpy())
+        return out
+
+
+def _load_named(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    params = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    missing = [k for k in state if k not in params and k not in buffers]
+    if missing:
+        raise ValueError(f"{what} weights do not fit the model: unknown names {missing[:3]}")
+    with torch.no_grad():
+        for k, v in state.items():
+            target = params.get(k, buffers.get(k))
+            target.copy_(v.to(target.dtype))

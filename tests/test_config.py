@@ -1,0 +1,31 @@
+import pytest
+
+from raykd.config import TeacherJobConfig, load_config
+from raykd.errors import ConfigError
+
+
+def test_load_and_override(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("train:\n  epochs: 2\n  betas: [0.9, 0.95]\nscaling: {num_workers: 2}\n")
+    cfg = load_config(path, TeacherJobConfig, ["train.lr=0.001", "deepspeed.zero_stage=3"])
+    assert cfg.train.epochs == 2 and cfg.train.betas == (0.9, 0.95)
+    assert cfg.train.lr == 0.001 and cfg.deepspeed.zero_stage == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "reason"),
+    [
+        ("train:\n  epoch: 2\n", "t.yaml.train.epoch", "unknown key"),
+        ("train:\n  lr: fast\n", "t.yaml.train.lr", "expected a number"),
+        ("deepspeed:\n  zero_stage: 4\n", "t.yaml.deepspeed.zero_stage", "expected one of [0, 1, 2, 3]"),
+        ("train:\n  epochs: 0\n", "t.yaml.train.epochs", "must be >= 1"),
+        ("- a\n- b\n", "t.yaml", "top level must be a mapping"),
+        ("train: [\n", "t.yaml", "invalid YAML"),
+    ],
+)
+def test_invalid_config_names_the_key(tmp_path, text, where, reason):
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path, TeacherJobConfig)
+    assert e.value.where.endswith(where) and reason in e.value.reason
