@@ -87,6 +87,23 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from raykd.config import TuneJobConfig, load_config
+    from raykd.tune.search import run_tune
+
+    run_tune(load_config(args.config, TuneJobConfig, _overrides(args)), tracking_uri=args.tracking_uri)
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from raykd.registry import lineage
+    from raykd.tracking import default_tracking_uri
+
+    for step, text in lineage(args.model, args.tracking_uri or default_tracking_uri()):
+        print(f"{step:>13s}: {text}")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from raykd.predict import predict_file
 
@@ -134,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     _job_args(distill)
     distill.add_argument("--teacher", help="teacher output folder")
     distill.set_defaults(func=cmd_distill)
+
+    tune = sub.add_parser("tune", help="Ray Tune search over student hyperparameters; registers the champion")
+    _job_args(tune)
+    tune.add_argument("--teacher", help="teacher output folder")
+    tune.set_defaults(func=cmd_tune)
+
+    lin = sub.add_parser("lineage", help="print a registered model's chain back to its data")
+    lin.add_argument("model", help="NAME@ALIAS (e.g. asap1-student@champion), NAME/VERSION or models:/...")
+    lin.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite under $RAYKD_HOME or ./runs)")
+    lin.set_defaults(func=cmd_lineage)
 
     predict = sub.add_parser("predict", help="score a file offline with a saved student or teacher")
     predict.add_argument("--model", required=True, help="model folder, runs:/ID/model or models:/NAME@ALIAS")

@@ -159,6 +159,9 @@ class TeacherJobConfig:
             raise ConfigError(f"{where}.scaling.num_workers", "must be >= 1")
         if self.deepspeed.offload_params and self.deepspeed.zero_stage != 3:
             raise ConfigError(f"{where}.deepspeed.offload_params", "parameter offload needs zero_stage 3")
+        if self.lora.enabled and self.lora.include_experts and self.lora.dropout != 0:
+            raise ConfigError(f"{where}.lora.dropout", "LoRA on MoE expert weights (include_experts) needs dropout 0: "
+                                                       "peft adapts expert parameters without dropout")
         if self.model.kind == "llm" and self.model.tiny is None and self.model.name_or_path == "minilm":
             raise ConfigError(f"{where}.model.name_or_path", "an llm teacher needs an LLM, not minilm")
 
@@ -350,3 +353,62 @@ class DistillJobConfig:
         self.distill.validate(f"{where}.distill")
         if not self.students:
             raise ConfigError(f"{where}.students", "name at least one student")
+
+
+# ----------------------------------------------------------------------------------------------- tune
+@dataclass
+class ParamRange:
+    """One dimension of the search space: uniform/loguniform (low, high), randint (low, high inclusive),
+    or choice (values)."""
+
+    type: Literal["uniform", "loguniform", "randint", "choice"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+
+@dataclass
+class AshaConfig:
+    grace_period: int = 2
+    reduction_factor: int = 2
+
+
+@dataclass
+class TuneJobConfig:
+    """Ray Tune over student hyperparameters. Keys of `space` are `student.<field>` or `distill.<field>`."""
+
+    name: str = "tune"
+    output_dir: str = "runs/tune"
+    teacher: str = "runs/teacher"
+    data: DataConfig = field(default_factory=DataConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    space: dict[str, ParamRange] = field(default_factory=dict)
+    num_samples: int = 16
+    search_alg: Literal["random", "optuna"] = "optuna"
+    max_concurrent_trials: int = 2
+    cpus_per_trial: float = 1.0
+    time_budget_s: float = 900.0
+    asha: AshaConfig = field(default_factory=AshaConfig)
+    max_param_ratio: float = 0.01  # the winner may have at most this share of the teacher's parameters
+    min_speedup: float | None = None  # and, if set, be at least this much faster than the teacher
+    register_as: str | None = None  # MLflow registered model name (alias `champion` goes to the winner)
+    seed: int = 0
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def validate(self, where: str = "config") -> None:
+        self.data.validate(f"{where}.data")
+        self.distill.validate(f"{where}.distill")
+        known = {f"student.{f.name}" for f in dataclasses.fields(StudentConfig)} | {
+            f"distill.{f.name}" for f in dataclasses.fields(DistillConfig)}
+        for key, rng in self.space.items():
+            if key not in known:
+                raise ConfigError(f"{where}.space.{key}", f"unknown hyperparameter (use one of {sorted(known)})")
+            if rng.type == "choice" and not rng.values:
+                raise ConfigError(f"{where}.space.{key}", "choice needs values")
+            if rng.type != "choice" and (rng.low is None or rng.high is None or rng.low > rng.high):
+                raise ConfigError(f"{where}.space.{key}", f"{rng.type} needs low <= high")
+            if rng.type == "loguniform" and rng.low is not None and rng.low <= 0:
+                raise ConfigError(f"{where}.space.{key}", "loguniform needs low > 0")
+        if self.num_samples < 1 or self.max_concurrent_trials < 1:
+            raise ConfigError(f"{where}.num_samples", "num_samples and max_concurrent_trials must be >= 1")

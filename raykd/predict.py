@@ -35,9 +35,10 @@ def read_for_scoring(path: str | Path, layout: TaskLayout, skip_invalid: bool = 
             raise DataError(str(path), f"missing column 'task' (this model serves {list(tasks)})")
 
         def task_of(rec: dict) -> str:
-            return cell(rec["task"]) or "" if "task" in rec else next(iter(tasks))
+            return (cell(rec["task"]) or "") if "task" in rec else next(iter(tasks))
     else:
-        raise DataError(str(path), f"expected columns Id/EssaySet/EssayText or id/task/text; found {list(frame.columns)}")
+        raise DataError(str(path), "expected columns Id/EssaySet/EssayText or id/task/text; "
+                                   f"found {list(frame.columns)}")
 
     def rows() -> Iterable[RawRow]:
         for i, rec in enumerate(frame.to_dict("records"), start=2):

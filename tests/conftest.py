@@ -44,3 +44,13 @@ def tracking_uri(tmp_path_factory) -> str:
     """A real MLflow SQLite store shared by the suite."""
     path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
     return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(shared_data, ray_session, tracking_uri, tmp_path_factory):
+    """A tiny gpt-oss + LoRA teacher trained once through Ray Train + DeepSpeed ZeRO-3 (2 workers) on an
+    ASAP-SAS set 1 slice, with its soft labels exported; later stages (distill, predict, tune, serve) use it."""
+    from raykd.teacher.job import run_teacher
+    from tests.fixtures import tiny_teacher_config
+
+    return run_teacher(tiny_teacher_config(tmp_path_factory.mktemp("tiny_teacher")), tracking_uri=tracking_uri)

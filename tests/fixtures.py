@@ -27,3 +27,24 @@ def write_pasta_task(root: Path, n_train: int = 60, n_test: int = 20, seed: int 
             lines.append(f"{split}-{i},{text}," + ",".join(str(int(f)) for f in flags))
         (root / f"task1_{split}.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+def tiny_teacher_config(out: Path, **sections):
+    """A teacher config small enough for tests: tiny gpt-oss + LoRA, ZeRO-3, 2 workers, ASAP-SAS set 1 slice."""
+    from raykd.config import TeacherJobConfig, from_dict
+
+    base = {
+        "name": "tiny", "output_dir": str(out / "teacher"),
+        "data": {"path": "asap_sas", "options": {"sets": [1]}, "include_unlabelled": True, "limit_per_task": 16},
+        "model": {"kind": "llm", "tiny": "gpt_oss", "max_length": 32},
+        "lora": {"r": 4, "alpha": 8},
+        "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "log_every": 2},
+        "deepspeed": {"zero_stage": 3},
+        "scaling": {"num_workers": 2, "cpus_per_worker": 0.5, "max_failures": 2},
+        "export": {"batch_size": 16},
+    }
+    for key, value in sections.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    cfg = from_dict(TeacherJobConfig, base)
+    cfg.validate()
+    return cfg

@@ -151,7 +151,7 @@ def _fit_one(cfg: DistillJobConfig, out: Path, group: str, variant: str, scfg: S
 
         fit: FitResult = fit_student(scfg, dcfg, train, val, layout, str(teacher_dir / "model" / "tokenizer"),
                                      on_epoch=log_epoch)
-        test_metrics, test_score = evaluate_frame(fit, test, scfg.max_len)
+        test_metrics, test_score = evaluate_frame(fit, test)
         model_dir = save_student(out / "students" / group / variant, fit.model, fit.arch, fit.vocab, layout,
                                  fit.thresholds, scfg.max_len,
                                  extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": lineage["raykd.teacher_run_id"]})
@@ -166,7 +166,8 @@ def _fit_one(cfg: DistillJobConfig, out: Path, group: str, variant: str, scfg: S
                 "param_ratio": fit.parameters / teacher_params, "model_dir": str(model_dir),
                 "run_id": run.info.run_id}
         mlflow.log_metrics({"test.score": test_score, "val.score": fit.val_score, "parameters": fit.parameters,
-                            "bytes_on_disk": info["bytes"], "responses_per_s": rps, "speedup_vs_teacher": rps / teacher_rps,
+                            "bytes_on_disk": info["bytes"], "responses_per_s": rps,
+                            "speedup_vs_teacher": rps / teacher_rps,
                             **{f"test.{k.replace('/', '.')}": v for k, v in test_metrics.items()}})
         mlflow.log_artifacts(str(model_dir), artifact_path="model")
     return info

@@ -38,6 +38,7 @@ class FitResult:
     best_epoch: int
     epochs_run: int
     seconds: float
+    max_len: int
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -160,6 +161,7 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
     model = make_model(scfg, len(vocab), layout)
     tr = Encoded(train, vocab, layout, scfg.max_len)
     va = Encoded(validation, vocab, layout, scfg.max_len)
+    n_params = int(sum(p.numel() for p in model.parameters()))
     opt = torch.optim.Adam(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
     best_state, best_score, best_epoch, bad = None, -math.inf, -1, 0
     best_metrics: dict[str, float] = {}
@@ -181,7 +183,8 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
             opt.step()
             losses.append(loss.item())
         metrics, thresholds, val_score = score(predict_logits(model, va), va, layout, tune=True)
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_score": val_score}
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_score": val_score,
+                  "parameters": n_params}
         history.append(record)
         if on_epoch is not None:
             on_epoch(epoch + 1, {**record, **{f"val/{k}": v for k, v in metrics.items()}})
@@ -196,15 +199,11 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
         model.load_state_dict(best_state)
     model.eval()
     return FitResult(model, scfg.arch, vocab, layout, best_thresholds, best_metrics, best_score, best_epoch + 1,
-                     epoch + 1, time.time() - t0, history)
+                     epoch + 1, time.time() - t0, scfg.max_len, history)
 
 
-def evaluate_frame(fit: FitResult | Any, frame: pd.DataFrame, max_len: int) -> tuple[dict[str, float], float]:
-    data = Encoded(frame, fit.vocab, fit.layout, max_len)
+def evaluate_frame(fit: Any, frame: pd.DataFrame) -> tuple[dict[str, float], float]:
+    """Metrics of a fitted student (a FitResult or a loaded StudentScorer) on the labelled rows of `frame`."""
+    data = Encoded(frame, fit.vocab, fit.layout, fit.max_len)
     metrics, _, s = score(predict_logits(fit.model, data), data, fit.layout, fit.thresholds)
     return metrics, s
-
-
-def fit_summary(fit: FitResult) -> dict[str, Any]:
-    return {"val_score": fit.val_score, "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
-            "parameters": fit.parameters, "seconds": fit.seconds}

@@ -310,11 +310,11 @@ def _maybe_kill(cfg: TeacherJobConfig, rank: int, epoch: int, step: int, marker:
     chaos = cfg.chaos
     if not chaos or marker is None:
         return
-    if (rank, epoch, step) == (chaos.get("kill_rank", 1), chaos.get("at_epoch", 1), chaos.get("at_step", 0)):
-        if not os.path.exists(marker):
-            Path(marker).write_text(f"killed rank {rank} at epoch {epoch} step {step}\n")
-            print(f"[teacher] chaos: killing worker rank {rank} (pid {os.getpid()})", flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
+    point = (chaos.get("kill_rank", 1), chaos.get("at_epoch", 1), chaos.get("at_step", 0))
+    if (rank, epoch, step) == point and not os.path.exists(marker):
+        Path(marker).write_text(f"killed rank {rank} at epoch {epoch} step {step}\n")
+        print(f"[teacher] chaos: killing worker rank {rank} (pid {os.getpid()})", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _mlflow(config: dict[str, Any]) -> Any:

@@ -12,7 +12,7 @@ def test_lora_on_attention_and_experts_of_tiny_gpt_oss():
     names = [n for n, p in attn.named_parameters() if p.requires_grad]
     assert any("q_proj.lora_A" in n for n in names) and any("score" in n for n in names)
     assert not any("experts" in n for n in names)
-    experts = build_model(cfg, LoraConfig(r=4, alpha=8, include_experts=True), 5, tok, on_gpu=False)
+    experts = build_model(cfg, LoraConfig(r=4, alpha=8, dropout=0.0, include_experts=True), 5, tok, on_gpu=False)
     assert count_parameters(experts)[1] > count_parameters(attn)[1]
     assert any("experts" in n for n, p in experts.named_parameters() if p.requires_grad)
 

@@ -1,40 +1,25 @@
 """The teacher through the full distributed path: Ray Train workers, DeepSpeed ZeRO, MLflow, Ray Data export."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from raykd.config import TeacherJobConfig, from_dict
 from raykd.teacher.artifact import TeacherScorer
 from raykd.teacher.export import read_soft_labels
 from raykd.teacher.job import run_teacher
-from tests.fixtures import CRITERIA, write_pasta_task
+from tests.fixtures import CRITERIA, tiny_teacher_config, write_pasta_task
 
 
-def tiny_cfg(tmp_path, **sections) -> TeacherJobConfig:
-    base = {
-        "name": "tiny", "output_dir": str(tmp_path / "teacher"),
-        "data": {"path": "asap_sas", "options": {"sets": [1]}, "include_unlabelled": True, "limit_per_task": 16},
-        "model": {"kind": "llm", "tiny": "gpt_oss", "max_length": 32},
-        "lora": {"r": 4, "alpha": 8},
-        "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "log_every": 2},
-        "deepspeed": {"zero_stage": 3},
-        "scaling": {"num_workers": 2, "cpus_per_worker": 0.5, "max_failures": 2},
-        "export": {"batch_size": 16},
-    }
-    for key, value in sections.items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    cfg = from_dict(TeacherJobConfig, base)
-    cfg.validate()
-    return cfg
+def tiny_cfg(tmp_path, **sections):
+    return tiny_teacher_config(tmp_path, **sections)
 
 
-def test_tiny_gpt_oss_lora_zero3_two_workers(shared_data, ray_session, tracking_uri, tmp_path):
-    cfg = tiny_cfg(tmp_path)
-    res = run_teacher(cfg, tracking_uri=tracking_uri)
+def test_tiny_gpt_oss_lora_zero3_two_workers(shared_data, tiny_teacher, tracking_uri):
+    res = tiny_teacher
 
     soft, meta = read_soft_labels(res.soft_labels)
     assert set(soft["split"]) == {"train", "validation", "test", "unlabelled"}
@@ -47,7 +32,7 @@ def test_tiny_gpt_oss_lora_zero3_two_workers(shared_data, ray_session, tracking_
     # Only the LoRA adapters and the classification head are saved as trained weights.
     trained = load_file(f"{res.model_dir}/trainable.safetensors")
     assert trained and all("lora_" in k or "score" in k for k in trained)
-    manifest = json.loads(open(f"{res.model_dir}/raykd_model.json").read())
+    manifest = json.loads(Path(res.model_dir, "raykd_model.json").read_text())
     assert manifest["parameters"]["trainable"] < manifest["parameters"]["total"] / 10
 
     # The saved artifact reproduces the exported probabilities without any training state.
@@ -87,7 +72,7 @@ def test_killed_worker_resumes_from_last_checkpoint(ray_session, tracking_uri, t
     # so each epoch reported its metrics exactly once.
     client = mlflow.tracking.MlflowClient(tracking_uri)
     assert [m.step for m in client.get_metric_history(res.run_id, "epoch")] == [1, 2, 3]
-    manifest = json.loads(open(f"{res.model_dir}/raykd_model.json").read())
+    manifest = json.loads(Path(res.model_dir, "raykd_model.json").read_text())
     assert len(manifest["thresholds"]["task1"]) == len(CRITERIA)
     soft, _ = read_soft_labels(res.soft_labels)
     assert [c for c in soft.columns if c.startswith("p_")] == [f"p_{c}" for c in CRITERIA]

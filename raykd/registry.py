@@ -1,0 +1,118 @@
+"""MLflow Model Registry: students logged as pyfunc models, the champion alias, and the lineage chain.
+
+A registered version carries tags that point back along the chain:
+    raykd.tune_run_id -> raykd.teacher_run_id -> raykd.soft_labels_artifact / raykd.soft_labels_digest
+    -> raykd.data_digest, plus raykd.git_commit (the code version).
+`lineage("NAME@champion")` follows them and prints the chain back to the data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+from raykd.errors import RaykdError
+
+CHAMPION = "champion"
+LINEAGE_TAGS = ("raykd.tune_run_id", "raykd.teacher_run_id", "raykd.soft_labels_artifact",
+                "raykd.soft_labels_digest", "raykd.data_digest", "raykd.git_commit")
+
+
+class RaykdPyfunc(mlflow.pyfunc.PythonModel):
+    """Lets any MLflow tool score with a raykd model: input rows `task, text`, output probabilities."""
+
+    # No type hints on these two: MLflow reads them as a schema and warns about plain ones.
+    def load_context(self, context):  # noqa: ANN001
+        from raykd.scoring import load_scorer
+
+        self.scorer = load_scorer(context.artifacts["raykd_model"])
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001
+        import pandas as pd
+
+        from raykd.scoring import predictions
+
+        texts, tasks = model_input["text"].tolist(), model_input["task"].tolist()
+        probs = self.scorer.predict_proba(texts, tasks)
+        return pd.DataFrame({"prediction": [p if isinstance(p, str) else ";".join(p)
+                                            for p in predictions(self.scorer, tasks, probs)],
+                             "probabilities": [json.dumps([float(x) for x in p]) for p in probs]})
+
+
+def log_model(model_dir: str | Path, name: str = "model") -> Any:
+    """Log a raykd model folder as an MLflow pyfunc model in the active run; returns the ModelInfo."""
+    return mlflow.pyfunc.log_model(name=name, python_model=RaykdPyfunc(), artifacts={"raykd_model": str(model_dir)},
+                                   pip_requirements=["raykd"])
+
+
+def register_champion(model_uri: str, registered_name: str, tags: dict[str, str]) -> Any:
+    """Register `model_uri`, tag the version with its lineage and point the `champion` alias at it."""
+    from mlflow.tracking import MlflowClient
+
+    version = mlflow.register_model(model_uri, registered_name)
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(registered_name, version.version, key, str(value))
+    client.set_registered_model_alias(registered_name, CHAMPION, version.version)
+    return version
+
+
+def _when(ms: int) -> str:
+    return f"{datetime.fromtimestamp(ms / 1000, tz=UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def parse_model_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """`NAME@ALIAS`, `NAME/VERSION` or `models:/NAME@ALIAS` -> (name, alias, version)."""
+    ref = ref.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return name, alias, None
+    if "/" in ref:
+        name, version = ref.rsplit("/", 1)
+        return name, None, version
+    return ref, CHAMPION, None
+
+
+def lineage(ref: str, tracking_uri: str | None = None) -> list[tuple[str, str]]:
+    """The chain from a registered model back to its data, as (step, description) pairs."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    name, alias, version = parse_model_ref(ref)
+    try:
+        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException as e:
+        raise RaykdError(f"{ref}: no such registered model version ({e.message})") from None
+    tags = mv.tags
+    chain = [("model", f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}"),
+             ("version", f"{mv.version} (run {mv.run_id}, registered {_when(mv.creation_timestamp)})")]
+    if mv.run_id:
+        run = client.get_run(mv.run_id)
+        m = run.data.metrics
+        arch = run.data.params.get("student.arch", "?")
+        chain.append(("student run", f"{mv.run_id}: {arch} student, {int(m.get('parameters', 0)):,} parameters, "
+                                     f"val {m.get('val.score', math.nan):.4f}, test {m.get('test.score', math.nan):.4f}"))
+    if tags.get("raykd.tune_run_id"):
+        tune = client.get_run(tags["raykd.tune_run_id"])
+        chain.append(("tune search", f"{tune.info.run_id}: {tune.data.params.get('num_samples', '?')} trials "
+                                     f"({tune.info.run_name})"))
+    if tags.get("raykd.soft_labels_artifact"):
+        chain.append(("soft labels", f"{tags['raykd.soft_labels_artifact']} "
+                                     f"(sha256 {tags.get('raykd.soft_labels_digest', '?')})"))
+    if tags.get("raykd.teacher_run_id"):
+        teacher = client.get_run(tags["raykd.teacher_run_id"])
+        tm = teacher.data.metrics
+        score = tm.get("test.score", tm.get("validation.score", float("nan")))
+        backbone = teacher.data.tags.get("raykd.backbone", "?")
+        chain.append(("teacher run", f"{teacher.info.run_id}: backbone {backbone}, test score {score:.4f}"))
+        for ds_input in teacher.inputs.dataset_inputs:
+            chain.append(("teacher data", f"{ds_input.dataset.name} (MLflow dataset digest {ds_input.dataset.digest})"))
+    chain.append(("data digest", tags.get("raykd.data_digest", "?")))
+    chain.append(("code", tags.get("raykd.git_commit", "?")))
+    return chain

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from raykd.config import DistillConfig, StudentConfig
+from raykd.data import TaskSpec
+from raykd.distill.train import make_model
+from raykd.heads import TaskLayout
+from raykd.students.artifact import StudentScorer, save_student
+from raykd.students.vocab import Vocabulary
+
+ASAP = TaskLayout.of([TaskSpec(f"asap_{s}", "multiclass", ("0", "1", "2", "3"), ordinal=True) for s in (1, 2, 5, 6)]
+                     + [TaskSpec("asap_10", "multiclass", ("0", "1", "2"), ordinal=True)])
+
+
+def test_lstm_student_is_in_the_papers_size_range():
+    model = make_model(StudentConfig(), vocab_size=3000, layout=TaskLayout.of(ASAP.tasks[:1]))
+    n = sum(p.numel() for p in model.parameters())
+    assert 20_000 <= n <= 100_000  # arXiv 2312.15842: 0.02-0.1M parameters
+    out = model(torch.randint(1, 3000, (5, 12)))
+    assert out["logits"].shape == (5, 4)
+
+
+def test_moe_student_gates_per_task_and_serves_all_heads():
+    model = make_model(StudentConfig(arch="moe", vocab_size=4000, embed_dim=24, hidden=48), 4000, ASAP)
+    n = sum(p.numel() for p in model.parameters())
+    assert n < 0.01 * 22_700_000  # under 1% of the MiniLM teacher
+    ids = torch.randint(1, 4000, (6, 10))
+    tasks = torch.tensor([0, 1, 2, 3, 4, 0])
+    out = model(ids, tasks)
+    assert out["logits"].shape == (6, ASAP.total) and out["gate"].shape == (6, 4)
+    torch.testing.assert_close(out["gate"].sum(-1), torch.ones(6))
+    # The gate depends on the task: the same text routed for two tasks gets two routings.
+    same = ids[:1].repeat(2, 1)
+    g = model.eval()(same, torch.tensor([0, 4]))["gate"]
+    assert not torch.allclose(g[0], g[1])
+    with pytest.raises(ValueError, match="task id"):
+        model(ids)
+
+
+def test_vocabulary_is_deterministic_and_handles_unknowns():
+    texts = ["The acid reacts with marble", "the ACID reacts fast", "marble and limestone"]
+    a, b = Vocabulary.build(texts, min_freq=1), Vocabulary.build(list(reversed(texts)), min_freq=1)
+    assert a.tokens == b.tokens and a.tokens[:3] == ["<pad>", "<unk>", "acid"]
+    ids = a.encode(["acid zebra", ""], max_len=8)
+    assert ids.tolist() == [[a.index["acid"], 1], [1, 0]]
+
+
+def test_wordpiece_vocabulary_from_the_teacher_tokenizer(tmp_path):
+    from raykd.teacher.model import minilm_path
+
+    v = Vocabulary.build(["photosynthesis makes glucose", "photosynthesis again"], min_freq=1, mode="wordpiece",
+                         tokenizer_path=minilm_path())
+    assert "##thesis" in v.tokens or "photosynthesis" in v.tokens
+    assert len(v) < 20  # only the pieces seen in training
+    v.save(tmp_path)
+    again = Vocabulary.load(tmp_path)
+    assert again.encode(["photosynthesis"], 8).tolist() == v.encode(["photosynthesis"], 8).tolist()
+
+
+def test_saved_student_predicts_without_training_state(tmp_path):
+    layout = TaskLayout.of([ASAP.spec("asap_1"), ASAP.spec("asap_2")])
+    vocab = Vocabulary.build(["acid rain on marble", "polymer stretch test"], min_freq=1)
+    model = make_model(StudentConfig(arch="moe"), len(vocab), layout).eval()
+    path = save_student(tmp_path / "s", model, "moe", vocab, layout, {}, max_len=16, extra={"kd_weight": 0.5})
+    scorer = StudentScorer(path)
+    probs = scorer.predict_proba(["acid rain", "stretch"], ["asap_1", "asap_2"])
+    with torch.no_grad():
+        direct = torch.softmax(model(vocab.encode(["acid rain"], 16), torch.tensor([0]))["logits"][0, :4], -1)
+    np.testing.assert_allclose(probs[0], direct.numpy(), atol=1e-6)
+    assert all(abs(p.sum() - 1) < 1e-5 for p in probs)
+    assert scorer.manifest["tasks"][0]["labels"] == ["0", "1", "2", "3"]
+
+
+def test_distill_config_rejects_bad_lambda():
+    from raykd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="kd_weight"):
+        DistillConfig(kd_weight=1.5).validate("distill")

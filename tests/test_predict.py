@@ -1,0 +1,72 @@
+"""`raykd predict` on an ASAP-SAS-format file, with a saved student, a teacher, and an MLflow URI."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from raykd.cli import main
+from raykd.config import DistillConfig, StudentConfig
+from raykd.data import make_splits, read_asap
+from raykd.distill.train import fit_student
+from raykd.heads import TaskLayout
+from raykd.students.artifact import StudentScorer, save_student
+
+
+@pytest.fixture(scope="module")
+def asap1(shared_data):
+    return make_splits(read_asap(shared_data / "asap_sas", sets=[1]), seed=0)
+
+
+@pytest.fixture(scope="module")
+def student_dir(asap1, tmp_path_factory):
+    f = asap1.frame
+    layout = TaskLayout.of(asap1.tasks)
+    fit = fit_student(StudentConfig(), DistillConfig(kd_weight=0.0, epochs=4), f[f["split"] == "train"],
+                      f[f["split"] == "validation"], layout)
+    return save_student(tmp_path_factory.mktemp("s") / "student", fit.model, "lstm", fit.vocab, layout,
+                        fit.thresholds, 128)
+
+
+def asap_file(asap1, path, n=40, with_score=True, sep="\t"):
+    test = asap1.frame[asap1.frame["split"] == "test"].head(n)
+    frame = pd.DataFrame({"Id": test["id"], "EssaySet": 1, "EssayText": test["text"]})
+    if with_score:
+        frame["Score1"] = [int(y) for y in test["y"]]
+    frame.to_csv(path, sep=sep, index=False)
+    return test
+
+
+def test_predict_student_on_asap_tsv(asap1, student_dir, tmp_path, capsys):
+    test = asap_file(asap1, tmp_path / "in.tsv")
+    assert main(["predict", "--model", str(student_dir), "--input", str(tmp_path / "in.tsv"),
+                 "--output", str(tmp_path / "out.csv")]) == 0
+    out = pd.read_csv(tmp_path / "out.csv", dtype={"id": str})
+    assert out.columns.tolist() == ["id", "task", "prediction", "p_0", "p_1", "p_2", "p_3"]
+    assert out["id"].tolist() == test["id"].tolist()
+    probs = StudentScorer(student_dir).predict_proba(test["text"].tolist(), ["asap_1"] * len(test))
+    np.testing.assert_allclose(out[["p_0", "p_1", "p_2", "p_3"]].to_numpy(), np.stack(probs), atol=1e-6)
+    assert (out["prediction"] == np.stack(probs).argmax(1)).all()
+    printed = capsys.readouterr().out
+    assert "asap_1" in printed and "qwk=" in printed and "mean qwk:" in printed
+
+
+def test_predict_teacher_by_mlflow_uri_without_scores(asap1, tiny_teacher, tracking_uri, tmp_path, capsys):
+    asap_file(asap1, tmp_path / "in.csv", n=8, with_score=False, sep=",")
+    uri = f"runs:/{tiny_teacher.run_id}/model"
+    assert main(["predict", "--model", uri, "--tracking-uri", tracking_uri, "--input", str(tmp_path / "in.csv"),
+                 "--output", str(tmp_path / "out.parquet")]) == 0
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(out) == 8 and np.allclose(out[["p_0", "p_1", "p_2", "p_3"]].sum(1), 1.0, atol=1e-5)
+    assert "qwk=" not in capsys.readouterr().out
+
+
+def test_predict_rejects_tasks_the_model_does_not_serve(student_dir, tmp_path, capsys):
+    (tmp_path / "in.tsv").write_text("Id\tEssaySet\tEssayText\n1\t1\tvinegar amount\n2\t3\tkoala bears\n")
+    assert main(["predict", "--model", str(student_dir), "--input", str(tmp_path / "in.tsv"),
+                 "--output", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "in.tsv, row 3: unknown task 'asap_3' (known: asap_1)" in err
+    assert not (tmp_path / "out.csv").exists()
+    assert main(["predict", "--model", str(student_dir), "--input", str(tmp_path / "in.tsv"),
+                 "--output", str(tmp_path / "out.csv"), "--skip-invalid"]) == 0
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 1
