@@ -96,8 +96,9 @@ def lineage(ref: str, tracking_uri: str | None = None) -> list[tuple[str, str]]:
         run = client.get_run(mv.run_id)
         m = run.data.metrics
         arch = run.data.params.get("student.arch", "?")
+        val, test = m.get("val.score", math.nan), m.get("test.score", math.nan)
         chain.append(("student run", f"{mv.run_id}: {arch} student, {int(m.get('parameters', 0)):,} parameters, "
-                                     f"val {m.get('val.score', math.nan):.4f}, test {m.get('test.score', math.nan):.4f}"))
+                                     f"val {val:.4f}, test {test:.4f}"))
     if tags.get("raykd.tune_run_id"):
         tune = client.get_run(tags["raykd.tune_run_id"])
         chain.append(("tune search", f"{tune.info.run_id}: {tune.data.params.get('num_samples', '?')} trials "
