@@ -104,6 +104,23 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from raykd.config import ServeConfig, load_config
+    from raykd.serve.app import run_serve
+
+    extra = [f"{k}={v}" for k, v in (("model", args.model), ("host", args.host), ("port", args.port),
+                                     ("tracking_uri", args.tracking_uri)) if v is not None]
+    run_serve(load_config(args.config, ServeConfig, list(args.set) + extra))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from raykd.serve.client import score_file
+
+    score_file(args.url, args.input, args.output, token=args.token, batch_size=args.batch_size)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from raykd.predict import predict_file
 
@@ -161,6 +178,23 @@ def build_parser() -> argparse.ArgumentParser:
     lin.add_argument("model", help="NAME@ALIAS (e.g. asap1-student@champion), NAME/VERSION or models:/...")
     lin.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite under $RAYKD_HOME or ./runs)")
     lin.set_defaults(func=cmd_lineage)
+
+    srv = sub.add_parser("serve", help="serve a model over HTTP with Ray Serve (127.0.0.1 unless configured)")
+    srv.add_argument("--config", help="YAML serve config")
+    srv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    srv.add_argument("--model", help="model folder, runs:/ID/model or models:/NAME@ALIAS")
+    srv.add_argument("--host", help="bind address (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, help="port (default 8000)")
+    srv.add_argument("--tracking-uri", help="MLflow tracking URI for registry models")
+    srv.set_defaults(func=cmd_serve)
+
+    score = sub.add_parser("score", help="score a file through a running endpoint")
+    score.add_argument("input", help="responses: CSV/TSV/JSONL/Parquet (ASAP-SAS columns or id/task/text)")
+    score.add_argument("--url", required=True, help="endpoint base URL, e.g. http://127.0.0.1:8000")
+    score.add_argument("--output", help="results file (default: INPUT stem + .scored.csv)")
+    score.add_argument("--token", help="bearer token (default: $RAYKD_SERVE_TOKEN)")
+    score.add_argument("--batch-size", type=int, default=64, help="responses per request")
+    score.set_defaults(func=cmd_score)
 
     predict = sub.add_parser("predict", help="score a file offline with a saved student or teacher")
     predict.add_argument("--model", required=True, help="model folder, runs:/ID/model or models:/NAME@ALIAS")

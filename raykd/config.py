@@ -412,3 +412,39 @@ class TuneJobConfig:
                 raise ConfigError(f"{where}.space.{key}", "loguniform needs low > 0")
         if self.num_samples < 1 or self.max_concurrent_trials < 1:
             raise ConfigError(f"{where}.num_samples", "num_samples and max_concurrent_trials must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------- serve
+@dataclass
+class AutoscalingConfig:
+    min_replicas: int = 1
+    max_replicas: int = 2
+    target_ongoing_requests: float = 8.0
+
+
+@dataclass
+class ServeConfig:
+    """The scoring endpoint. `model` is a model folder, `runs:/ID/model` or `models:/NAME@ALIAS`."""
+
+    model: str = "models:/asap1-student@champion"
+    tracking_uri: str | None = None
+    app_name: str = "raykd"
+    route_prefix: str = "/"
+    host: str = "127.0.0.1"  # children's data: loopback only unless configured otherwise
+    port: int = 8000
+    num_replicas: int = 1
+    autoscaling: AutoscalingConfig | None = None
+    num_cpus_per_replica: float = 0.5
+    max_batch_size: int = 64
+    batch_wait_timeout_s: float = 0.005
+    max_responses: int = 256
+    max_text_chars: int = 5000
+    auth_token_env: str = "RAYKD_SERVE_TOKEN"  # the bearer token's environment variable (a K8s Secret)
+    allow_public_without_auth: bool = False
+    poll_interval_s: float = 30.0  # how often a replica checks the registry alias for a new champion; 0: never
+
+    def validate(self, where: str = "config") -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"{where}.port", "must be in 1..65535")
+        if self.max_responses < 1 or self.max_text_chars < 1 or self.max_batch_size < 1:
+            raise ConfigError(f"{where}.max_responses", "limits must be >= 1")

@@ -1,0 +1,78 @@
+"""`raykd score`: send a file of responses to a running endpoint, write the scores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import requests
+
+from raykd.data.dataset import TaskSpec
+from raykd.errors import RaykdError
+from raykd.heads import TaskLayout
+from raykd.io import write_table_atomic
+
+
+class ScoringClient:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        token = token or os.environ.get("RAYKD_SERVE_TOKEN")
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            r = self.session.request(method, f"{self.url}{path}", timeout=self.timeout, **kwargs)
+        except requests.RequestException as e:
+            raise RaykdError(f"{self.url}{path}: cannot reach the endpoint ({e.__class__.__name__})") from None
+        if r.status_code >= 400:
+            try:
+                detail = r.json().get("detail")
+            except ValueError:
+                detail = r.text[:200]
+            raise RaykdError(f"{self.url}{path}: HTTP {r.status_code}: {detail}")
+        return r.json()
+
+    def tasks(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/tasks")
+
+    def score(self, responses: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._call("POST", "/v1/score", json={"responses": responses})
+
+
+def score_file(url: str, input_path: str, output_path: str | None = None, token: str | None = None,
+               batch_size: int = 64) -> pd.DataFrame:
+    from tqdm import tqdm
+
+    from raykd.predict import read_for_scoring
+    from raykd.teacher.export import prob_columns
+
+    client = ScoringClient(url, token)
+    info = client.tasks()
+    layout = TaskLayout.of([TaskSpec(t["name"], t["kind"], tuple(t["labels"]), t["ordinal"]) for t in info["tasks"]])
+    ds = read_for_scoring(input_path, layout)
+    frame = ds.frame
+    results: list[dict[str, Any]] = []
+    with tqdm(total=len(frame), desc="scoring", unit="resp") as bar:
+        for start in range(0, len(frame), batch_size):
+            chunk = frame.iloc[start:start + batch_size]
+            payload = [{"id": rid, "task": task, "text": text}
+                       for rid, task, text in zip(chunk["id"], chunk["task"], chunk["text"], strict=True)]
+            results.extend(client.score(payload)["results"])
+            bar.update(len(chunk))
+    columns = prob_columns(layout)
+    out = pd.DataFrame({"id": [r["id"] for r in results], "task": [r["task"] for r in results],
+                        "prediction": [r["prediction"] if isinstance(r["prediction"], str)
+                                       else ";".join(r["prediction"]) for r in results]})
+    for c in columns:
+        out[c] = [r["probabilities"].get(c[2:], np.nan) for r in results]
+    output_path = output_path or str(Path(input_path).with_suffix("").as_posix() + ".scored.csv")
+    write_table_atomic(out, output_path)
+    print(f"scored {len(out)} responses with {info['model']['name']} version {info['model']['version']} "
+          f"-> {output_path}")
+    return out
