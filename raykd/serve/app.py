@@ -20,6 +20,7 @@ import secrets
 import threading
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Request
@@ -136,7 +137,7 @@ def model_info_for(uri: str, tracking_uri: str | None, path: str) -> tuple[Model
         client = MlflowClient(tracking_uri=tracking_uri)
         mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
         return ModelInfo(name=name, version=str(mv.version), kind="", uri=uri), alias
-    digest = hashlib.sha256(open(os.path.join(path, "raykd_model.json"), "rb").read()).hexdigest()[:12]
+    digest = hashlib.sha256(Path(path, "raykd_model.json").read_bytes()).hexdigest()[:12]
     return ModelInfo(name=os.path.basename(os.path.normpath(uri)) or uri, version=digest, kind="", uri=uri), None
 
 
