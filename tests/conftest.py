@@ -54,3 +54,22 @@ def tiny_teacher(shared_data, ray_session, tracking_uri, tmp_path_factory):
     from tests.fixtures import tiny_teacher_config
 
     return run_teacher(tiny_teacher_config(tmp_path_factory.mktemp("tiny_teacher")), tracking_uri=tracking_uri)
+
+
+@pytest.fixture(scope="session")
+def asap1_student(shared_data, tmp_path_factory):
+    """A small LSTM student (no teacher) for ASAP-SAS set 1, saved as an artifact; serving and predict tests use it."""
+    from raykd.config import DistillConfig, StudentConfig
+    from raykd.data import make_splits, read_asap
+    from raykd.distill.train import fit_student
+    from raykd.heads import TaskLayout
+    from raykd.students.artifact import save_student
+
+    ds = make_splits(read_asap(shared_data / "asap_sas", sets=[1]), seed=0)
+    f = ds.frame
+    layout = TaskLayout.of(ds.tasks)
+    fit = fit_student(StudentConfig(), DistillConfig(kd_weight=0.0, epochs=4), f[f["split"] == "train"],
+                      f[f["split"] == "validation"], layout)
+    path = save_student(tmp_path_factory.mktemp("student") / "asap1", fit.model, "lstm", fit.vocab, layout,
+                        fit.thresholds, 128)
+    return path, ds

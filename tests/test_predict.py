@@ -5,26 +5,17 @@ import pandas as pd
 import pytest
 
 from raykd.cli import main
-from raykd.config import DistillConfig, StudentConfig
-from raykd.data import make_splits, read_asap
-from raykd.distill.train import fit_student
-from raykd.heads import TaskLayout
-from raykd.students.artifact import StudentScorer, save_student
+from raykd.students.artifact import StudentScorer
 
 
 @pytest.fixture(scope="module")
-def asap1(shared_data):
-    return make_splits(read_asap(shared_data / "asap_sas", sets=[1]), seed=0)
+def asap1(asap1_student):
+    return asap1_student[1]
 
 
 @pytest.fixture(scope="module")
-def student_dir(asap1, tmp_path_factory):
-    f = asap1.frame
-    layout = TaskLayout.of(asap1.tasks)
-    fit = fit_student(StudentConfig(), DistillConfig(kd_weight=0.0, epochs=4), f[f["split"] == "train"],
-                      f[f["split"] == "validation"], layout)
-    return save_student(tmp_path_factory.mktemp("s") / "student", fit.model, "lstm", fit.vocab, layout,
-                        fit.thresholds, 128)
+def student_dir(asap1_student):
+    return asap1_student[0]
 
 
 def asap_file(asap1, path, n=40, with_score=True, sep="\t"):

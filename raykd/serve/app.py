@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Request
+from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,22 +106,19 @@ async def _utf8_body(request: Request, call_next: Any) -> Any:
     return await call_next(request)
 
 
-# sha256 of the bearer token this replica accepts (None: no auth). Only the digest travels in the deployment
-# arguments; the token itself stays in the deploying process's environment (a Kubernetes Secret there).
-_TOKEN_SHA256: dict[str, str | None] = {"value": None}
-
-
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _require_token(request: Request) -> None:
-    expected = _TOKEN_SHA256["value"]
-    if not expected:
+def require_token(request: Request, expected_sha256: str | None) -> None:
+    """401 unless the request carries the bearer token whose sha256 is `expected_sha256` (None: no auth).
+    Only the digest travels in the deployment arguments; the token stays in the deploying process's
+    environment (a Kubernetes Secret there)."""
+    if not expected_sha256:
         return
     header = request.headers.get("authorization", "")
     given = token_digest(header[7:]) if header.startswith("Bearer ") else ""
-    if not secrets.compare_digest(given, expected):
+    if not secrets.compare_digest(given, expected_sha256):
         raise HTTPException(status_code=401, detail="missing or wrong bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
 
@@ -146,7 +143,7 @@ def model_info_for(uri: str, tracking_uri: str | None, path: str) -> tuple[Model
 class ScoringDeployment:
     def __init__(self, config: dict[str, Any], token_sha256: str | None = None):
         self.cfg = from_dict(ServeConfig, config, "serve")
-        _TOKEN_SHA256["value"] = token_sha256
+        self._token_sha256 = token_sha256
         self._lock = threading.Lock()
         self._load(self.cfg.model)
         self._batch.set_max_batch_size(self.cfg.max_batch_size)
@@ -200,12 +197,13 @@ class ScoringDeployment:
         return await asyncio.to_thread(scorer.predict_proba, texts, tasks, None, None, len(items))
 
     # ------------------------------------------------------------------------------------------ routes
-    @app.post("/v1/score", response_model=ScoreResponse, dependencies=[Depends(_require_token)],
+    @app.post("/v1/score", response_model=ScoreResponse,
               responses={400: {"description": "body is not UTF-8"}, 401: {"description": "bad token"},
                          413: {"description": "too many responses"}, 422: {"description": "invalid request"}})
-    async def score(self, request: ScoreRequest | ResponseIn = Body(...)) -> ScoreResponse:  # noqa: B008
+    async def score(self, http: Request, request: ScoreRequest | ResponseIn = Body(...)) -> ScoreResponse:  # noqa: B008
         from raykd.scoring import predictions
 
+        require_token(http, self._token_sha256)
         items = request.responses if isinstance(request, ScoreRequest) else [request]
         if len(items) > self.cfg.max_responses:
             raise HTTPException(status_code=413, detail=f"{len(items)} responses in one request; "
@@ -233,8 +231,9 @@ class ScoringDeployment:
         logger.info("scored %d response(s)", len(items))  # counts only, never texts
         return ScoreResponse(model=info, results=results)
 
-    @app.get("/v1/tasks", response_model=TasksResponse, dependencies=[Depends(_require_token)])
-    async def tasks(self) -> TasksResponse:
+    @app.get("/v1/tasks", response_model=TasksResponse, responses={401: {"description": "bad token"}})
+    async def tasks(self, http: Request) -> TasksResponse:
+        require_token(http, self._token_sha256)
         with self._lock:
             scorer, info = self._scorer, self._info
         out = []

@@ -36,9 +36,13 @@ class LSTMStudent(nn.Module):
         self.head = nn.Linear(width, spec.num_outputs)
 
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
-        """Masked mean and max pooling of the LSTM states, concatenated then averaged to `width`."""
+        """Mean and max pooling of the LSTM states over the real tokens, averaged. Sequences are packed, so
+        padding never enters the recurrence and a response scores the same in any batch."""
         mask = (ids != 0).unsqueeze(-1).float()
-        states, _ = self.lstm(self.embed(ids))
+        lengths = (ids != 0).sum(1).clamp_min(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths, batch_first=True, enforce_sorted=False)
+        states, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True,
+                                                     total_length=ids.shape[1])
         mean = (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         peak = states.masked_fill(mask == 0, -1e4).max(1).values
         return (mean + peak) / 2

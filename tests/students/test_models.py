@@ -77,3 +77,15 @@ def test_distill_config_rejects_bad_lambda():
 
     with pytest.raises(ConfigError, match="kd_weight"):
         DistillConfig(kd_weight=1.5).validate("distill")
+
+
+@pytest.mark.parametrize("arch", ["lstm", "moe"])
+def test_scores_do_not_depend_on_batch_padding(arch):
+    model = make_model(StudentConfig(arch=arch), 50, TaskLayout.of(ASAP.tasks[:1])).eval()
+    short = torch.tensor([[5, 6, 7]])
+    padded = torch.tensor([[5, 6, 7, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
+    task = torch.tensor([0])
+    with torch.no_grad():
+        alone = model(short, task)["logits"][0]
+        batched = model(padded, torch.tensor([0, 0]))["logits"][0]
+    torch.testing.assert_close(alone, batched, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,188 @@
+"""The scoring endpoint over real HTTP on 127.0.0.1: answers, errors, auth, fuzzing, champion updates."""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from raykd.cli import main
+from raykd.config import ServeConfig
+from raykd.serve.app import build_app, run_serve
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def endpoint(ray_session, asap1_student):
+    from ray import serve
+
+    model_dir, _ = asap1_student
+    url = run_serve(ServeConfig(model=str(model_dir), port=free_port(), poll_interval_s=0, max_responses=50,
+                                max_text_chars=2000), blocking=False)
+    yield url
+    serve.shutdown()
+
+
+def asap_tsv(ds, path, n=30):
+    test = ds.frame[ds.frame["split"] == "test"].head(n)
+    pd.DataFrame({"Id": test["id"], "EssaySet": 1, "EssayText": test["text"], "Score1": test["y"].astype(int)}).to_csv(
+        path, sep="\t", index=False)
+    return test
+
+
+def test_curl_and_score_client_equal_offline_predict(endpoint, asap1_student, tmp_path):
+    model_dir, ds = asap1_student
+    test = asap_tsv(ds, tmp_path / "in.tsv")
+    assert main(["predict", "--model", str(model_dir), "--input", str(tmp_path / "in.tsv"),
+                 "--output", str(tmp_path / "offline.csv")]) == 0
+    offline = pd.read_csv(tmp_path / "offline.csv", dtype={"id": str, "prediction": str})
+
+    assert main(["score", str(tmp_path / "in.tsv"), "--url", endpoint, "--output", str(tmp_path / "served.csv"),
+                 "--batch-size", "7"]) == 0
+    served = pd.read_csv(tmp_path / "served.csv", dtype={"id": str, "prediction": str})
+    pd.testing.assert_frame_equal(served, offline, check_exact=False, atol=1e-5)
+
+    body = json.dumps({"responses": [{"id": test["id"].iloc[0], "task": "asap_1", "text": test["text"].iloc[0]}]})
+    out = subprocess.run(["curl", "-sS", "-X", "POST", f"{endpoint}/v1/score", "-H", "content-type: application/json",
+                          "-d", body], capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)["results"][0]
+    assert result["prediction"] == offline["prediction"].iloc[0]
+    assert result["probabilities"]["2"] == pytest.approx(offline["p_2"].iloc[0], abs=1e-5)
+    assert json.loads(out)["model"]["kind"] == "student"
+
+
+def test_tasks_and_health(endpoint):
+    tasks = requests.get(f"{endpoint}/v1/tasks", timeout=30).json()
+    assert tasks["tasks"] == [{"name": "asap_1", "kind": "multiclass", "labels": ["0", "1", "2", "3"],
+                               "ordinal": True, "score_range": [0, 3]}]
+    assert requests.get(f"{endpoint}/healthz", timeout=30).json()["status"] == "ok"
+    assert "/v1/score" in requests.get(f"{endpoint}/openapi.json", timeout=30).json()["paths"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"task": "asap_9", "text": "vinegar"}, 422, "unknown task 'asap_9'"),
+        ({"task": "asap_1", "text": ""}, 422, "empty text"),
+        ({"task": "asap_1", "text": "   \n\t "}, 422, "empty text"),
+        ({"task": "asap_1", "text": "x" * 2001}, 422, "at most 2000"),
+        ({"responses": [{"task": "asap_1", "text": "a"}] * 51}, 413, "at most 50"),
+        ({"responses": []}, 422, "at least 1"),
+        ({"task": "asap_1", "text": 42}, 422, "valid string"),
+        ({"task": "asap_1", "text": "ok", "grade": 7}, 422, "Extra inputs"),
+        (b'{"task": "asap_1", "text": ', 422, "JSON decode error"),
+        (b'{"task": "asap_1", "text": "caf\xe9"}', 400, "not valid UTF-8"),
+    ],
+)
+def test_bad_requests_get_4xx_not_crashes(endpoint, body, status, needle):
+    if isinstance(body, bytes):
+        r = requests.post(f"{endpoint}/v1/score", data=body, headers={"content-type": "application/json"}, timeout=30)
+    else:
+        r = requests.post(f"{endpoint}/v1/score", json=body, timeout=30)
+    assert r.status_code == status
+    assert needle in json.dumps(r.json())
+    if isinstance(body, dict) and isinstance(body.get("text"), str) and len(body["text"]) > 5:
+        assert body["text"] not in r.text  # student text is never echoed back in errors
+    assert requests.get(f"{endpoint}/healthz", timeout=30).status_code == 200
+
+
+def test_bearer_token(ray_session, asap1_student, endpoint, monkeypatch):
+    from ray import serve
+
+    monkeypatch.setenv("RAYKD_SERVE_TOKEN", "s3cret-token")
+    serve.run(build_app(ServeConfig(model=str(asap1_student[0]), poll_interval_s=0)), name="secure",
+              route_prefix="/secure")
+    url = f"{endpoint}/secure"
+    payload = {"task": "asap_1", "text": "how much vinegar"}
+    assert requests.post(f"{url}/v1/score", json=payload, timeout=30).status_code == 401
+    bad = {"Authorization": "Bearer wrong"}
+    assert requests.post(f"{url}/v1/score", json=payload, headers=bad, timeout=30).status_code == 401
+    ok = {"Authorization": "Bearer s3cret-token"}
+    assert requests.post(f"{url}/v1/score", json=payload, headers=ok, timeout=30).status_code == 200
+    assert requests.get(f"{url}/healthz", timeout=30).status_code == 200
+    serve.delete("secure")
+
+
+def test_public_bind_needs_a_token(monkeypatch):
+    from raykd.errors import ConfigError
+    from raykd.serve.app import check_exposure
+
+    monkeypatch.delenv("RAYKD_SERVE_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="without a bearer token"):
+        check_exposure(ServeConfig(host="0.0.0.0"))
+    check_exposure(ServeConfig(host="127.0.0.1"))
+    monkeypatch.setenv("RAYKD_SERVE_TOKEN", "t")
+    check_exposure(ServeConfig(host="0.0.0.0"))
+
+
+def test_fuzz_openapi_no_5xx(endpoint):
+    """Schemathesis cases generated from the served OpenAPI schema (bounded per operation): never a 5xx."""
+    schema = schemathesis.openapi.from_url(f"{endpoint}/openapi.json")
+    calls = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case):
+            response = case.call(timeout=30)
+            calls.append(response.status_code)
+            assert response.status_code < 500, f"{case.method} {case.path}: {response.text[:300]}"
+
+        check()
+    assert len(calls) >= 40 and any(c == 200 for c in calls) and any(400 <= c < 500 for c in calls)
+
+
+def test_new_champion_is_picked_up_without_dropping_requests(ray_session, asap1_student, tracking_uri, endpoint):
+    from ray import serve
+
+    from raykd.registry import log_model, register_champion
+
+    mlflow.set_tracking_uri(tracking_uri)
+    name = f"swap-test-{os.getpid()}"
+    versions = []
+    for _ in range(2):
+        with mlflow.start_run():
+            info = log_model(asap1_student[0])
+        versions.append(register_champion(info.model_uri, name, {"raykd.data_digest": "test"}).version)
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    client.set_registered_model_alias(name, "champion", versions[0])
+    serve.run(build_app(ServeConfig(model=f"models:/{name}@champion", tracking_uri=tracking_uri,
+                                    poll_interval_s=0.5)), name="swap", route_prefix="/swap")
+    url = f"{endpoint}/swap/v1/score"
+    payload = {"task": "asap_1", "text": "the amount of vinegar"}
+    assert requests.post(url, json=payload, timeout=30).json()["model"]["version"] == str(versions[0])
+
+    statuses, seen = [], set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            r = requests.post(url, json=payload, timeout=30)
+            statuses.append(r.status_code)
+            seen.add(r.json()["model"]["version"])
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    client.set_registered_model_alias(name, "champion", versions[1])
+    deadline = time.time() + 60
+    while str(versions[1]) not in seen and time.time() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    worker.join()
+    serve.delete("swap")
+    assert str(versions[1]) in seen
+    assert statuses and set(statuses) == {200}
