@@ -227,7 +227,9 @@ def _searcher(cfg: TuneJobConfig) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
     if cfg.search_alg == "random":
-        return None  # Tune's built-in random search over the space
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=cfg.seed)  # Tune's built-in random search, seeded
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:

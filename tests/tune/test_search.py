@@ -1,0 +1,118 @@
+"""Ray Tune over students on the tiny teacher's soft labels: ASHA, champion, registry lineage, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import yaml
+
+from raykd.cli import main
+from raykd.config import TuneJobConfig, from_dict
+from raykd.tune.search import run_tune
+
+
+def tune_dict(tiny_teacher, out: Path, **extra) -> dict:
+    cfg = {
+        "name": "t", "output_dir": str(out), "teacher": tiny_teacher.output_dir,
+        "data": {"path": "asap_sas", "options": {"sets": [1]}, "include_unlabelled": True, "limit_per_task": 16},
+        "student": {"arch": "lstm", "min_freq": 1},
+        "distill": {"epochs": 4, "patience": 4},
+        "space": {"distill.kd_weight": {"type": "uniform", "low": 0.0, "high": 1.0},
+                  "distill.lr": {"type": "choice", "values": [1.0e-5, 3.0e-3, 1.0e-2]},
+                  "student.hidden": {"type": "choice", "values": [8, 16]}},
+        "num_samples": 6, "search_alg": "random", "max_concurrent_trials": 1, "time_budget_s": 300,
+        "asha": {"grace_period": 1, "reduction_factor": 2}, "register_as": f"tune-test-{os.getpid()}", "seed": 0,
+    }
+    cfg.update(extra)
+    return cfg
+
+
+def test_search_champion_registry_and_lineage(tiny_teacher, ray_session, tracking_uri, tmp_path, capsys):
+    cfg = from_dict(TuneJobConfig, tune_dict(tiny_teacher, tmp_path / "tune"))
+    cfg.validate()
+    summary = run_tune(cfg, tracking_uri=tracking_uri)
+
+    assert summary["trials"] == 6
+    assert summary["stopped_early"] >= 1  # ASHA cut the trials that learn nothing (lr 1e-5)
+    assert summary["winner"]["parameters"] <= 0.01 * summary["teacher_parameters"]
+    assert (tmp_path / "tune" / "search.png").stat().st_size > 10_000
+    assert (tmp_path / "tune" / "champion" / "raykd_model.json").exists()
+
+    name = summary["registered"]["name"]
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    mv = client.get_model_version_by_alias(name, "champion")
+    assert mv.tags["raykd.teacher_run_id"] == tiny_teacher.run_id
+    assert mv.tags["raykd.soft_labels_digest"] == tiny_teacher.soft_labels_digest
+    assert mv.tags["raykd.tune_run_id"] == summary["parent_run_id"]
+    assert mv.tags["raykd.data_digest"] and mv.tags["raykd.git_commit"]
+    children = client.search_runs([client.get_run(summary["parent_run_id"]).info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{summary['parent_run_id']}'")
+    assert len(children) == 6
+
+    capsys.readouterr()
+    assert main(["lineage", f"{name}@champion", "--tracking-uri", tracking_uri]) == 0
+    chain = capsys.readouterr().out
+    for step in ("student run", "tune search", "soft labels", "teacher run", "teacher data", "data digest", "code"):
+        assert f"{step}:" in chain
+    assert tiny_teacher.run_id in chain and tiny_teacher.soft_labels_digest in chain
+
+
+def test_bad_search_space_is_named():
+    import pytest
+
+    from raykd.errors import ConfigError
+
+    cfg = from_dict(TuneJobConfig, {"space": {"distill.lambda": {"type": "uniform", "low": 0, "high": 1}}})
+    with pytest.raises(ConfigError, match="unknown hyperparameter"):
+        cfg.validate()
+    cfg = from_dict(TuneJobConfig, {"space": {"distill.lr": {"type": "loguniform", "low": 0, "high": 1}}})
+    with pytest.raises(ConfigError, match="low > 0"):
+        cfg.validate()
+
+
+def test_killed_search_resumes(tiny_teacher, ray_session, tracking_uri, tmp_path):
+    out = tmp_path / "tune"
+    config = tmp_path / "tune.yaml"
+    config.write_text(yaml.safe_dump(tune_dict(tiny_teacher, out, num_samples=8, register_as=None,
+                                               asha={"grace_period": 4, "reduction_factor": 2})))
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    cmd = [sys.executable, "jobs/tune.py", "--config", str(config), "--tracking-uri", tracking_uri]
+    repo = Path(__file__).resolve().parents[2]
+    first = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    done_before = wait_for_finished_trials(out / "ray_tune" / "t", 3, timeout=240)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert done_before, "no trial finished before the kill"
+
+    second = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "resuming the interrupted search" in second.stdout
+    result = json.loads((out / "tune_result.json").read_text())
+    assert result["trials"] == 8
+    # The trials finished before the kill were kept, not run again.
+    assert done_before <= finished_trials(out / "ray_tune" / "t")
+
+
+def finished_trials(exp: Path) -> set[str]:
+    done = set()
+    for result in exp.glob("*/result.json"):
+        if '"final": true' in result.read_text():
+            done.add(result.parent.name)
+    return done
+
+
+def wait_for_finished_trials(exp: Path, n: int, timeout: float) -> set[str]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = finished_trials(exp)
+        if len(done) >= n:
+            time.sleep(2)  # let Tune write its experiment state after the last result
+            return finished_trials(exp)
+        time.sleep(0.5)
+    return finished_trials(exp)
