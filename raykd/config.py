@@ -220,6 +220,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(where, f"expected an integer, got {value!r}")
         return value
     if tp is float:
+        # PyYAML (YAML 1.1) reads `2e-5` without a dot as a string; accept any numeric string.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(where, f"expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(where, f"expected a number, got {value!r}")
         return float(value)

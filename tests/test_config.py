@@ -7,9 +7,9 @@ from raykd.errors import ConfigError
 def test_load_and_override(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text("train:\n  epochs: 2\n  betas: [0.9, 0.95]\nscaling: {num_workers: 2}\n")
-    cfg = load_config(path, TeacherJobConfig, ["train.lr=0.001", "deepspeed.zero_stage=3"])
+    cfg = load_config(path, TeacherJobConfig, ["train.lr=2e-5", "deepspeed.zero_stage=3"])
     assert cfg.train.epochs == 2 and cfg.train.betas == (0.9, 0.95)
-    assert cfg.train.lr == 0.001 and cfg.deepspeed.zero_stage == 3
+    assert cfg.train.lr == 2e-5 and cfg.deepspeed.zero_stage == 3  # YAML 1.1 reads 2e-5 as a string
 
 
 @pytest.mark.parametrize(

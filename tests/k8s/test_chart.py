@@ -1,0 +1,156 @@
+"""The Helm chart rendered offline: helm lint/template, Kubernetes schemas, KubeRay CRD schemas, wiring.
+
+No cluster runs here (no container engine): every manifest is exercised by rendering and schema checks.
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from raykd.config import ServeConfig, TeacherJobConfig, TuneJobConfig, from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "raykd"
+VALUES = [None, CHART / "ci" / "gpu-a100-values.yaml", CHART / "ci" / "minimal-values.yaml"]
+K8S_VERSION = "1.35.0"
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    path = REPO / ".tools" / "helm"
+    if not path.exists():
+        subprocess.run(["python", str(REPO / "scripts" / "install_k8s_tools.py")], check=False)
+    if not path.exists():
+        if os.environ.get("RAYKD_REQUIRE_DATA") == "1":
+            pytest.fail("helm is not installed (scripts/install_k8s_tools.py)")
+        pytest.skip("helm is not installed (scripts/install_k8s_tools.py)")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def crd_schemas(shared_data) -> dict:
+    root = shared_data.parent / "k8s-schemas" / "kuberay"
+    if not root.is_dir():
+        pytest.fail(f"KubeRay CRD schemas not found at {root}")
+    out = {}
+    for kind in ("RayCluster", "RayJob", "RayService"):
+        crd = yaml.safe_load((root / f"ray.io_{kind.lower()}s.yaml").read_text())
+        out[kind] = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")["schema"]["openAPIV3Schema"]
+    return out
+
+
+def render(helm: str, values: Path | None, *extra: str) -> list[dict]:
+    cmd = [helm, "template", "rk", str(CHART), "--namespace", "raykd", *extra]
+    if values:
+        cmd += ["-f", str(values)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.mark.parametrize("values", VALUES, ids=["default", "gpu-a100", "minimal"])
+def test_lint_render_and_schemas(helm, crd_schemas, values):
+    lint = [helm, "lint", str(CHART)] + (["-f", str(values)] if values else [])
+    assert subprocess.run(lint, capture_output=True, text=True).returncode == 0
+    docs = render(helm, values, "--set", "cluster.enabled=true")
+    kinds = {d["kind"] for d in docs}
+    assert {"RayJob", "RayCluster", "RayService", "Deployment", "Service", "NetworkPolicy", "ConfigMap"} <= kinds
+    for doc in docs:
+        if doc["apiVersion"] == "ray.io/v1":
+            errors = list(jsonschema.Draft7Validator(crd_schemas[doc["kind"]]).iter_errors(doc))
+            assert not errors, f"{doc['kind']} {doc['metadata']['name']}: {errors[0].message}"
+        else:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert "Secret" not in kinds  # credentials come only from existing Secrets
+
+
+def by_kind(docs, kind, suffix=""):
+    return [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(suffix)]
+
+
+def ray_pod_specs(docs):
+    for doc in docs:
+        spec = doc.get("spec", {})
+        cluster = spec.get("rayClusterSpec") or spec.get("rayClusterConfig") or (spec if doc["kind"] == "RayCluster"
+                                                                                else None)
+        if cluster is None:
+            continue
+        yield doc, cluster["headGroupSpec"]["template"]["spec"], None
+        for group in cluster.get("workerGroupSpecs", []):
+            yield doc, group["template"]["spec"], group
+
+
+def test_wiring(helm):
+    docs = render(helm, None, "--set", "cluster.enabled=true")
+    configs = by_kind(docs, "ConfigMap", "-configs")[0]["data"]
+
+    (teacher,) = by_kind(docs, "RayJob", "-teacher")
+    assert teacher["spec"]["entrypoint"] == "python jobs/teacher.py --config /etc/raykd/teacher.yaml"
+    assert teacher["spec"]["shutdownAfterJobFinishes"] is True
+    cfg = from_dict(TeacherJobConfig, yaml.safe_load(configs["teacher.yaml"]))
+    cfg.validate()  # the shipped teacher config is a valid raykd config
+    assert cfg.model.name_or_path == "openai/gpt-oss-20b" and cfg.deepspeed.zero_stage == 3
+    (gpu,) = teacher["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    container = gpu["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert gpu["rayStartParams"]["num-gpus"] == "1"
+    assert any(t["key"] == "nvidia.com/gpu" for t in gpu["template"]["spec"]["tolerations"])
+    assert cfg.scaling.num_workers * cfg.scaling.gpus_per_worker <= gpu["maxReplicas"]
+
+    (tune,) = by_kind(docs, "RayJob", "-tune")
+    assert tune["spec"]["entrypoint"] == "python jobs/tune.py --config /etc/raykd/tune.yaml"
+    from_dict(TuneJobConfig, yaml.safe_load(configs["tune.yaml"])).validate()
+
+    (service,) = by_kind(docs, "RayService")
+    (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
+    from raykd.serve import app as serve_app
+
+    module, attr = app["import_path"].split(":")
+    assert module == serve_app.__name__ and getattr(serve_app, attr) is serve_app.app_builder
+    # `raykd serve` runs build_app(config); the RayService's builder builds the same deployment from its args.
+    built = serve_app.app_builder(app["args"])
+    assert type(built) is type(serve_app.build_app(ServeConfig(model=app["args"]["model"])))
+    assert from_dict(ServeConfig, app["args"]).model == "models:/asap-science-student@champion"
+
+    (mlflow_svc,) = by_kind(docs, "Service", "-mlflow")
+    uri = f"http://{mlflow_svc['metadata']['name']}:{mlflow_svc['spec']['ports'][0]['port']}"
+    assert app["args"]["tracking_uri"] == uri
+    pods = list(ray_pod_specs(docs))
+    assert len(pods) >= 8
+    for doc, pod, _ in pods:
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        assert env["MLFLOW_TRACKING_URI"]["value"] == uri, doc["metadata"]["name"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        sc = pod["containers"][0]["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+        assert pod["containers"][0]["resources"]["limits"] and pod["containers"][0]["resources"]["requests"]
+        assert env["RAYKD_SERVE_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "raykd-serve-token"
+
+    (mlflow,) = by_kind(docs, "Deployment", "-mlflow")
+    args = mlflow["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--backend-store-uri=$(MLFLOW_BACKEND_STORE_URI)" in args and "--serve-artifacts" in args
+    env = {e["name"]: e for e in mlflow["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MLFLOW_BACKEND_STORE_URI"]["value"].startswith("postgresql://")
+    policies = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")}
+    mlflow_policy = policies["rk-raykd-mlflow"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert mlflow_policy["raykd.io/mlflow-client"] == "true"
+
+
+def test_plain_manifests_match_the_chart(helm):
+    """k8s/raykd.yaml is the chart rendered with defaults (scripts/render_k8s.sh); they must not drift."""
+    shipped = [d for d in yaml.safe_load_all((REPO / "k8s" / "raykd.yaml").read_text()) if d]
+    out = subprocess.run([helm, "template", "raykd", str(CHART), "--namespace", "raykd", "--set",
+                          "cluster.enabled=true"], capture_output=True, text=True, check=True).stdout
+    assert shipped == [d for d in yaml.safe_load_all(out) if d], "run: bash scripts/render_k8s.sh"
+
+
+def test_dockerfile_uses_official_ray_image_and_chart_points_to_it(helm):
+    first = next(line for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("FROM"))
+    assert first.startswith("FROM rayproject/ray:2.60.0")
+    docs = render(helm, None, "--set", "image.repository=registry.local/raykd", "--set", "image.tag=dev")
+    images = {c["image"] for _, pod, _ in ray_pod_specs(docs) for c in pod["containers"]}
+    assert images == {"registry.local/raykd:dev"}
