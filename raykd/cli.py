@@ -121,6 +121,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from raykd.report import build_report
+
+    page = build_report(args.results, args.output, tracking_uri=args.tracking_uri)
+    print(f"report written to {page}")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from raykd.predict import predict_file
 
@@ -195,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--token", help="bearer token (default: $RAYKD_SERVE_TOKEN)")
     score.add_argument("--batch-size", type=int, default=64, help="responses per request")
     score.set_defaults(func=cmd_score)
+
+    rep = sub.add_parser("report", help="Markdown report with plots from a benchmark run (bench/run_all.py)")
+    rep.add_argument("--results", default="runs/bench/results.json", help="results.json written by bench/run_all.py")
+    rep.add_argument("--output", default="runs/bench/report", help="folder for report.md and the PNG plots")
+    rep.add_argument("--tracking-uri", help="also log the report to this MLflow store")
+    rep.set_defaults(func=cmd_report)
 
     predict = sub.add_parser("predict", help="score a file offline with a saved student or teacher")
     predict.add_argument("--model", required=True, help="model folder, runs:/ID/model or models:/NAME@ALIAS")

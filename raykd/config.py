@@ -117,6 +117,7 @@ class ScalingConfig:
 
 @dataclass
 class ExportConfig:
+    enabled: bool = True  # off: train only (e.g. throughput benchmarks)
     batch_size: int = 64
     splits: list[str] = field(default_factory=lambda: ["train", "validation", "test", "unlabelled"])
     num_cpus: float = 1.0
@@ -300,6 +301,7 @@ class StudentConfig:
     arch: Literal["lstm", "moe"] = "lstm"
     per_task: bool = True
     tokenizer: Literal["words", "wordpiece"] = "words"
+    include_question: bool = False  # read "question || response" (SemEval: one model, many questions)
     vocab_size: int = 3000
     min_freq: int = 2
     max_len: int = 128

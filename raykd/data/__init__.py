@@ -76,12 +76,17 @@ def load_dataset(path: str | Path, format: str = "auto", skip_invalid: bool = Fa
     if fmt == "asap_unlabelled":
         return read_asap_unlabelled(path, skip_invalid=skip_invalid, **options)
     if fmt == "semeval":
+        # corpora: ["sciEntsBank", "beetle:3"] reads each corpus as its own task (":N" picks N-way labels).
         corpora = options.pop("corpora", None)
         if corpora is None and "corpus" not in options:
             corpora = ["sciEntsBank", "beetle"]
         if corpora is not None:
-            return concat([read_semeval(path, corpus=c, skip_invalid=skip_invalid, **options) for c in corpora],
-                          "semeval2013")
+            parts = []
+            for item in corpora:
+                corpus, _, ways = str(item).partition(":")
+                opts = {**options, **({"ways": int(ways)} if ways else {})}
+                parts.append(read_semeval(path, corpus=corpus, skip_invalid=skip_invalid, **opts))
+            return concat(parts, "semeval2013")
         return read_semeval(path, skip_invalid=skip_invalid, **options)
     if fmt == "semeval_dir":
         from raykd.data.semeval import task_spec

@@ -20,11 +20,10 @@ import pandas as pd
 from raykd.config import DistillJobConfig, StudentConfig
 from raykd.data.prepare import prepare_dataset
 from raykd.distill.softlabels import attach_soft_labels
-from raykd.distill.train import FitResult, evaluate_frame, fit_student
+from raykd.distill.train import FitResult, evaluate_frame, fit_student, save_fit
 from raykd.errors import ConfigError
 from raykd.heads import TaskLayout, evaluate, primary
 from raykd.io import write_text_atomic
-from raykd.students.artifact import save_student
 
 
 def dir_bytes(path: str | Path) -> int:
@@ -152,9 +151,8 @@ def _fit_one(cfg: DistillJobConfig, out: Path, group: str, variant: str, scfg: S
         fit: FitResult = fit_student(scfg, dcfg, train, val, layout, str(teacher_dir / "model" / "tokenizer"),
                                      on_epoch=log_epoch)
         test_metrics, test_score = evaluate_frame(fit, test)
-        model_dir = save_student(out / "students" / group / variant, fit.model, fit.arch, fit.vocab, layout,
-                                 fit.thresholds, scfg.max_len,
-                                 extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": lineage["raykd.teacher_run_id"]})
+        model_dir = save_fit(fit, out / "students" / group / variant,
+                             extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": lineage["raykd.teacher_run_id"]})
         b = bench[bench["task"].isin(layout.names)]
         rps = throughput(StudentScorer(model_dir), b["text"].tolist(), b["task"].tolist(), cfg.throughput_batch,
                          repeats=3)

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,8 @@ from raykd.config import DistillConfig, StudentConfig
 from raykd.data.dataset import MULTICLASS
 from raykd.distill.losses import load_balance, mix, soft_loss
 from raykd.heads import TaskLayout, evaluate, hard_loss, primary, probabilities, tune_thresholds
-from raykd.students.artifact import build_student
-from raykd.students.vocab import Vocabulary
+from raykd.students.artifact import build_student, save_student
+from raykd.students.vocab import Vocabulary, student_inputs
 
 
 @dataclass
@@ -39,6 +40,7 @@ class FitResult:
     epochs_run: int
     seconds: float
     max_len: int
+    include_question: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -65,9 +67,11 @@ def make_model(cfg: StudentConfig, vocab_size: int, layout: TaskLayout) -> torch
 class Encoded:
     """Token ids, task ids, gold labels and teacher vectors of a frame, ready for batching."""
 
-    def __init__(self, frame: pd.DataFrame, vocab: Vocabulary, layout: TaskLayout, max_len: int):
+    def __init__(self, frame: pd.DataFrame, vocab: Vocabulary, layout: TaskLayout, max_len: int,
+                 include_question: bool = False):
         self.frame = frame.reset_index(drop=True)
-        self.ids = [vocab.encode([t], max_len)[0] for t in self.frame["text"]]
+        texts = student_inputs(self.frame["text"].tolist(), self.frame["question"].tolist(), include_question)
+        self.ids = [vocab.encode([t], max_len)[0] for t in texts]
         index = {t: i for i, t in enumerate(layout.names)}
         self.task_ids = torch.tensor([index[t] for t in self.frame["task"]], dtype=torch.long)
         self.tasks = self.frame["task"].to_numpy()
@@ -157,10 +161,11 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
         train = train[train["y"].notna()]
     if dcfg.kd_weight > 0 and ("soft" not in train or train["soft"].isna().any()):
         raise ValueError("knowledge distillation needs teacher probabilities for every training row")
-    vocab = build_vocab(scfg, train["text"].tolist(), teacher_tokenizer)
+    inputs = student_inputs(train["text"].tolist(), train["question"].tolist(), scfg.include_question)
+    vocab = build_vocab(scfg, inputs, teacher_tokenizer)
     model = make_model(scfg, len(vocab), layout)
-    tr = Encoded(train, vocab, layout, scfg.max_len)
-    va = Encoded(validation, vocab, layout, scfg.max_len)
+    tr = Encoded(train, vocab, layout, scfg.max_len, scfg.include_question)
+    va = Encoded(validation, vocab, layout, scfg.max_len, scfg.include_question)
     n_params = int(sum(p.numel() for p in model.parameters()))
     opt = torch.optim.Adam(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
     best_state, best_score, best_epoch, bad = None, -math.inf, -1, 0
@@ -199,11 +204,17 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
         model.load_state_dict(best_state)
     model.eval()
     return FitResult(model, scfg.arch, vocab, layout, best_thresholds, best_metrics, best_score, best_epoch + 1,
-                     epoch + 1, time.time() - t0, scfg.max_len, history)
+                     epoch + 1, time.time() - t0, scfg.max_len, scfg.include_question, history)
 
 
 def evaluate_frame(fit: Any, frame: pd.DataFrame) -> tuple[dict[str, float], float]:
     """Metrics of a fitted student (a FitResult or a loaded StudentScorer) on the labelled rows of `frame`."""
-    data = Encoded(frame, fit.vocab, fit.layout, fit.max_len)
+    data = Encoded(frame, fit.vocab, fit.layout, fit.max_len, fit.include_question)
     metrics, _, s = score(predict_logits(fit.model, data), data, fit.layout, fit.thresholds)
     return metrics, s
+
+
+def save_fit(fit: FitResult, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Save a fitted student as a self-describing artifact (see raykd.students.artifact)."""
+    return save_student(out_dir, fit.model, fit.arch, fit.vocab, fit.layout, fit.thresholds, fit.max_len,
+                        extra=extra, include_question=fit.include_question)

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from raykd.heads import TaskLayout, probabilities
 from raykd.students.lstm import LSTMSpec, LSTMStudent
 from raykd.students.moe import MoESpec, MoEStudent
-from raykd.students.vocab import Vocabulary
+from raykd.students.vocab import Vocabulary, student_inputs
 
 MANIFEST = "raykd_model.json"
 
@@ -35,7 +35,8 @@ def build_student(arch: str, spec: dict[str, Any]) -> torch.nn.Module:
 
 
 def save_student(out_dir: str | Path, model: torch.nn.Module, arch: str, vocab: Vocabulary, layout: TaskLayout,
-                 thresholds: dict[str, list[float]], max_len: int, extra: dict[str, Any] | None = None) -> Path:
+                 thresholds: dict[str, list[float]], max_len: int, extra: dict[str, Any] | None = None,
+                 include_question: bool = False) -> Path:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -44,6 +45,7 @@ def save_student(out_dir: str | Path, model: torch.nn.Module, arch: str, vocab: 
         vocab.save(tmp)
         manifest = {"type": "student", "arch": arch, "spec": dataclasses.asdict(model.spec),
                     "tasks": layout.to_list(), "thresholds": thresholds, "max_len": max_len,
+                    "include_question": include_question,
                     "parameters": sum(p.numel() for p in model.parameters()), **(extra or {})}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out_dir.exists():
@@ -67,6 +69,7 @@ class StudentScorer:
         self.thresholds: dict[str, list[float]] = self.manifest.get("thresholds", {})
         self.vocab = Vocabulary.load(self.path)
         self.max_len = int(self.manifest["max_len"])
+        self.include_question = bool(self.manifest.get("include_question", False))
         self.model = build_student(self.manifest["arch"], self.manifest["spec"])
         self.model.load_state_dict(load_file(self.path / "weights.safetensors"))
         self.model.eval()
@@ -80,9 +83,10 @@ class StudentScorer:
                       references: list[str | None] | None = None, batch_size: int = 256) -> list[np.ndarray]:
         out: list[np.ndarray] = []
         task_index = {t: i for i, t in enumerate(self.layout.names)}
-        for start in range(0, len(texts), batch_size):
+        inputs = student_inputs(texts, questions, self.include_question)
+        for start in range(0, len(inputs), batch_size):
             chunk_tasks = tasks[start:start + batch_size]
-            ids = self.vocab.encode(texts[start:start + batch_size], self.max_len)
+            ids = self.vocab.encode(inputs[start:start + batch_size], self.max_len)
             task_ids = torch.tensor([task_index[t] for t in chunk_tasks])
             logits = self.model(ids, task_ids)["logits"]
             for i, task in enumerate(chunk_tasks):

@@ -135,6 +135,14 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None) -> Teach
         print(f"[teacher] trained {len(state['history'])} epoch(s) in {fit_s:.0f}s; best epoch "
               f"{state['best_epoch'] + 1} val score {state['best_score']:.4f}", flush=True)
 
+        train_rate = float(state["history"][-1].get("train/samples_per_s", float("nan")))
+        if not cfg.export.enabled:
+            res = TeacherResult(output_dir=str(out), model_dir=str(model_dir), soft_labels="", run_id=run.info.run_id,
+                                tracking_uri=tracking_uri, data_digest=digest, soft_labels_digest="",
+                                metrics={"fit_seconds": fit_s, "train_samples_per_s": train_rate},
+                                parameters=manifest.get("parameters", {}), epochs_run=len(state["history"]))
+            write_text_atomic(out / "teacher_result.json", json.dumps(asdict(res), indent=2))
+            return res
         export_frame = ds.frame[ds.frame["split"].isin(cfg.export.splits)]
         t0 = time.time()
         soft = export_soft_labels(model_dir, export_frame, out / SOFT_LABELS, batch_size=cfg.export.batch_size,
@@ -143,7 +151,7 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None) -> Teach
                                   metadata={"teacher_run_id": run.info.run_id, "data_digest": digest})
         export_s = time.time() - t0
         metrics = score_splits(soft, ds, layout, manifest.get("thresholds", {}))
-        metrics.update({"fit_seconds": fit_s, "export_seconds": export_s,
+        metrics.update({"fit_seconds": fit_s, "export_seconds": export_s, "train_samples_per_s": train_rate,
                         "export_responses_per_s": len(soft) / max(export_s, 1e-9)})
         soft_digest = file_digest(out / SOFT_LABELS)
         mlflow.log_metrics({k.replace("/", "."): v for k, v in metrics.items() if np.isfinite(v)})

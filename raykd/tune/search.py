@@ -63,8 +63,7 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
     """One Tune trial: fit a student with `params`, report per epoch, checkpoint the final student."""
     from ray import tune
 
-    from raykd.distill.train import fit_student
-    from raykd.students.artifact import save_student
+    from raykd.distill.train import fit_student, save_fit
 
     cfg = from_dict(TuneJobConfig, cfg_dict)
     scfg, dcfg = trial_configs(cfg, params)
@@ -82,8 +81,7 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
 
     fit = fit_student(scfg, dcfg, train, val, layout, teacher_tokenizer, on_epoch=on_epoch)
     with tempfile.TemporaryDirectory(prefix="raykd-trial-") as tmp:
-        save_student(Path(tmp) / "student", fit.model, fit.arch, fit.vocab, layout, fit.thresholds, scfg.max_len,
-                     extra={"kd_weight": dcfg.kd_weight})
+        save_fit(fit, Path(tmp) / "student", extra={"kd_weight": dcfg.kd_weight})
         last = holder.get("last", {})
         tune.report({METRIC: fit.val_score, "epoch": fit.epochs_run, "train_loss": last.get("train_loss", math.nan),
                      "best_epoch": fit.best_epoch, "parameters": fit.parameters, "final": True},

@@ -1,0 +1,250 @@
+"""The full benchmark, one command: quality, size, speed and cost growth, then the report.
+
+    .venv/bin/python bench/run_all.py --config bench/config.yaml --workdir runs/bench
+
+Stages (each cached in --workdir, so an interrupted run picks up where it stopped):
+  1. MiniLM teacher on all 10 ASAP-SAS sets; LSTM per set + one MoE, KD and no-KD; TF-IDF + LR per set
+  2. MiniLM teacher on SemEval-2013 SciEntsBank 2-way + Beetle 3-way (question + reference + answer);
+     students and TF-IDF the same way; Beetle 2-way scored by collapsing 3-way predictions
+  3. CPU inference responses/s at batch 1 and 64, teacher and students in the same process
+  4. the Ray Serve endpoint: student and teacher side by side (bench/serve_bench.py)
+  5. teacher training samples/s with 1 and 2 Ray Train workers
+  6. student training and inference time against dataset size
+  7. `raykd report`: Markdown + PNG plots, logged to MLflow
+All numbers are measured in this run on this machine; speeds are reported as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from raykd.config import DistillConfig, DistillJobConfig, StudentConfig, TeacherJobConfig, from_dict  # noqa: E402
+from raykd.io import write_text_atomic  # noqa: E402
+
+
+def cached(path: Path, fn: Any) -> Any:
+    if path.exists():
+        print(f"[bench] cached: {path}", flush=True)
+        return json.loads(path.read_text())
+    t0 = time.time()
+    value = fn()
+    value = json.loads(json.dumps(value, default=_plain))
+    if isinstance(value, dict):
+        value.setdefault("stage_seconds", time.time() - t0)
+    write_text_atomic(path, json.dumps(value, indent=2))
+    return value
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if hasattr(v, "__dict__"):
+        return {k: x for k, x in vars(v).items() if not k.startswith("_")}
+    return str(v)
+
+
+def teacher_stage(cfg: dict, out: Path, tracking: str) -> dict:
+    from raykd.teacher.job import run_teacher
+
+    tcfg = from_dict(TeacherJobConfig, {**cfg, "output_dir": str(out)})
+    tcfg.validate()
+    return vars(run_teacher(tcfg, tracking_uri=tracking))
+
+
+def distill_stage(teacher_dir: Path, data: dict, students: dict, distill: dict, out: Path, tracking: str) -> dict:
+    from raykd.distill.job import run_distill
+
+    dcfg = DistillJobConfig(name=out.name, output_dir=str(out), teacher=str(teacher_dir),
+                            data=from_dict(TeacherJobConfig, {"data": data}).data,
+                            students={k: from_dict(StudentConfig, v) for k, v in students.items()},
+                            distill=from_dict(DistillConfig, distill), throughput_responses=256)
+    dcfg.validate()
+    return run_distill(dcfg, tracking_uri=tracking)
+
+
+def tfidf_stage(data: dict, include_question: bool) -> dict:
+    from raykd.baselines import fit_tfidf, score_tfidf
+    from raykd.config import DataConfig
+    from raykd.data.prepare import prepare_dataset
+
+    ds = prepare_dataset(from_dict(DataConfig, data))
+    out = {}
+    for task, spec in ds.tasks.items():
+        f = ds.frame[(ds.frame["task"] == task) & ds.frame["y"].notna()]
+        model = fit_tfidf(f[f["split"].isin(["train", "validation"])], spec, include_question)
+        out[task] = score_tfidf(model, f[f["split"] == "test"], spec, include_question)
+    return out
+
+
+def beetle_two_way(distill_report: dict, teacher_dir: Path, data: dict) -> dict:
+    """Beetle 2-way accuracy / macro-F1 on unseen answers, from 3-way predictions (correct vs not)."""
+    from raykd import metrics
+    from raykd.config import DataConfig
+    from raykd.data.prepare import prepare_dataset
+    from raykd.scoring import load_scorer
+
+    ds = prepare_dataset(from_dict(DataConfig, data))
+    test = ds.frame[(ds.frame["task"] == "beetle_3way") & (ds.frame["split"] == "test")]
+    if test.empty:
+        return {}
+    correct = ds.tasks["beetle_3way"].labels.index("correct")
+    gold = (np.asarray(test["y"].tolist()) == correct).astype(int)
+    models = {"teacher": str(teacher_dir / "model")}
+    for s in distill_report["students"]:
+        if "beetle_3way" in s["tasks"]:
+            family = s["group"].removesuffix("-beetle_3way")
+            models[f"{family}_{s['variant']}"] = s["model_dir"]
+    out = {}
+    for name, path in models.items():
+        scorer = load_scorer(path)
+        probs = np.stack(scorer.predict_proba(test["text"].tolist(), test["task"].tolist(), test["question"].tolist(),
+                                              test["reference"].tolist()))
+        pred = (probs.argmax(1) == correct).astype(int)
+        out[name] = {"accuracy": metrics.accuracy(gold, pred), "macro_f1": metrics.macro_f1(gold, pred)}
+    return out
+
+
+def speed_stage(teacher_dir: Path, distill_report: dict, data: dict, n: int) -> dict:
+    from raykd.config import DataConfig
+    from raykd.data.prepare import prepare_dataset
+    from raykd.distill.job import dir_bytes, throughput
+    from raykd.scoring import load_scorer
+
+    ds = prepare_dataset(from_dict(DataConfig, data))
+    rows = ds.frame[ds.frame["split"] == "test"].sample(n=n, random_state=0)
+    texts, tasks = rows["text"].tolist(), rows["task"].tolist()
+    models = {"teacher": str(teacher_dir / "model")}
+    moe = next(s for s in distill_report["students"] if s["group"] == "moe" and s["variant"] == "kd")
+    models["moe_kd"] = moe["model_dir"]
+    lstm_one = next(s for s in distill_report["students"] if s["group"].startswith("lstm-") and s["variant"] == "kd")
+    models["lstm_kd"] = lstm_one["model_dir"]
+    out: dict[str, Any] = {}
+    for name, path in models.items():
+        scorer = load_scorer(path)
+        t = tasks if name != "lstm_kd" else [lstm_one["tasks"][0]] * len(tasks)
+        sample = texts[:64] if name == "teacher" else texts  # batch-1 teacher calls are slow: a smaller sample
+        out[name] = {"parameters": scorer.num_parameters, "bytes": dir_bytes(path),
+                     "batch1_per_s": throughput(scorer, sample, t[: len(sample)], 1),
+                     "batch64_per_s": throughput(scorer, texts, t, 64)}
+    for name in list(out):
+        if name != "teacher":
+            out[name]["speedup_batch1"] = out[name]["batch1_per_s"] / out["teacher"]["batch1_per_s"]
+            out[name]["speedup_batch64"] = out[name]["batch64_per_s"] / out["teacher"]["batch64_per_s"]
+            out[name]["param_ratio"] = out[name]["parameters"] / out["teacher"]["parameters"]
+    return out
+
+
+def serve_stage(teacher_dir: Path, distill_report: dict, data: dict, cfg: dict) -> dict:
+    from serve_bench import run as serve_run
+
+    from raykd.config import DataConfig
+    from raykd.data.prepare import prepare_dataset
+
+    ds = prepare_dataset(from_dict(DataConfig, data))
+    test = ds.frame[ds.frame["split"] == "test"]
+    items = [{"task": t, "text": x} for t, x in zip(test["task"], test["text"], strict=True)]
+    moe = next(s for s in distill_report["students"] if s["group"] == "moe" and s["variant"] == "kd")
+    return serve_run(moe["model_dir"], str(teacher_dir / "model"), items, cfg["seconds"], cfg["clients"], cfg["batch"])
+
+
+def train_throughput_stage(base: dict, cfg: dict, work: Path, tracking: str) -> dict:
+    out = {}
+    for workers in cfg["workers"]:
+        tcfg = copy.deepcopy(base)
+        tcfg["name"] = f"bench-train-{workers}w"
+        tcfg["data"] = {**tcfg["data"], "options": {"sets": [1]}, "include_unlabelled": False}
+        tcfg["train"] = {**tcfg["train"], "epochs": 1, "max_steps_per_epoch": cfg["steps"], "log_every": 5}
+        tcfg["scaling"] = {**tcfg["scaling"], "num_workers": workers, "cpus_per_worker": 0.5}
+        tcfg["export"] = {**tcfg["export"], "enabled": False}
+        res = teacher_stage(tcfg, work / f"train_{workers}w", tracking)
+        out[str(workers)] = {"samples_per_s": res["metrics"]["train_samples_per_s"]}
+    return out
+
+
+def growth_stage(cfg: dict) -> dict:
+    from raykd.data import data_dir, make_splits, read_asap
+    from raykd.distill.job import throughput
+    from raykd.distill.train import fit_student
+    from raykd.heads import TaskLayout
+    from raykd.students.artifact import StudentScorer, save_student
+
+    ds = make_splits(read_asap(data_dir() / "asap_sas"), seed=0)
+    pool = ds.frame[ds.frame["split"] == "train"]
+    val = ds.frame[ds.frame["split"] == "validation"]
+    layout = TaskLayout.of(ds.tasks)
+    out = {}
+    for size in cfg["sizes"]:
+        train = pool.sample(n=min(size, len(pool)), random_state=0)
+        fit = fit_student(StudentConfig(arch="lstm", per_task=False), DistillConfig(kd_weight=0.0, epochs=cfg["epochs"],
+                                                                                    patience=cfg["epochs"]),
+                          train, val, layout)
+        path = save_student(Path("/tmp") / f"raykd-growth-{size}", fit.model, fit.arch, fit.vocab, layout,
+                            fit.thresholds, fit.max_len)
+        sample = val.head(1000)
+        rps = throughput(StudentScorer(path), sample["text"].tolist(), sample["task"].tolist(), 64)
+        out[str(len(train))] = {"train_seconds_per_epoch": fit.seconds / fit.epochs_run, "inference_per_s": rps,
+                                "parameters": fit.parameters}
+        print(f"[bench] growth {len(train)} responses: {fit.seconds / fit.epochs_run:.1f}s/epoch, "
+              f"{rps:.0f} responses/s", flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="bench/config.yaml")
+    parser.add_argument("--workdir", default="runs/bench")
+    args = parser.parse_args()
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    work = Path(args.workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    tracking = f"sqlite:///{work / 'mlflow.db'}"
+    t0 = time.time()
+    from raykd.teacher.job import ensure_ray
+
+    ensure_ray()
+    results: dict[str, Any] = {"config": cfg}
+
+    at, st = cfg["asap_teacher"], cfg["semeval_teacher"]
+    results["asap_teacher"] = cached(work / "asap_teacher.json",
+                                     lambda: teacher_stage(at, work / "teacher_asap", tracking))
+    results["asap_distill"] = cached(work / "asap_distill.json", lambda: distill_stage(
+        work / "teacher_asap", at["data"], cfg["asap_students"], cfg["distill"], work / "distill_asap", tracking))
+    results["asap_tfidf"] = cached(work / "asap_tfidf.json", lambda: tfidf_stage(at["data"], False))
+    results["semeval_teacher"] = cached(work / "semeval_teacher.json",
+                                        lambda: teacher_stage(st, work / "teacher_semeval", tracking))
+    results["semeval_distill"] = cached(work / "semeval_distill.json", lambda: distill_stage(
+        work / "teacher_semeval", st["data"], cfg["semeval_students"], cfg["distill"], work / "distill_semeval",
+        tracking))
+    results["semeval_tfidf"] = cached(work / "semeval_tfidf.json", lambda: tfidf_stage(st["data"], True))
+    results["beetle_2way"] = cached(work / "beetle_2way.json", lambda: beetle_two_way(
+        results["semeval_distill"], work / "teacher_semeval", st["data"]))
+    results["speed"] = cached(work / "speed.json", lambda: speed_stage(
+        work / "teacher_asap", results["asap_distill"], at["data"], cfg["speed"]["responses"]))
+    results["serve"] = cached(work / "serve.json", lambda: serve_stage(
+        work / "teacher_asap", results["asap_distill"], at["data"], cfg["serve"]))
+    results["train_throughput"] = cached(work / "train_throughput.json", lambda: train_throughput_stage(
+        at, cfg["train_throughput"], work, tracking))
+    results["growth"] = cached(work / "growth.json", lambda: growth_stage(cfg["growth"]))
+    results["total_seconds"] = time.time() - t0
+    write_text_atomic(work / "results.json", json.dumps(results, indent=2, default=_plain))
+
+    from raykd.report import build_report
+
+    page = build_report(work / "results.json", work / "report", tracking_uri=tracking)
+    print(f"[bench] done in {(time.time() - t0) / 60:.1f} min; report: {page}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
