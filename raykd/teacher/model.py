@@ -151,7 +151,7 @@ def format_inputs(texts: list[str], questions: list[str | None] | None, referenc
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(all, trainable) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """(all, trainable) parameter counts; ZeRO-3-partitioned parameters count at their full size."""
+    total = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
+    trainable = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
     return total, trainable

@@ -167,11 +167,12 @@ def build_optimizer(model: torch.nn.Module, cfg: TeacherJobConfig, total_steps: 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
-def gather_trainable(engine: Any, rank: int, include_frozen: bool = False) -> dict[str, torch.Tensor]:
-    """Full copies of the trainable (or all) parameters on rank 0, gathering ZeRO-3 partitions."""
+def gather_params(engine: Any, rank: int, frozen: bool = False) -> dict[str, torch.Tensor]:
+    """Full copies of the trainable (or, with `frozen`, the frozen) parameters on rank 0, gathering ZeRO-3
+    partitions; other ranks get an empty dict."""
     import deepspeed
 
-    named = [(n, p) for n, p in engine.module.named_parameters() if include_frozen or p.requires_grad]
+    named = [(n, p) for n, p in engine.module.named_parameters() if p.requires_grad != frozen]
     out: dict[str, torch.Tensor] = {}
     with deepspeed.zero.GatheredParameters([p for _, p in named], modifier_rank=None,
                                            enabled=getattr(engine, "zero_optimization_stage", lambda: 0)() == 3):
@@ -200,9 +201,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.manual_seed(cfg.train.seed)
 
     tokenizer = build_tokenizer(cfg.model)
+    ds_config = deepspeed_config(cfg, on_gpu)
+    zero_init = None
+    if cfg.deepspeed.zero_stage == 3:
+        from transformers.integrations.deepspeed import HfDeepSpeedConfig
+
+        # Held while the model is built: transformers then constructs it inside deepspeed.zero.Init, so each
+        # worker materialises only its shard of a 20B model instead of a full copy in host memory.
+        zero_init = HfDeepSpeedConfig(ds_config)
     model = build_model(cfg.model, cfg.lora, layout.total, tokenizer, on_gpu, seed=cfg.train.seed)
     n_total, n_trainable = count_parameters(model)
-    base = gather_base(model) if cfg.model.tiny else None
 
     per_rank = math.ceil(len(train_df) / world)
     steps_per_epoch = math.ceil(per_rank / cfg.train.batch_size)
@@ -211,7 +219,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     total_steps = max(1, steps_per_epoch * cfg.train.epochs // cfg.train.grad_accum)
     optimizer, scheduler = build_optimizer(model, cfg, total_steps)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
-                                           config=deepspeed_config(cfg, on_gpu))
+                                           config=ds_config)
+    base = gather_params(engine, rank, frozen=True) if cfg.model.tiny else None
+    del zero_init
     pos_weights = positive_weights(train_df, layout, device) if cfg.train.pos_weight else {}
 
     state = {"epoch": -1, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
@@ -256,7 +266,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         logits = predict_logits(engine, tokenizer, val_df, cfg, rank, world, device)
         metrics, thresholds, score = validation_metrics(logits, val_df, layout, cfg)
         improved = score > state["best_score"]
-        weights = gather_trainable(engine, rank)
+        weights = gather_params(engine, rank)
         if improved:
             state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
             best_weights, best_thresholds = weights, thresholds
@@ -287,11 +297,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if rank == 0 and state["bad_epochs"] >= cfg.train.patience:
                 print(f"[teacher] early stop: no improvement for {cfg.train.patience} epoch(s)", flush=True)
             break
-
-
-def gather_base(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Frozen weights of a tiny random base, saved with the artifact since no path can rebuild them."""
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if not p.requires_grad}
 
 
 def positive_weights(frame: pd.DataFrame, layout: TaskLayout, device: torch.device) -> dict[str, torch.Tensor]:
