@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,13 @@ from raykd.teacher.model import build_model, build_tokenizer, count_parameters, 
 STATE_FILE = "raykd_state.json"
 BEST_DIR = "best"
 DS_TAG = "state"
+
+
+def say(message: str) -> None:
+    """Progress for a person to follow. Written to stdout directly: Ray Train V2 patches `print` into its
+    logger, which the driver then shows twice."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------------------------- batching
@@ -238,7 +246,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
                 best_weights = load_file(Path(d) / BEST_DIR / "trainable.safetensors")
         if rank == 0:
-            print(f"[teacher] resumed from checkpoint after epoch {state['epoch'] + 1}", flush=True)
+            say(f"[teacher] resumed from checkpoint after epoch {state['epoch'] + 1}")
         if state.get("finished"):
             return
 
@@ -260,8 +268,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             if rank == 0 and (step % cfg.train.log_every == 0 or step == len(batches) - 1):
                 rate = seen / max(1e-9, time.time() - t0)
                 eta = (len(batches) - step - 1) * len(rows) * world / max(rate, 1e-9)
-                print(f"[teacher] epoch {epoch + 1}/{cfg.train.epochs} step {step + 1}/{len(batches)} "
-                      f"loss {running:.4f} {rate:.1f} samples/s epoch ETA {eta:.0f}s", flush=True)
+                say(f"[teacher] epoch {epoch + 1}/{cfg.train.epochs} step {step + 1}/{len(batches)} "
+                    f"loss {running:.4f} {rate:.1f} samples/s epoch ETA {eta:.0f}s")
         train_time = time.time() - t0
         logits = predict_logits(engine, tokenizer, val_df, cfg, rank, world, device)
         metrics, thresholds, score = validation_metrics(logits, val_df, layout, cfg)
@@ -278,8 +286,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                         "best/score": state["best_score"], "best/epoch": state["best_epoch"] + 1})
         state["history"].append({k: v for k, v in metrics.items() if isinstance(v, int | float)})
         if rank == 0:
-            print(f"[teacher] epoch {epoch + 1} val score {score:.4f} (best {state['best_score']:.4f} "
-                  f"at epoch {state['best_epoch'] + 1})", flush=True)
+            say(f"[teacher] epoch {epoch + 1} val score {score:.4f} (best {state['best_score']:.4f} "
+                f"at epoch {state['best_epoch'] + 1})")
             if mlflow_client is not None:
                 _log_epoch(mlflow_client, config["mlflow_run_id"], metrics, epoch + 1)
         stop = state["bad_epochs"] >= cfg.train.patience or epoch == cfg.train.epochs - 1
@@ -295,7 +303,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         if stop:
             if rank == 0 and state["bad_epochs"] >= cfg.train.patience:
-                print(f"[teacher] early stop: no improvement for {cfg.train.patience} epoch(s)", flush=True)
+                say(f"[teacher] early stop: no improvement for {cfg.train.patience} epoch(s)")
             break
 
 
@@ -318,7 +326,7 @@ def _maybe_kill(cfg: TeacherJobConfig, rank: int, epoch: int, step: int, marker:
     point = (chaos.get("kill_rank", 1), chaos.get("at_epoch", 1), chaos.get("at_step", 0))
     if (rank, epoch, step) == point and not os.path.exists(marker):
         Path(marker).write_text(f"killed rank {rank} at epoch {epoch} step {step}\n")
-        print(f"[teacher] chaos: killing worker rank {rank} (pid {os.getpid()})", flush=True)
+        say(f"[teacher] chaos: killing worker rank {rank} (pid {os.getpid()})")
         os.kill(os.getpid(), signal.SIGKILL)
 
 
