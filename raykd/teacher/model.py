@@ -19,6 +19,14 @@ from raykd.errors import ConfigError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download weights at run time
 
+
+def _quiet_transformers() -> None:
+    # The load report lists our classification head as "newly initialized" on every load, including when
+    # trained weights are loaded right after; it misleads more than it informs.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
 TINY_ARCHS = ("gpt_oss", "llama", "qwen2", "bert")
 
 
@@ -91,6 +99,7 @@ def build_model(cfg: ModelConfig, lora: LoraConfig, num_labels: int, tokenizer: 
     """The backbone with a `num_labels`-wide classification head, LoRA-wrapped when enabled."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    _quiet_transformers()
     dtype = torch_dtype(cfg, on_gpu)
     if cfg.tiny:
         conf = tiny_config(cfg.tiny, len(tokenizer), tokenizer.pad_token_id, num_labels,
