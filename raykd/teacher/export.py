@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +82,10 @@ def export_soft_labels(model_dir: str | Path, frame: pd.DataFrame, out_path: str
     source = frame[cols].copy()
     for c in ("question", "reference"):
         source[c] = source[c].astype(object).where(source[c].notna(), "")
-    # Many small blocks: work spreads over the actor pool and progress is visible as blocks finish.
-    ds = ray.data.from_pandas(source).repartition(max(1, math.ceil(len(source) / (4 * batch_size))))
+    # Many small blocks, made here rather than by a repartition task: work spreads over the actor pool,
+    # progress shows as blocks finish, and no extra task competes with the actors for a small cluster's CPUs.
+    size = 4 * batch_size
+    ds = ray.data.from_pandas([source.iloc[i:i + size] for i in range(0, max(1, len(source)), size)])
     scored = ds.map_batches(
         TeacherBatchPredictor,
         fn_constructor_kwargs={"model_dir": str(model_dir), "batch_size": batch_size},
