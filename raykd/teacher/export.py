@@ -94,8 +94,8 @@ def export_soft_labels(model_dir: str | Path, frame: pd.DataFrame, out_path: str
     )
     result = scored.to_pandas()
     # Ray Data hands back Arrow-backed dtypes; store plain float64/str so every reader gets numpy columns.
-    result = pd.DataFrame({c: result[c].to_numpy(dtype=np.float64 if c.startswith("p_") else object)
-                           for c in result.columns})
+    result = pd.DataFrame({c: result[c].to_numpy(dtype=np.float64, na_value=np.nan) if c.startswith("p_")
+                           else result[c].to_numpy(dtype=object) for c in result.columns})
     order = {rid: i for i, rid in enumerate(frame["id"].astype(str))}
     result = result.sort_values("id", key=lambda s: s.map(order)).reset_index(drop=True)
     write_soft_labels(result, out_path, {"tasks": layout.to_list(), **(metadata or {})})
