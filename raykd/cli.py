@@ -64,7 +64,8 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     return 1 if (args.strict and ds.problems) else 0
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    """`--set` overrides plus the `--output-dir` / `--teacher` shortcuts."""
     extra = [f"output_dir={args.output_dir}"] if getattr(args, "output_dir", None) else []
     if getattr(args, "teacher", None):
         extra.append(f"teacher={args.teacher}")
@@ -75,7 +76,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     from raykd.config import TeacherJobConfig, load_config
     from raykd.teacher.job import run_teacher
 
-    run_teacher(load_config(args.config, TeacherJobConfig, _overrides(args)), tracking_uri=args.tracking_uri)
+    run_teacher(load_config(args.config, TeacherJobConfig, config_overrides(args)), tracking_uri=args.tracking_uri)
     return 0
 
 
@@ -83,7 +84,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from raykd.config import DistillJobConfig, load_config
     from raykd.distill.job import run_distill
 
-    run_distill(load_config(args.config, DistillJobConfig, _overrides(args)), tracking_uri=args.tracking_uri)
+    run_distill(load_config(args.config, DistillJobConfig, config_overrides(args)), tracking_uri=args.tracking_uri)
     return 0
 
 
@@ -91,7 +92,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from raykd.config import TuneJobConfig, load_config
     from raykd.tune.search import run_tune
 
-    run_tune(load_config(args.config, TuneJobConfig, _overrides(args)), tracking_uri=args.tracking_uri)
+    run_tune(load_config(args.config, TuneJobConfig, config_overrides(args)), tracking_uri=args.tracking_uri)
     return 0
 
 
@@ -137,11 +138,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job_args(p: argparse.ArgumentParser) -> None:
+def add_job_args(p: argparse.ArgumentParser, takes_teacher: bool = False) -> None:
+    """The options every pipeline stage takes (also used by the scripts in jobs/)."""
     p.add_argument("--config", help="YAML config file")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.add_argument("--output-dir", help="where results go")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    p.add_argument("--output-dir", help="where results go (overrides output_dir)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite under $RAYKD_HOME or ./runs)")
+    if takes_teacher:
+        p.add_argument("--teacher", help="teacher output folder (overrides teacher)")
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -169,17 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(func=cmd_data_inspect)
 
     teacher = sub.add_parser("teacher", help="fine-tune the teacher (Ray Train + DeepSpeed) and export soft labels")
-    _job_args(teacher)
+    add_job_args(teacher)
     teacher.set_defaults(func=cmd_teacher)
 
     distill = sub.add_parser("distill", help="train KD students and no-KD baselines from a teacher's soft labels")
-    _job_args(distill)
-    distill.add_argument("--teacher", help="teacher output folder")
+    add_job_args(distill, takes_teacher=True)
     distill.set_defaults(func=cmd_distill)
 
     tune = sub.add_parser("tune", help="Ray Tune search over student hyperparameters; registers the champion")
-    _job_args(tune)
-    tune.add_argument("--teacher", help="teacher output folder")
+    add_job_args(tune, takes_teacher=True)
     tune.set_defaults(func=cmd_tune)
 
     lin = sub.add_parser("lineage", help="print a registered model's chain back to its data")

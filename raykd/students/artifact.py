@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from raykd.heads import TaskLayout, probabilities
+from raykd.io import atomic_dir
 from raykd.students.lstm import LSTMSpec, LSTMStudent
 from raykd.students.moe import MoESpec, MoEStudent
 from raykd.students.vocab import Vocabulary, student_inputs
@@ -37,10 +36,7 @@ def build_student(arch: str, spec: dict[str, Any]) -> torch.nn.Module:
 def save_student(out_dir: str | Path, model: torch.nn.Module, arch: str, vocab: Vocabulary, layout: TaskLayout,
                  thresholds: dict[str, list[float]], max_len: int, extra: dict[str, Any] | None = None,
                  include_question: bool = False) -> Path:
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "weights.safetensors")
         vocab.save(tmp)
         manifest = {"type": "student", "arch": arch, "spec": dataclasses.asdict(model.spec),
@@ -48,13 +44,7 @@ def save_student(out_dir: str | Path, model: torch.nn.Module, arch: str, vocab: 
                     "include_question": include_question,
                     "parameters": sum(p.numel() for p in model.parameters()), **(extra or {})}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out_dir
+    return Path(out_dir)
 
 
 class StudentScorer:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from raykd.config import LoraConfig, ModelConfig, from_dict
 from raykd.heads import TaskLayout, probabilities
+from raykd.io import atomic_dir
 from raykd.teacher.model import build_model, build_tokenizer, count_parameters, format_inputs
 
 MANIFEST = "raykd_model.json"
@@ -30,11 +29,8 @@ def save_teacher(out_dir: str | Path, *, model_cfg: ModelConfig, lora_cfg: LoraC
                  thresholds: dict[str, list[float]], trainable: dict[str, torch.Tensor],
                  base: dict[str, torch.Tensor] | None, tokenizer: Any, parameters: dict[str, int],
                  seed: int, extra: dict[str, Any] | None = None) -> Path:
-    """Write the artifact into a temporary folder beside `out_dir`, then move it into place."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    """Write the artifact into a temporary folder beside `out_dir`, then move it into place (atomic_dir)."""
+    with atomic_dir(out_dir) as tmp:
         save_file({k: v.contiguous().float() for k, v in trainable.items()}, tmp / "trainable.safetensors")
         if base is not None:
             save_file({k: v.contiguous() for k, v in base.items()}, tmp / "base.safetensors")
@@ -50,13 +46,7 @@ def save_teacher(out_dir: str | Path, *, model_cfg: ModelConfig, lora_cfg: LoraC
             **(extra or {}),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out_dir
+    return Path(out_dir)
 
 
 class TeacherScorer:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import torch
 from raykd.config import TeacherJobConfig, from_dict
 from raykd.data.dataset import MULTICLASS
 from raykd.heads import TaskLayout, evaluate, hard_loss, primary, probabilities, tune_thresholds
+from raykd.io import copy_dir_atomic
 from raykd.teacher.model import build_model, build_tokenizer, count_parameters, format_inputs
 
 STATE_FILE = "raykd_state.json"
@@ -349,16 +349,7 @@ def _log_epoch(client: Any, run_id: str, metrics: dict[str, Any], step: int) -> 
 
 def copy_best(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
     """Copy the trained teacher artifact out of the final checkpoint."""
-    src = Path(checkpoint_dir) / BEST_DIR
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    return out_dir
+    return copy_dir_atomic(Path(checkpoint_dir) / BEST_DIR, out_dir)
 
 
 def read_state(checkpoint_dir: str | Path) -> dict[str, Any]:

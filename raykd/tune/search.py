@@ -26,7 +26,7 @@ import pandas as pd
 from raykd.config import DistillConfig, ParamRange, StudentConfig, TuneJobConfig, from_dict
 from raykd.errors import ConfigError, RaykdError
 from raykd.heads import TaskLayout
-from raykd.io import write_text_atomic
+from raykd.io import copy_dir_atomic, write_text_atomic
 
 STATE = "tune_state.json"
 METRIC = "val_score"
@@ -170,14 +170,8 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> dict[str, A
     winner = max(eligible, key=lambda t: t[METRIC])
 
     champion_dir = out / "champion"
-    tmp_dir = out / ".champion.tmp"
-    if tmp_dir.exists():
-        shutil.rmtree(tmp_dir)
     with winner["checkpoint"].as_directory() as d:
-        shutil.copytree(Path(d) / "student", tmp_dir)
-    if champion_dir.exists():
-        shutil.rmtree(champion_dir)
-    tmp_dir.rename(champion_dir)
+        copy_dir_atomic(Path(d) / "student", champion_dir)
 
     test = _test_winner(champion_dir, frame[frame["split"] == "test"], layout)
     bench = frame[frame["split"].isin(["validation", "test"])].head(256)
