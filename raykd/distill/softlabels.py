@@ -36,28 +36,42 @@ def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool =
         raise DataError(path, f"duplicate response ids, e.g. {soft['id'][soft['id'].duplicated()].iloc[0]!r}")
     soft = soft.set_index("id")
     frame = ds.frame.copy()
-    present = frame["id"].isin(soft.index)
-    needed = frame["y"].notna() | require_all
+    joined = frame.join(soft[["task", "text_sha256"]].rename(columns={"task": "t_task"}), on="id")
+    present = joined["t_task"].notna().to_numpy()
+    needed = (frame["y"].notna() | require_all).to_numpy()
     missing = frame.loc[needed & ~present, "id"]
     if len(missing):
         raise DataError(path, f"{len(missing)} response id(s) have no teacher probabilities, e.g. "
                               f"{missing.head(3).tolist()}")
-    vectors: list[np.ndarray | None] = []
-    for rid, task, text in zip(frame["id"], frame["task"], frame["text"], strict=True):
-        if rid not in soft.index:
-            vectors.append(None)
+    wrong_task = present & (joined["t_task"] != frame["task"]).to_numpy()
+    if wrong_task.any():
+        i = int(np.flatnonzero(wrong_task)[0])
+        raise DataError(path, f"response {frame['id'].iloc[i]!r}: teacher row is for task "
+                              f"{joined['t_task'].iloc[i]!r}, data says {frame['task'].iloc[i]!r}")
+    digests = np.array([text_digest(t) if p else "" for t, p in zip(frame["text"], present, strict=True)])
+    changed = present & (digests != joined["text_sha256"].fillna("").to_numpy())
+    if changed.any():
+        rid = frame["id"].iloc[int(np.flatnonzero(changed)[0])]
+        raise DataError(path, f"response {rid!r}: its text differs from the text the teacher scored")
+    vectors: list[np.ndarray | None] = [None] * len(frame)
+    for task, spec in ds.tasks.items():
+        rows = np.flatnonzero(present & (frame["task"] == task).to_numpy())
+        if not len(rows):
             continue
-        row = soft.loc[rid]
-        if row["task"] != task:
-            raise DataError(path, f"response {rid!r}: teacher row is for task {row['task']!r}, data says {task!r}")
-        if row["text_sha256"] != text_digest(text):
-            raise DataError(path, f"response {rid!r}: its text differs from the text the teacher scored")
-        spec = ds.tasks[task]
-        vec = row[[f"p_{lab}" for lab in spec.labels]].to_numpy(dtype=np.float64)
-        if not np.isfinite(vec).all() or (vec < 0).any() or (vec > 1).any():
-            raise DataError(path, f"response {rid!r}: probabilities {vec.tolist()} are not in [0, 1]")
-        if spec.kind == "multiclass" and abs(vec.sum() - 1.0) > SUM_TOLERANCE:
-            raise DataError(path, f"response {rid!r}: multi-class probabilities sum to {vec.sum():.4f}, not 1")
-        vectors.append(vec.astype(np.float32))
+        block = soft.loc[frame["id"].iloc[rows], [f"p_{lab}" for lab in spec.labels]].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(block).all(1) | (block < 0).any(1) | (block > 1).any(1)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise DataError(path, f"response {frame['id'].iloc[rows[k]]!r}: probabilities {block[k].tolist()} "
+                                  "are not in [0, 1]")
+        if spec.kind == "multiclass":
+            sums = block.sum(1)
+            off = np.abs(sums - 1.0) > SUM_TOLERANCE
+            if off.any():
+                k = int(np.flatnonzero(off)[0])
+                raise DataError(path, f"response {frame['id'].iloc[rows[k]]!r}: multi-class probabilities sum to "
+                                      f"{sums[k]:.4f}, not 1")
+        for r, vec in zip(rows, block.astype(np.float32), strict=True):
+            vectors[r] = vec
     frame["soft"] = vectors
     return frame
