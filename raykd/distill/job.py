@@ -75,8 +75,9 @@ def run_distill(cfg: DistillJobConfig, tracking_uri: str | None = None) -> dict[
     teacher = load_scorer(str(teacher_dir / "model"))
     teacher_test = teacher_metrics(frame, layout, teacher.thresholds, "test")
 
-    bench = frame[frame["split"].isin(["test", "validation"])].head(cfg.throughput_responses)
-    bench_texts, bench_tasks = bench["text"].tolist(), bench["task"].tolist()
+    bench = frame[frame["split"].isin(["test", "validation"])]  # responses to time scorers on
+    sample = bench.sample(n=min(cfg.throughput_responses, len(bench)), random_state=0)
+    bench_texts, bench_tasks = sample["text"].tolist(), sample["task"].tolist()
     teacher_rps = throughput(teacher, bench_texts, bench_tasks, cfg.throughput_batch)
     teacher_params = teacher.num_parameters
     print(f"[distill] teacher: {teacher_params:,} parameters, {teacher_rps:.1f} responses/s "
@@ -153,7 +154,7 @@ def _fit_one(cfg: DistillJobConfig, out: Path, group: str, variant: str, scfg: S
         test_metrics, test_score = evaluate_frame(fit, test)
         model_dir = save_fit(fit, out / "students" / group / variant,
                              extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": lineage["raykd.teacher_run_id"]})
-        b = bench[bench["task"].isin(layout.names)]
+        b = bench[bench["task"].isin(layout.names)].head(cfg.throughput_responses)
         rps = throughput(StudentScorer(model_dir), b["text"].tolist(), b["task"].tolist(), cfg.throughput_batch,
                          repeats=3)
         info = {"group": group, "variant": variant, "arch": scfg.arch, "tasks": layout.names,
