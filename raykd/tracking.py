@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -66,5 +67,8 @@ def log_dataset_input(ds_frame: Any, name: str, digest: str, source: str, contex
 
     frame = pd.DataFrame({"id": ds_frame["id"], "task": ds_frame["task"], "split": ds_frame["split"],
                           "y": ds_frame["y"].map(lambda y: None if y is None else str(y))})
-    dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
+    with warnings.catch_warnings():
+        # MLflow 3.17 registers its local-file source class twice and warns that a path is ambiguous.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
     mlflow.log_input(dataset, context=context)
