@@ -14,6 +14,9 @@ class ConfigError(RaykdError):
         self.where, self.reason = where, reason
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self):  # raised inside Ray workers: must unpickle on the driver
+        return (ConfigError, (self.where, self.reason))
+
 
 class DataError(RaykdError):
     """A data file is unreadable or holds invalid rows."""
@@ -22,3 +25,6 @@ class DataError(RaykdError):
         self.path, self.row, self.reason = str(path), row, reason
         loc = f"{path}, row {row}" if row is not None else str(path)
         super().__init__(f"{loc}: {reason}")
+
+    def __reduce__(self):
+        return (DataError, (self.path, self.reason, self.row))

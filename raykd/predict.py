@@ -55,7 +55,8 @@ def read_for_scoring(path: str | Path, layout: TaskLayout, skip_invalid: bool = 
     return build_dataset(path.name, str(path), tasks, rows(), skip_invalid)
 
 
-def score_dataset(scorer: Any, ds: ScoringDataset, batch_size: int = 64) -> pd.DataFrame:
+def score_dataset(scorer: Any, ds: ScoringDataset, batch_size: int = 64) -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """Scores as a table (id, task, prediction, p_<label>), plus the raw probability vectors."""
     from raykd.scoring import predictions
     from raykd.teacher.export import prob_columns
 
@@ -72,8 +73,7 @@ def score_dataset(scorer: Any, ds: ScoringDataset, batch_size: int = 64) -> pd.D
             matrix[i, columns.index(f"p_{lab}")] = v
     for j, c in enumerate(columns):
         out[c] = matrix[:, j]
-    out.attrs["probs"] = probs
-    return out
+    return out, probs
 
 
 def gold_metrics(scorer: Any, ds: ScoringDataset, probs: list[np.ndarray]) -> dict[str, dict[str, float]]:
@@ -96,10 +96,10 @@ def predict_file(model: str, input_path: str, output_path: str, tracking_uri: st
     ds = read_for_scoring(input_path, scorer.layout, skip_invalid)
     if ds.problems:
         print(f"skipped {len(ds.problems)} invalid row(s); first: {ds.problems[0]}")
-    scored = score_dataset(scorer, ds, batch_size)
-    write_table_atomic(scored.drop(columns=[]), output_path)
+    scored, probs = score_dataset(scorer, ds, batch_size)
+    write_table_atomic(scored, output_path)
     print(f"scored {len(scored)} responses with the {scorer.kind} at {model} -> {output_path}")
-    metrics = gold_metrics(scorer, ds, scored.attrs["probs"])
+    metrics = gold_metrics(scorer, ds, probs)
     if metrics:
         prim = []
         for task, m in metrics.items():

@@ -29,3 +29,16 @@ def test_invalid_config_names_the_key(tmp_path, text, where, reason):
     with pytest.raises(ConfigError) as e:
         load_config(path, TeacherJobConfig)
     assert e.value.where.endswith(where) and reason in e.value.reason
+
+
+def test_errors_survive_pickling():
+    """Errors raised inside Ray workers travel to the driver by pickle."""
+    import pickle
+
+    from raykd.errors import DataError
+
+    e = pickle.loads(pickle.dumps(ConfigError("model.name_or_path", "unknown backbone 'x'")))
+    assert (e.where, e.reason, str(e)) == ("model.name_or_path", "unknown backbone 'x'",
+                                          "model.name_or_path: unknown backbone 'x'")
+    d = pickle.loads(pickle.dumps(DataError("a.csv", "empty text", row=4)))
+    assert (d.path, d.row, str(d)) == ("a.csv", 4, "a.csv, row 4: empty text")

@@ -95,6 +95,10 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None) -> Teach
           f"{(ds.frame['split'] == 'test').sum()} test / {(ds.frame['split'] == 'unlabelled').sum()} unlabelled; "
           f"tasks {layout.names}; digest {digest[:16]}", flush=True)
 
+    if not cfg.model.tiny:
+        from raykd.teacher.model import resolve_model_path
+
+        resolve_model_path(cfg.model.name_or_path)  # an unknown backbone fails here, before any worker starts
     ensure_ray()
     check_resources(cfg)
     tracking_uri = tracking_uri or cfg.tracking.tracking_uri or default_tracking_uri()

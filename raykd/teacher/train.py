@@ -301,6 +301,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                              seed=cfg.train.seed, extra={"best_epoch": state["best_epoch"] + 1,
                                                          "val_score": state["best_score"]})
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        # Wait until the controller has committed this checkpoint: a worker dying right after `report`
+        # would otherwise lose it (results reach the controller by polling) and restart an epoch earlier.
+        ray.train.get_all_reported_checkpoints(ray.train.CheckpointConsistencyMode.COMMITTED, timeout_s=300)
         if stop:
             if rank == 0 and state["bad_epochs"] >= cfg.train.patience:
                 say(f"[teacher] early stop: no improvement for {cfg.train.patience} epoch(s)")
