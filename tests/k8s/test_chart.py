@@ -5,6 +5,7 @@ No cluster runs here (no container engine): every manifest is exercised by rende
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -24,7 +25,7 @@ K8S_VERSION = "1.35.0"
 def helm() -> str:
     path = REPO / ".tools" / "helm"
     if not path.exists():
-        subprocess.run(["python", str(REPO / "scripts" / "install_k8s_tools.py")], check=False)
+        subprocess.run([sys.executable, str(REPO / "scripts" / "install_k8s_tools.py")], check=False)
     if not path.exists():
         if os.environ.get("RAYKD_REQUIRE_DATA") == "1":
             pytest.fail("helm is not installed (scripts/install_k8s_tools.py)")
