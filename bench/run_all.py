@@ -175,9 +175,9 @@ def train_throughput_stage(base: dict, cfg: dict, work: Path, tracking: str) -> 
 def growth_stage(cfg: dict) -> dict:
     from raykd.data import data_dir, make_splits, read_asap
     from raykd.distill.job import throughput
-    from raykd.distill.train import fit_student
+    from raykd.distill.train import fit_student, save_fit
     from raykd.heads import TaskLayout
-    from raykd.students.artifact import StudentScorer, save_student
+    from raykd.students.artifact import StudentScorer
 
     ds = make_splits(read_asap(data_dir() / "asap_sas"), seed=0)
     pool = ds.frame[ds.frame["split"] == "train"]
@@ -189,8 +189,7 @@ def growth_stage(cfg: dict) -> dict:
         fit = fit_student(StudentConfig(arch="lstm", per_task=False), DistillConfig(kd_weight=0.0, epochs=cfg["epochs"],
                                                                                     patience=cfg["epochs"]),
                           train, val, layout)
-        path = save_student(Path("/tmp") / f"raykd-growth-{size}", fit.model, fit.arch, fit.vocab, layout,
-                            fit.thresholds, fit.max_len)
+        path = save_fit(fit, Path("/tmp") / f"raykd-growth-{size}")
         sample = val.head(1000)
         rps = throughput(StudentScorer(path), sample["text"].tolist(), sample["task"].tolist(), 64)
         out[str(len(train))] = {"train_seconds_per_epoch": fit.seconds / fit.epochs_run, "inference_per_s": rps,
