@@ -10,8 +10,11 @@ Stages (each cached in --workdir, so an interrupted run picks up where it stoppe
   4. the Ray Serve endpoint: student and teacher side by side (bench/serve_bench.py)
   5. teacher training samples/s with 1 and 2 Ray Train workers
   6. student training and inference time against dataset size
-  7. `raykd report`: Markdown + PNG plots, logged to MLflow
-All numbers are measured in this run on this machine; speeds are reported as ratios.
+  7. (when configured) LLM teacher training throughput with LoRA, e.g. a gpt-oss-20b-shaped model on a GPU
+  8. `raykd report`: Markdown + PNG plots, logged to MLflow
+All numbers are measured in this run on this machine; speeds are reported as ratios. On a GPU machine:
+    .venv/bin/python bench/run_all.py --config bench/config.gpu.yaml --workdir runs/bench-gpu
+`--only stage,...` runs some stages now (the report needs them all).
 """
 
 from __future__ import annotations
@@ -124,17 +127,22 @@ def speed_stage(teacher_dir: Path, distill_report: dict, data: dict, n: int) -> 
     ds = prepare_dataset(from_dict(DataConfig, data))
     rows = ds.frame[ds.frame["split"] == "test"].sample(n=n, random_state=0)
     texts, tasks = rows["text"].tolist(), rows["task"].tolist()
-    models = {"teacher": str(teacher_dir / "model")}
+    import torch
+
+    # (path, device): every ratio is against the teacher on CPU; a GPU teacher row is added for context.
+    models = {"teacher": (str(teacher_dir / "model"), "cpu")}
+    if torch.cuda.is_available():
+        models["teacher_gpu"] = (str(teacher_dir / "model"), "cuda")
     moe = next(s for s in distill_report["students"] if s["group"] == "moe" and s["variant"] == "kd")
-    models["moe_kd"] = moe["model_dir"]
+    models["moe_kd"] = (moe["model_dir"], "cpu")
     lstm_one = next(s for s in distill_report["students"] if s["group"].startswith("lstm-") and s["variant"] == "kd")
-    models["lstm_kd"] = lstm_one["model_dir"]
+    models["lstm_kd"] = (lstm_one["model_dir"], "cpu")
     out: dict[str, Any] = {}
-    for name, path in models.items():
-        scorer = load_scorer(path)
+    for name, (path, device) in models.items():
+        scorer = load_scorer(path, device=device)
         t = tasks if name != "lstm_kd" else [lstm_one["tasks"][0]] * len(tasks)
         sample = texts[:64] if name == "teacher" else texts  # batch-1 teacher calls are slow: a smaller sample
-        out[name] = {"parameters": scorer.num_parameters, "bytes": dir_bytes(path),
+        out[name] = {"parameters": scorer.num_parameters, "bytes": dir_bytes(path), "device": device,
                      "batch1_per_s": throughput(scorer, sample, t[: len(sample)], 1),
                      "batch64_per_s": throughput(scorer, texts, t, 64)}
     for name in list(out):
@@ -168,8 +176,27 @@ def train_throughput_stage(base: dict, cfg: dict, work: Path, tracking: str) -> 
         tcfg["scaling"] = {**tcfg["scaling"], "num_workers": workers, "cpus_per_worker": 0.5}
         tcfg["export"] = {**tcfg["export"], "enabled": False}
         res = teacher_stage(tcfg, work / f"train_{workers}w", tracking)
-        out[str(workers)] = {"samples_per_s": res["metrics"]["train_samples_per_s"]}
+        out[str(workers)] = {"samples_per_s": res["metrics"]["train_samples_per_s"],
+                             "steady_samples_per_s": res["metrics"].get("train_steady_samples_per_s")}
     return out
+
+
+def llm_throughput_stage(cfg: dict, work: Path, tracking: str) -> dict:
+    """Training samples/s of an LLM teacher with LoRA (a random model shaped like the real one)."""
+    res = teacher_stage({**cfg, "export": {"enabled": False}}, work / "train_llm", tracking)
+    return {"parameters": res["parameters"], **res["metrics"], "model": cfg["model"], "lora": cfg.get("lora", {}),
+            "batch_size": cfg["train"]["batch_size"], "zero_stage": cfg.get("deepspeed", {}).get("zero_stage")}
+
+
+def machine() -> dict:
+    import os
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpus": os.cpu_count(), "gpu": gpu, "gpus": torch.cuda.device_count(), "torch": torch.__version__,
+            "python": platform.python_version()}
 
 
 def growth_stage(cfg: dict) -> dict:
@@ -203,6 +230,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="bench/config.yaml")
     parser.add_argument("--workdir", default="runs/bench")
+    parser.add_argument("--only", default="", help="comma-separated stages to run now (the report waits for all)")
     args = parser.parse_args()
     cfg = yaml.safe_load(Path(args.config).read_text())
     work = Path(args.workdir).resolve()
@@ -212,29 +240,41 @@ def main() -> int:
     from raykd.teacher.job import ensure_ray
 
     ensure_ray()
-    results: dict[str, Any] = {"config": cfg}
-
-    at, st = cfg["asap_teacher"], cfg["semeval_teacher"]
-    results["asap_teacher"] = cached(work / "asap_teacher.json",
-                                     lambda: teacher_stage(at, work / "teacher_asap", tracking))
-    results["asap_distill"] = cached(work / "asap_distill.json", lambda: distill_stage(
-        work / "teacher_asap", at["data"], cfg["asap_students"], cfg["distill"], work / "distill_asap", tracking))
-    results["asap_tfidf"] = cached(work / "asap_tfidf.json", lambda: tfidf_stage(at["data"], False))
-    results["semeval_teacher"] = cached(work / "semeval_teacher.json",
-                                        lambda: teacher_stage(st, work / "teacher_semeval", tracking))
-    results["semeval_distill"] = cached(work / "semeval_distill.json", lambda: distill_stage(
-        work / "teacher_semeval", st["data"], cfg["semeval_students"], cfg["distill"], work / "distill_semeval",
-        tracking))
-    results["semeval_tfidf"] = cached(work / "semeval_tfidf.json", lambda: tfidf_stage(st["data"], True))
-    results["beetle_2way"] = cached(work / "beetle_2way.json", lambda: beetle_two_way(
-        results["semeval_distill"], work / "teacher_semeval", st["data"]))
-    results["speed"] = cached(work / "speed.json", lambda: speed_stage(
-        work / "teacher_asap", results["asap_distill"], at["data"], cfg["speed"]["responses"]))
-    results["serve"] = cached(work / "serve.json", lambda: serve_stage(
-        work / "teacher_asap", results["asap_distill"], at["data"], cfg["serve"]))
-    results["train_throughput"] = cached(work / "train_throughput.json", lambda: train_throughput_stage(
-        at, cfg["train_throughput"], work, tracking))
-    results["growth"] = cached(work / "growth.json", lambda: growth_stage(cfg["growth"]))
+    results: dict[str, Any] = {"config": cfg, "machine": machine(),
+                               "command": f".venv/bin/python bench/run_all.py --config {args.config} "
+                                          f"--workdir {args.workdir}"}
+    at, st, r = cfg["asap_teacher"], cfg["semeval_teacher"], results
+    # In order: each stage may read the results of those before it.
+    stages: dict[str, Any] = {
+        "asap_teacher": lambda: teacher_stage(at, work / "teacher_asap", tracking),
+        "asap_distill": lambda: distill_stage(work / "teacher_asap", at["data"], cfg["asap_students"],
+                                              cfg["distill"], work / "distill_asap", tracking),
+        "asap_tfidf": lambda: tfidf_stage(at["data"], False),
+        "semeval_teacher": lambda: teacher_stage(st, work / "teacher_semeval", tracking),
+        "semeval_distill": lambda: distill_stage(work / "teacher_semeval", st["data"], cfg["semeval_students"],
+                                                 cfg["distill"], work / "distill_semeval", tracking),
+        "semeval_tfidf": lambda: tfidf_stage(st["data"], True),
+        "beetle_2way": lambda: beetle_two_way(r["semeval_distill"], work / "teacher_semeval", st["data"]),
+        "speed": lambda: speed_stage(work / "teacher_asap", r["asap_distill"], at["data"], cfg["speed"]["responses"]),
+        "serve": lambda: serve_stage(work / "teacher_asap", r["asap_distill"], at["data"], cfg["serve"]),
+        "train_throughput": lambda: train_throughput_stage(at, cfg["train_throughput"], work, tracking),
+        "growth": lambda: growth_stage(cfg["growth"]),
+    }
+    if cfg.get("llm_throughput"):
+        stages["llm_throughput"] = lambda: llm_throughput_stage(cfg["llm_throughput"], work, tracking)
+    only = [x for x in args.only.split(",") if x]
+    unknown = sorted(set(only) - set(stages))
+    if unknown:
+        parser.error(f"--only: unknown stage {unknown[0]!r} (stages: {', '.join(stages)})")
+    for name, fn in stages.items():
+        if only and name not in only:
+            if (work / f"{name}.json").exists():  # later stages may need it
+                results[name] = json.loads((work / f"{name}.json").read_text())
+            continue
+        results[name] = cached(work / f"{name}.json", fn)
+    if only:
+        print(f"[bench] ran {', '.join(only)} in {(time.time() - t0) / 60:.1f} min", flush=True)
+        return 0
     results["total_seconds"] = time.time() - t0
     write_text_atomic(work / "results.json", json.dumps(results, indent=2, default=_plain))
 

@@ -67,6 +67,12 @@ class ModelConfig:
     include_question: bool = False  # prepend question (and reference) text to the response
     tiny_layers: int = 2
     tiny_hidden: int = 64
+    # Reshape the tiny random model like a real one (e.g. gpt-oss-20b: 32 experts, 2880 wide) to measure
+    # training throughput at full size; keys are the architecture's config fields.
+    tiny_overrides: dict[str, Any] = field(default_factory=dict)
+    # Store the tiny model's random frozen weights in the artifact so it scores exactly as trained. Off for
+    # full-size random shapes (tens of GB): such a run measures throughput and its artifact cannot score.
+    keep_random_base: bool = True
 
 
 @dataclass

@@ -186,8 +186,37 @@ def targets(means: dict, res: dict) -> list[str]:
     return lines
 
 
+def machine_text(res: dict) -> str:
+    m = res.get("machine") or {}
+    if not m:
+        return "this machine"
+    gpu = f"{m['gpus']} x {m['gpu']}" if m.get("gpu") else "no GPU"
+    return f"this machine ({m['cpus']} CPU cores, {gpu}; torch {m['torch']})"
+
+
+def llm_section(res: dict, cmd: str) -> list[str]:
+    r = res.get("llm_throughput")
+    if not r:
+        return []
+    model, lora = r["model"], r.get("lora", {})
+    shape = {**{"num_hidden_layers": model.get("tiny_layers"), "hidden_size": model.get("tiny_hidden")},
+             **model.get("tiny_overrides", {})}
+    params = r.get("parameters", {})
+    return ["## LLM teacher training throughput (LoRA, Ray Train + DeepSpeed)", "",
+            f"A randomly initialised `{model.get('tiny')}` model shaped as "
+            + ", ".join(f"{k}={v}" for k, v in shape.items() if k != "layer_types")
+            + f": {_f(params.get('total'))} parameters, {_f(params.get('trainable'))} trainable "
+            f"(LoRA r={lora.get('r', 64)} on {', '.join(lora.get('target_modules', ['q/k/v/o']))}), ZeRO-"
+            f"{r.get('zero_stage')}, batch {r['batch_size']} x {model.get('max_length')} tokens per worker. "
+            "Random weights: this measures speed and memory only, never quality.", "",
+            _table(["samples/s (epoch)", "samples/s (after step 1)", "peak GPU memory GiB", "fit seconds"],
+                   [[r.get("train_samples_per_s"), r.get("train_steady_samples_per_s"), r.get("gpu_max_memory_gb"),
+                     r.get("fit_seconds")]]), "", f"*`{cmd}` (stage llm_throughput).*", ""]
+
+
 def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: str | None = None) -> Path:
     res = json.loads(Path(results_path).read_text())
+    cmd = res.get("command", BENCH_CMD)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     asap, means = asap_rows(res)
@@ -195,14 +224,14 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
     sp = res["speed"]
     total = sum(v.get("stage_seconds", 0) for v in res.values() if isinstance(v, dict))
     md = ["# raykd benchmark report", "",
-          f"All numbers from one run of `{BENCH_CMD}` on this machine (2 CPU cores, no GPU); stages took "
+          f"All numbers from one run of `{cmd}` on {machine_text(res)}; stages took "
           f"{total / 60:.0f} minutes in all. Teachers are MiniLM (all-MiniLM-L6-v2) fine-tuned with Ray Train + "
-          "DeepSpeed ZeRO-2 on 2 workers for the epochs in bench/config.yaml. Held-back test splits: ASAP-SAS "
+          "DeepSpeed for the epochs in the config. Held-back test splits: ASAP-SAS "
           "GOLD_test (10% of the Kaggle training set), SemEval-2013 unseen answers.", "",
           "## Targets", "", *targets(means, res), "",
           "## ASAP-SAS: test QWK per set", "",
           _table(["set", "teacher", "LSTM KD", "LSTM no-KD", "MoE KD", "MoE no-KD", "TF-IDF+LR"], asap), "",
-          f"![QWK per set]({files['qwk_per_set']})", f"*Figure: `{BENCH_CMD}` (stage asap_distill, asap_tfidf).*", "",
+          f"![QWK per set]({files['qwk_per_set']})", f"*Figure: `{cmd}` (stage asap_distill, asap_tfidf).*", "",
           "## SemEval-2013 Task 7: unseen answers", "",
           _table(["task / metric", "teacher", "LSTM KD", "LSTM no-KD", "MoE KD", "MoE no-KD", "TF-IDF+LR"],
                  semeval_rows(res)), "",
@@ -210,11 +239,11 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
           "## Size", "",
           _table(["model", "parameters", "bytes on disk", "parameter ratio"],
                  [[k, v["parameters"], v["bytes"], "1" if k == "teacher" else f"1/{1 / v['param_ratio']:,.0f}"]
-                  for k, v in sp.items()]), "",
-          f"![accuracy vs parameters]({files['accuracy_vs_params']})", f"*Figure: `{BENCH_CMD}` (stage speed).*", "",
-          "## Speed (CPU inference, same process)", "",
-          _table(["model", "batch 1 resp/s", "batch 64 resp/s", "speed-up batch 1", "speed-up batch 64"],
-                 [[k, v["batch1_per_s"], v["batch64_per_s"], v.get("speedup_batch1", 1.0),
+                  for k, v in sp.items() if k != "teacher_gpu"]), "",
+          f"![accuracy vs parameters]({files['accuracy_vs_params']})", f"*Figure: `{cmd}` (stage speed).*", "",
+          "## Speed (inference in one process; ratios against the teacher on CPU)", "",
+          _table(["model", "device", "batch 1 resp/s", "batch 64 resp/s", "speed-up batch 1", "speed-up batch 64"],
+                 [[k, v.get("device", "cpu"), v["batch1_per_s"], v["batch64_per_s"], v.get("speedup_batch1", 1.0),
                    v.get("speedup_batch64", 1.0)] for k, v in sp.items()]), ""]
     if res.get("serve"):
         s = res["serve"]
@@ -225,13 +254,21 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
                f"Student / teacher: {s['ratios']['single_requests_per_s']:.1f}x single requests/s, "
                f"{s['ratios']['batch_responses_per_s']:.1f}x batch responses/s "
                "(`bench/serve_bench.py`, run by the command above).", ""]
-    md += [f"![throughput ratios]({files['throughput_ratios']})", f"*Figure: `{BENCH_CMD}` (stages speed, serve).*",
+    md += [f"![throughput ratios]({files['throughput_ratios']})", f"*Figure: `{cmd}` (stages speed, serve).*",
            ""]
     tt = res.get("train_throughput", {})
     if tt:
-        md += ["## Teacher training throughput (Ray Train + DeepSpeed ZeRO-2, CPU)", "",
-               _table(["workers", "samples/s"], [[k, v["samples_per_s"]] for k, v in tt.items() if k.isdigit()]), "",
-               "On 2 cores a second worker shares the same CPUs, so this measures overhead, not scaling.", ""]
+        t_cfg = res.get("config", {}).get("asap_teacher", {})
+        where = "GPU" if t_cfg.get("scaling", {}).get("use_gpu") else "CPU"
+        md += [f"## Teacher training throughput (MiniLM, Ray Train + DeepSpeed ZeRO-"
+               f"{t_cfg.get('deepspeed', {}).get('zero_stage', 2)}, {where})", "",
+               _table(["workers", "samples/s (epoch)", "samples/s (after step 1)"],
+                      [[k, v["samples_per_s"], v.get("steady_samples_per_s")] for k, v in tt.items() if k.isdigit()]),
+               ""]
+        if where == "CPU":
+            md += ["On a machine with few cores more workers share the same CPUs: this measures overhead, "
+                   "not scaling.", ""]
+    md += llm_section(res, cmd)
     g = res.get("growth", {})
     if g:
         md += ["## Cost against dataset size (LSTM student, all ASAP-SAS sets pooled)", "",
@@ -239,7 +276,7 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
                       [[int(k), v["train_seconds_per_epoch"], v["inference_per_s"], v["parameters"]]
                        for k, v in sorted(g.items(), key=lambda kv: int(kv[0])) if k.isdigit()]), ""]
         if "growth" in files:
-            md += [f"![growth]({files['growth']})", f"*Figure: `{BENCH_CMD}` (stage growth).*", ""]
+            md += [f"![growth]({files['growth']})", f"*Figure: `{cmd}` (stage growth).*", ""]
     page = out / "report.md"
     write_text_atomic(page, "\n".join(md) + "\n")
     if tracking_uri:

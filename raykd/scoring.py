@@ -51,7 +51,8 @@ def resolve_model(uri: str, tracking_uri: str | None = None) -> Path:
     return local
 
 
-def load_scorer(uri: str, tracking_uri: str | None = None) -> Any:
+def load_scorer(uri: str, tracking_uri: str | None = None, device: str | None = None) -> Any:
+    """A student or teacher scorer; `device` places a teacher (default: the GPU when there is one)."""
     path = resolve_model(uri, tracking_uri)
     kind = json.loads((path / MANIFEST).read_text()).get("type")
     if kind == "student":
@@ -61,7 +62,7 @@ def load_scorer(uri: str, tracking_uri: str | None = None) -> Any:
     if kind == "teacher":
         from raykd.teacher.artifact import TeacherScorer
 
-        return TeacherScorer(path)
+        return TeacherScorer(path, device=device)
     raise RaykdError(f"{path}: unknown model type {kind!r}")
 
 

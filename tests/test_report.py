@@ -52,3 +52,30 @@ def test_report_tables_plots_and_missed_targets(tmp_path):
         assert (tmp_path / "report" / png).stat().st_size > 5_000
         assert f"({png})" in text
     assert text.count("*Figure: `") >= 3
+
+
+def test_report_names_the_machine_command_gpu_rows_and_llm_throughput(tmp_path):
+    res = results()
+    res["machine"] = {"cpus": 16, "gpu": "NVIDIA H100 80GB HBM3", "gpus": 1, "torch": "2.11.0"}
+    res["command"] = ".venv/bin/python bench/run_all.py --config bench/config.gpu.yaml --workdir runs/bench-gpu"
+    res["config"] = {"asap_teacher": {"scaling": {"use_gpu": True}, "deepspeed": {"zero_stage": 2}}}
+    res["speed"]["teacher_gpu"] = {"parameters": 22_700_000, "bytes": 90_000_000, "device": "cuda",
+                                   "batch1_per_s": 150.0, "batch64_per_s": 4000.0, "speedup_batch1": 7.5,
+                                   "speedup_batch64": 80.0, "param_ratio": 1.0}
+    res["train_throughput"] = {"1": {"samples_per_s": 62.0, "steady_samples_per_s": 77.2}}
+    res["llm_throughput"] = {"parameters": {"total": 20_367_497_280, "trainable": 31_862_016},
+                             "train_samples_per_s": 7.35, "train_steady_samples_per_s": 7.53,
+                             "gpu_max_memory_gb": 45.96, "fit_seconds": 97.8, "batch_size": 8, "zero_stage": 3,
+                             "model": {"tiny": "gpt_oss", "tiny_layers": 24, "tiny_hidden": 2880, "max_length": 128,
+                                       "tiny_overrides": {"num_local_experts": 32}},
+                             "lora": {"r": 64, "target_modules": ["q_proj", "v_proj"]}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(res))
+    text = build_report(path, tmp_path / "report").read_text()
+    assert "config.gpu.yaml" in text and "16 CPU cores, 1 x NVIDIA H100 80GB HBM3" in text
+    assert "| teacher_gpu | cuda | 150.000 | 4,000 |" in text
+    size_rows = text.split("## Size")[1].split("## Speed")[0]
+    assert "teacher_gpu" not in size_rows  # the same model as the CPU teacher
+    assert "ZeRO-2, GPU)" in text and "| 1 | 62.000 | 77.200 |" in text
+    assert "20,367,497,280 parameters, 31,862,016 trainable" in text and "num_local_experts=32" in text
+    assert "| 7.350 | 7.530 | 45.960 | 97.800 |" in text

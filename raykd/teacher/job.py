@@ -95,10 +95,13 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None) -> Teach
           f"{(ds.frame['split'] == 'test').sum()} test / {(ds.frame['split'] == 'unlabelled').sum()} unlabelled; "
           f"tasks {layout.names}; digest {digest[:16]}", flush=True)
 
-    if not cfg.model.tiny:
-        from raykd.teacher.model import resolve_model_path
+    # An unknown backbone or tiny shape fails here, before any worker starts.
+    from raykd.teacher.model import resolve_model_path, tiny_config
 
-        resolve_model_path(cfg.model.name_or_path)  # an unknown backbone fails here, before any worker starts
+    if cfg.model.tiny:
+        tiny_config(cfg.model.tiny, 128, 0, 1, cfg.model.tiny_layers, cfg.model.tiny_hidden, cfg.model.tiny_overrides)
+    else:
+        resolve_model_path(cfg.model.name_or_path)
     ensure_ray()
     check_resources(cfg)
     tracking_uri = tracking_uri or cfg.tracking.tracking_uri or default_tracking_uri()
@@ -139,11 +142,13 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None) -> Teach
         print(f"[teacher] trained {len(state['history'])} epoch(s) in {fit_s:.0f}s; best epoch "
               f"{state['best_epoch'] + 1} val score {state['best_score']:.4f}", flush=True)
 
-        train_rate = float(state["history"][-1].get("train/samples_per_s", float("nan")))
+        last = state["history"][-1]  # the final epoch's rates (and peak GPU memory)
+        rates = {k.replace("/", "_"): float(last[k]) for k in ("train/samples_per_s", "train/steady_samples_per_s",
+                                                              "gpu/max_memory_gb") if k in last}
         if not cfg.export.enabled:
             res = TeacherResult(output_dir=str(out), model_dir=str(model_dir), soft_labels="", run_id=run.info.run_id,
                                 tracking_uri=tracking_uri, data_digest=digest, soft_labels_digest="",
-                                metrics={"fit_seconds": fit_s, "train_samples_per_s": train_rate},
+                                metrics={"fit_seconds": fit_s, **rates},
                                 parameters=manifest.get("parameters", {}), epochs_run=len(state["history"]))
             write_text_atomic(out / "teacher_result.json", json.dumps(asdict(res), indent=2))
             return res
@@ -155,7 +160,7 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None) -> Teach
                                   metadata={"teacher_run_id": run.info.run_id, "data_digest": digest})
         export_s = time.time() - t0
         metrics = score_splits(soft, ds, layout, manifest.get("thresholds", {}))
-        metrics.update({"fit_seconds": fit_s, "export_seconds": export_s, "train_samples_per_s": train_rate,
+        metrics.update({"fit_seconds": fit_s, "export_seconds": export_s, **rates,
                         "export_responses_per_s": len(soft) / max(export_s, 1e-9)})
         soft_digest = file_digest(out / SOFT_LABELS)
         mlflow.log_metrics({k.replace("/", "."): v for k, v in metrics.items() if np.isfinite(v)})

@@ -67,25 +67,32 @@ def build_tokenizer(cfg: ModelConfig) -> Any:
     return tok
 
 
-def tiny_config(arch: str, vocab_size: int, pad_token_id: int, num_labels: int, layers: int, hidden: int) -> Any:
-    """A tiny randomly initialised config of a real architecture (tests and smoke runs)."""
+def tiny_config(arch: str, vocab_size: int, pad_token_id: int, num_labels: int, layers: int, hidden: int,
+                overrides: dict[str, Any] | None = None) -> Any:
+    """A tiny randomly initialised config of a real architecture (tests and smoke runs); `overrides` set any
+    of the architecture's config fields (model.tiny_overrides), e.g. to reach a real model's shape."""
     import transformers as tf
 
     heads = max(2, hidden // 16)
-    common = dict(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                  num_labels=num_labels, pad_token_id=pad_token_id, max_position_embeddings=1024)
+    kwargs: dict[str, Any] = dict(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                                  num_attention_heads=heads, num_labels=num_labels, pad_token_id=pad_token_id,
+                                  max_position_embeddings=1024, intermediate_size=2 * hidden,
+                                  num_key_value_heads=max(1, heads // 2))
+    classes = {"gpt_oss": tf.GptOssConfig, "llama": tf.LlamaConfig, "qwen2": tf.Qwen2Config, "bert": tf.BertConfig}
+    if arch not in classes:
+        raise ConfigError("model.tiny", f"unknown tiny architecture {arch!r}; choose one of {TINY_ARCHS}")
     if arch == "gpt_oss":
-        return tf.GptOssConfig(**common, intermediate_size=hidden, num_key_value_heads=max(1, heads // 2),
-                               head_dim=16, num_local_experts=4, num_experts_per_tok=2,
-                               layer_types=["sliding_attention", "full_attention"] * (layers // 2)
-                               + ["sliding_attention"] * (layers % 2))
-    if arch == "llama":
-        return tf.LlamaConfig(**common, intermediate_size=2 * hidden, num_key_value_heads=max(1, heads // 2))
-    if arch == "qwen2":
-        return tf.Qwen2Config(**common, intermediate_size=2 * hidden, num_key_value_heads=max(1, heads // 2))
+        kwargs.update(intermediate_size=hidden, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+                      layer_types=["sliding_attention", "full_attention"] * (layers // 2)
+                      + ["sliding_attention"] * (layers % 2))
     if arch == "bert":
-        return tf.BertConfig(**common, intermediate_size=2 * hidden)
-    raise ConfigError("model.tiny", f"unknown tiny architecture {arch!r}; choose one of {TINY_ARCHS}")
+        del kwargs["num_key_value_heads"]
+    known = set(classes[arch]().to_dict())
+    unknown = sorted(set(overrides or {}) - known)
+    if unknown:
+        raise ConfigError(f"model.tiny_overrides.{unknown[0]}", f"not a field of the {arch} config")
+    kwargs.update(overrides or {})
+    return classes[arch](**kwargs)
 
 
 def torch_dtype(cfg: ModelConfig, on_gpu: bool) -> torch.dtype:
@@ -103,7 +110,7 @@ def build_model(cfg: ModelConfig, lora: LoraConfig, num_labels: int, tokenizer: 
     dtype = torch_dtype(cfg, on_gpu)
     if cfg.tiny:
         conf = tiny_config(cfg.tiny, len(tokenizer), tokenizer.pad_token_id, num_labels,
-                           cfg.tiny_layers, cfg.tiny_hidden)
+                           cfg.tiny_layers, cfg.tiny_hidden, cfg.tiny_overrides)
         torch.manual_seed(seed)  # the tiny base is rebuilt identically from its seed
         model = AutoModelForSequenceClassification.from_config(conf, dtype=dtype)
     else:
@@ -143,7 +150,9 @@ def apply_lora(model: nn.Module, lora: LoraConfig) -> nn.Module:
         target_parameters = sorted({".".join(n.split(".")[-2:]) for n in experts})
     conf = PeftLoraConfig(task_type=TaskType.SEQ_CLS, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                           target_modules=targets, target_parameters=target_parameters)
-    return get_peft_model(model, conf)
+    # Adapters in the base's dtype: peft would make them fp32 beside a bf16 head, and DeepSpeed's bf16 ZeRO
+    # optimizer needs one dtype across trainable parameters (it keeps its own fp32 master copy).
+    return get_peft_model(model, conf, autocast_adapter_dtype=False)
 
 
 def format_inputs(texts: list[str], questions: list[str | None] | None, references: list[str | None] | None,

@@ -182,8 +182,11 @@ def gather_params(engine: Any, rank: int, frozen: bool = False) -> dict[str, tor
 
     named = [(n, p) for n, p in engine.module.named_parameters() if p.requires_grad != frozen]
     out: dict[str, torch.Tensor] = {}
-    with deepspeed.zero.GatheredParameters([p for _, p in named], modifier_rank=None,
-                                           enabled=getattr(engine, "zero_optimization_stage", lambda: 0)() == 3):
+    zero3 = getattr(engine, "zero_optimization_stage", lambda: 0)() == 3
+    if zero3:
+        # Evaluation leaves ZeRO-3 prefetches in flight on GPUs; gathering such a parameter fails.
+        engine.empty_partition_cache()
+    with deepspeed.zero.GatheredParameters([p for _, p in named], modifier_rank=None, enabled=zero3):
         if rank == 0:
             out = {n: p.detach().float().cpu().clone() for n, p in named}
     return out
@@ -228,7 +231,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     optimizer, scheduler = build_optimizer(model, cfg, total_steps)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                            config=ds_config)
-    base = gather_params(engine, rank, frozen=True) if cfg.model.tiny else None
+    base = gather_params(engine, rank, frozen=True) if cfg.model.tiny and cfg.model.keep_random_base else None
     del zero_init
     pos_weights = positive_weights(train_df, layout, device) if cfg.train.pos_weight else {}
 
@@ -256,6 +259,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         mine = shard_indices(len(train_df), rank, world, seed=cfg.train.seed + epoch)
         batches = chunks(mine, cfg.train.batch_size)[:steps_per_epoch]
         t0, seen, running = time.time(), 0, 0.0
+        t1, seen1 = t0, 0  # after the first step: the steady rate leaves out one-off warm-up (kernels, caches)
         for step, rows in enumerate(batches):
             _maybe_kill(cfg, rank, epoch, step, config.get("chaos_marker"))
             sub = train_df.iloc[rows]
@@ -265,6 +269,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             engine.step()
             seen += len(rows) * world
             running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+            if step == 0:
+                t1, seen1 = time.time(), seen
             if rank == 0 and (step % cfg.train.log_every == 0 or step == len(batches) - 1):
                 rate = seen / max(1e-9, time.time() - t0)
                 eta = (len(batches) - step - 1) * len(rows) * world / max(rate, 1e-9)
@@ -283,7 +289,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         state["epoch"] = epoch
         state["best_thresholds"] = best_thresholds
         metrics.update({"epoch": epoch + 1, "train/loss": running, "train/samples_per_s": seen / train_time,
+                        "train/steady_samples_per_s": (seen - seen1) / max(1e-9, t0 + train_time - t1),
                         "best/score": state["best_score"], "best/epoch": state["best_epoch"] + 1})
+        if on_gpu:
+            metrics["gpu/max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
         state["history"].append({k: v for k, v in metrics.items() if isinstance(v, int | float)})
         if rank == 0:
             say(f"[teacher] epoch {epoch + 1} val score {score:.4f} (best {state['best_score']:.4f} "

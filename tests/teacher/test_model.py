@@ -1,8 +1,9 @@
 import pytest
+import torch
 
 from raykd.config import LoraConfig, ModelConfig
 from raykd.errors import ConfigError
-from raykd.teacher.model import build_model, build_tokenizer, count_parameters
+from raykd.teacher.model import build_model, build_tokenizer, count_parameters, tiny_config
 
 
 def test_lora_on_attention_and_experts_of_tiny_gpt_oss():
@@ -28,3 +29,23 @@ def test_lora_targets_must_exist():
     cfg = ModelConfig(kind="llm", tiny="llama")
     with pytest.raises(ConfigError, match="none of"):
         build_model(cfg, LoraConfig(target_modules=["nope"]), 3, build_tokenizer(cfg), on_gpu=False)
+
+
+def test_bf16_lora_teacher_trains_one_dtype():
+    # DeepSpeed's bf16 ZeRO optimizer rejects mixed trainable dtypes (seen on an H100: peft had made the
+    # adapters fp32 beside a bf16 head).
+    cfg = ModelConfig(kind="llm", tiny="gpt_oss", dtype="bfloat16")
+    tok = build_tokenizer(cfg)
+    for lora in (LoraConfig(r=4, alpha=8), LoraConfig(r=4, alpha=8, dropout=0.0, include_experts=True)):
+        model = build_model(cfg, lora, 3, tok, on_gpu=False)
+        assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.bfloat16}
+
+
+def test_tiny_overrides_reshape_the_random_model():
+    # gpt-oss-20b's expert layout at a tiny width; unknown fields name themselves.
+    conf = tiny_config("gpt_oss", 100, 0, 3, layers=4, hidden=64,
+                       overrides={"num_local_experts": 32, "num_experts_per_tok": 4, "num_key_value_heads": 1})
+    assert (conf.num_local_experts, conf.num_experts_per_tok, conf.num_key_value_heads) == (32, 4, 1)
+    assert conf.layer_types == ["sliding_attention", "full_attention"] * 2
+    with pytest.raises(ConfigError, match="tiny_overrides.num_expertz"):
+        tiny_config("gpt_oss", 100, 0, 3, 2, 64, {"num_expertz": 3})
