@@ -14,7 +14,8 @@ Stages (each cached in --workdir, so an interrupted run picks up where it stoppe
   8. `raykd report`: Markdown + PNG plots, logged to MLflow
 All numbers are measured in this run on this machine; speeds are reported as ratios. On a GPU machine:
     .venv/bin/python bench/run_all.py --config bench/config.gpu.yaml --workdir runs/bench-gpu
-`--only stage,...` runs some stages now (the report needs them all).
+`--only stage,...` runs some stages now (the report needs them all); `--set key=value` overrides the config.
+A workdir belongs to one config: a changed config needs a new --workdir.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from raykd.config import DistillConfig, DistillJobConfig, StudentConfig, TeacherJobConfig, from_dict  # noqa: E402
+from raykd.config import (  # noqa: E402
+    DistillConfig,
+    DistillJobConfig,
+    StudentConfig,
+    TeacherJobConfig,
+    apply_overrides,
+    from_dict,
+)
 from raykd.io import write_text_atomic  # noqa: E402
 
 
@@ -231,18 +239,27 @@ def main() -> int:
     parser.add_argument("--config", default="bench/config.yaml")
     parser.add_argument("--workdir", default="runs/bench")
     parser.add_argument("--only", default="", help="comma-separated stages to run now (the report waits for all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. asap_teacher.train.epochs=3 (repeatable)")
     args = parser.parse_args()
-    cfg = yaml.safe_load(Path(args.config).read_text())
+    if not Path(args.config).is_file():
+        parser.error(f"--config {args.config}: no such file")
+    cfg = apply_overrides(yaml.safe_load(Path(args.config).read_text()) or {}, args.set)
+    missing = sorted({"asap_teacher", "semeval_teacher"} - set(cfg))
+    if missing:
+        parser.error(f"{args.config}: missing section {missing[0]!r}")
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    # Cached stages are only valid for the config that made them.
+    stamp = work / "config.json"
+    if stamp.exists() and json.loads(stamp.read_text()) != cfg:
+        parser.error(f"{work} holds stages of a different config ({stamp}); use a new --workdir")
+    write_text_atomic(stamp, json.dumps(cfg, indent=2))
     tracking = f"sqlite:///{work / 'mlflow.db'}"
     t0 = time.time()
-    from raykd.teacher.job import ensure_ray
-
-    ensure_ray()
     results: dict[str, Any] = {"config": cfg, "machine": machine(),
                                "command": f".venv/bin/python bench/run_all.py --config {args.config} "
-                                          f"--workdir {args.workdir}"}
+                                          f"--workdir {args.workdir}" + "".join(f" --set {x}" for x in args.set)}
     at, st, r = cfg["asap_teacher"], cfg["semeval_teacher"], results
     # In order: each stage may read the results of those before it.
     stages: dict[str, Any] = {
@@ -266,6 +283,9 @@ def main() -> int:
     unknown = sorted(set(only) - set(stages))
     if unknown:
         parser.error(f"--only: unknown stage {unknown[0]!r} (stages: {', '.join(stages)})")
+    from raykd.teacher.job import ensure_ray
+
+    ensure_ray()
     for name, fn in stages.items():
         if only and name not in only:
             if (work / f"{name}.json").exists():  # later stages may need it

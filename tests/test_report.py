@@ -49,6 +49,8 @@ def test_report_tables_plots_and_missed_targets(tmp_path):
     assert "gap +0.050: **MISSED** the 0.03 target" in moe and "8.0x faster at worst (**MISSED** >= 10x)" in moe
     lstm = next(line for line in text.splitlines() if line.startswith("- LSTM KD student"))
     assert "met the 0.03 target" in lstm and "757x fewer parameters (met >= 100x)" in lstm
+    # SemEval: the LSTM KD student is 0.08 macro-F1 below the teacher; no TF-IDF row, so no weak-teacher flag.
+    assert "- SemEval scientsbank_2way macro-F1: teacher 0.680; LSTM KD 0.600 (**MISSED**)." in text
     for png in ("qwk_per_set.png", "accuracy_vs_params.png", "throughput_ratios.png", "growth.png"):
         assert (tmp_path / "report" / png).stat().st_size > 5_000
         assert f"({png})" in text

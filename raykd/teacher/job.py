@@ -145,37 +145,32 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None) -> Teach
         last = state["history"][-1]  # the final epoch's rates (and peak GPU memory)
         rates = {k.replace("/", "_"): float(last[k]) for k in ("train/samples_per_s", "train/steady_samples_per_s",
                                                               "gpu/max_memory_gb") if k in last}
-        if not cfg.export.enabled:
-            res = TeacherResult(output_dir=str(out), model_dir=str(model_dir), soft_labels="", run_id=run.info.run_id,
-                                tracking_uri=tracking_uri, data_digest=digest, soft_labels_digest="",
-                                metrics={"fit_seconds": fit_s, **rates},
-                                parameters=manifest.get("parameters", {}), epochs_run=len(state["history"]))
-            write_text_atomic(out / "teacher_result.json", json.dumps(asdict(res), indent=2))
-            return res
-        export_frame = ds.frame[ds.frame["split"].isin(cfg.export.splits)]
-        t0 = time.time()
-        soft = export_soft_labels(model_dir, export_frame, out / SOFT_LABELS, batch_size=cfg.export.batch_size,
-                                  num_cpus=cfg.export.num_cpus, num_gpus=cfg.export.num_gpus,
-                                  concurrency=cfg.export.concurrency,
-                                  metadata={"teacher_run_id": run.info.run_id, "data_digest": digest})
-        export_s = time.time() - t0
-        metrics = score_splits(soft, ds, layout, manifest.get("thresholds", {}))
-        metrics.update({"fit_seconds": fit_s, "export_seconds": export_s, **rates,
-                        "export_responses_per_s": len(soft) / max(export_s, 1e-9)})
-        soft_digest = file_digest(out / SOFT_LABELS)
+        metrics: dict[str, float] = {"fit_seconds": fit_s, **rates}
+        soft_path, soft_digest = "", ""
+        if cfg.export.enabled:  # off for throughput runs: train only
+            export_frame = ds.frame[ds.frame["split"].isin(cfg.export.splits)]
+            t0 = time.time()
+            soft = export_soft_labels(model_dir, export_frame, out / SOFT_LABELS, batch_size=cfg.export.batch_size,
+                                      num_cpus=cfg.export.num_cpus, num_gpus=cfg.export.num_gpus,
+                                      concurrency=cfg.export.concurrency,
+                                      metadata={"teacher_run_id": run.info.run_id, "data_digest": digest})
+            export_s = time.time() - t0
+            metrics.update(score_splits(soft, ds, layout, manifest.get("thresholds", {})))
+            metrics.update({"export_seconds": export_s, "export_responses_per_s": len(soft) / max(export_s, 1e-9)})
+            soft_path, soft_digest = str(out / SOFT_LABELS), file_digest(out / SOFT_LABELS)
+            mlflow.set_tags({"raykd.soft_labels_digest": soft_digest,
+                             "raykd.soft_labels_artifact": f"{run.info.artifact_uri}/soft_labels/{SOFT_LABELS}"})
+            mlflow.log_artifact(soft_path, artifact_path="soft_labels")
+            mlflow.log_artifacts(str(model_dir), artifact_path="model")
         mlflow.log_metrics({k.replace("/", "."): v for k, v in metrics.items() if np.isfinite(v)})
-        mlflow.set_tags({"raykd.soft_labels_digest": soft_digest,
-                         "raykd.soft_labels_artifact": f"{run.info.artifact_uri}/soft_labels/{SOFT_LABELS}"})
-        mlflow.log_artifact(str(out / SOFT_LABELS), artifact_path="soft_labels")
-        mlflow.log_artifacts(str(model_dir), artifact_path="model")
-        params = manifest.get("parameters", {})
-        res = TeacherResult(output_dir=str(out), model_dir=str(model_dir), soft_labels=str(out / SOFT_LABELS),
+        res = TeacherResult(output_dir=str(out), model_dir=str(model_dir), soft_labels=soft_path,
                             run_id=run.info.run_id, tracking_uri=tracking_uri, data_digest=digest,
-                            soft_labels_digest=soft_digest, metrics=metrics, parameters=params,
-                            epochs_run=len(state["history"]))
+                            soft_labels_digest=soft_digest, metrics=metrics,
+                            parameters=manifest.get("parameters", {}), epochs_run=len(state["history"]))
         write_text_atomic(out / "teacher_result.json", json.dumps(asdict(res), indent=2))
         mlflow.log_artifact(str(out / "teacher_result.json"))
-    print_summary(res, layout, prob_columns(layout))
+    if soft_path:
+        print_summary(res, layout, prob_columns(layout))
     return res
 
 

@@ -93,3 +93,20 @@ def test_bad_configs_fail_clearly(shared_data, ray_session, tmp_path, section, v
     cfg = tiny_cfg(tmp_path, **{section: value})
     with pytest.raises(ConfigError, match=message):
         run_teacher(cfg, tracking_uri=f"sqlite:///{tmp_path}/m.db")
+
+
+def test_train_only_run_reports_throughput(ray_session, tracking_uri, tmp_path):
+    """export.enabled false (the benchmarks' throughput runs): train, report rates, write no soft labels; a
+    reshaped random model (tiny_overrides) with keep_random_base off stores no base weights."""
+    cfg = tiny_cfg(tmp_path, model={"tiny": "llama", "tiny_overrides": {"intermediate_size": 48},
+                                    "keep_random_base": False},
+                   train={"epochs": 1, "max_steps_per_epoch": 3}, deepspeed={"zero_stage": 2},
+                   scaling={"num_workers": 1}, export={"enabled": False})
+    res = run_teacher(cfg, tracking_uri=tracking_uri)
+    assert res.soft_labels == "" and not (tmp_path / "teacher" / "soft_labels.parquet").exists()
+    assert res.metrics["train_samples_per_s"] > 0 and res.metrics["train_steady_samples_per_s"] > 0
+    assert not any(k.startswith(("test/", "validation/")) for k in res.metrics)
+    assert not Path(res.model_dir, "base.safetensors").exists()
+    assert json.loads((tmp_path / "teacher" / "teacher_result.json").read_text())["run_id"] == res.run_id
+    run = mlflow.tracking.MlflowClient(tracking_uri).get_run(res.run_id)
+    assert run.data.metrics["fit_seconds"] > 0 and "train_samples_per_s" in run.data.metrics

@@ -1,0 +1,32 @@
+"""The benchmark's command line: what it refuses before any stage runs (the stages are the library's)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_all(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+def test_unknown_stage_and_missing_config_are_named(tmp_path):
+    out = run_all("--config", "bench/config.yaml", "--workdir", str(tmp_path / "w"), "--only", "speed,nope")
+    assert out.returncode == 2 and "unknown stage 'nope'" in out.stderr and "asap_teacher" in out.stderr
+    out = run_all("--config", str(tmp_path / "absent.yaml"), "--workdir", str(tmp_path / "w"))
+    assert out.returncode == 2 and "absent.yaml: no such file" in out.stderr
+
+
+def test_a_workdir_belongs_to_one_config(tmp_path):
+    cfg = tmp_path / "bench.yaml"
+    cfg.write_text((ROOT / "bench" / "config.yaml").read_text())
+    work = tmp_path / "w"
+    # Validation happens before Ray starts: an unknown stage stops the run after the config stamp is written.
+    assert run_all("--config", str(cfg), "--workdir", str(work), "--only", "nope").returncode == 2
+    assert yaml.safe_load((work / "config.json").read_text())["distill"]["kd_weight"] == 0.5
+    out = run_all("--config", str(cfg), "--workdir", str(work), "--set", "distill.kd_weight=0.9", "--only", "nope")
+    assert out.returncode == 2 and "holds stages of a different config" in out.stderr
