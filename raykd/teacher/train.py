@@ -289,7 +289,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         state["epoch"] = epoch
         state["best_thresholds"] = best_thresholds
         metrics.update({"epoch": epoch + 1, "train/loss": running, "train/samples_per_s": seen / train_time,
-                        "train/steady_samples_per_s": (seen - seen1) / max(1e-9, t0 + train_time - t1),
+                        "train/steady_samples_per_s": ((seen - seen1) / max(1e-9, t0 + train_time - t1)
+                                                       if seen > seen1 else float("nan")),
                         "best/score": state["best_score"], "best/epoch": state["best_epoch"] + 1})
         if on_gpu:
             metrics["gpu/max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
