@@ -49,6 +49,7 @@ def test_report_tables_plots_and_missed_targets(tmp_path):
     assert "gap +0.050: **MISSED** the 0.03 target" in moe and "8.0x faster at worst (**MISSED** >= 10x)" in moe
     lstm = next(line for line in text.splitlines() if line.startswith("- LSTM KD student"))
     assert "met the 0.03 target" in lstm and "757x fewer parameters (met >= 100x)" in lstm
+    assert "- Ray Serve endpoint" not in text  # no serve stage in these results
     # SemEval: the LSTM KD student is 0.08 macro-F1 below the teacher; no TF-IDF row, so no weak-teacher flag.
     assert "- SemEval scientsbank_2way macro-F1: teacher 0.680; LSTM KD 0.600 (**MISSED**)." in text
     for png in ("qwk_per_set.png", "accuracy_vs_params.png", "throughput_ratios.png", "growth.png"):
@@ -66,6 +67,9 @@ def test_report_names_the_machine_command_gpu_rows_and_llm_throughput(tmp_path):
                                    "batch1_per_s": 150.0, "batch64_per_s": 4000.0, "speedup_batch1": 7.5,
                                    "speedup_batch64": 80.0, "param_ratio": 1.0}
     res["train_throughput"] = {"1": {"samples_per_s": 62.0, "steady_samples_per_s": 77.2}}
+    res["serve"] = {"ratios": {"single_requests_per_s": 3.1, "batch_responses_per_s": 38.8},
+                    **{k: {"single": {"requests_per_s": 1.0, "p50_ms": 1.0, "p99_ms": 2.0},
+                           "batch": {"responses_per_s": 1.0}} for k in ("student", "teacher")}}
     res["llm_throughput"] = {"parameters": {"total": 20_367_497_280, "trainable": 31_862_016},
                              "train_samples_per_s": 7.35, "train_steady_samples_per_s": 7.53,
                              "gpu_max_memory_gb": 45.96, "fit_seconds": 97.8, "batch_size": 8, "zero_stage": 3,
@@ -82,3 +86,5 @@ def test_report_names_the_machine_command_gpu_rows_and_llm_throughput(tmp_path):
     assert "ZeRO-2, GPU)" in text and "| 1 | 62.000 | 77.200 |" in text
     assert "20,367,497,280 parameters, 31,862,016 trainable" in text and "num_local_experts=32" in text
     assert "| 7.350 | 7.530 | 45.960 | 97.800 |" in text
+    assert ("3.1x single-response requests/s (**MISSED** >= 10x" in text
+            and "38.8x responses/s in batches of 64 (met)" in text)
