@@ -44,17 +44,22 @@ from raykd.config import (  # noqa: E402
 from raykd.io import write_text_atomic  # noqa: E402
 
 
-def cached(path: Path, fn: Any) -> Any:
+def cached(path: Path, fn: Any) -> tuple[dict, float | None]:
+    """A stage's result and its run time in seconds: from `path` when an earlier run saved it, else by
+    running `fn` and saving both (the time inside the saved result, as `stage_seconds`)."""
     if path.exists():
         print(f"[bench] cached: {path}", flush=True)
-        return json.loads(path.read_text())
+        return split_time(json.loads(path.read_text()))
     t0 = time.time()
-    value = fn()
-    value = json.loads(json.dumps(value, default=_plain))
-    if isinstance(value, dict):
-        value.setdefault("stage_seconds", time.time() - t0)
+    value = json.loads(json.dumps(fn(), default=_plain))
+    value.setdefault("stage_seconds", time.time() - t0)
     write_text_atomic(path, json.dumps(value, indent=2))
-    return value
+    return split_time(value)
+
+
+def split_time(saved: dict) -> tuple[dict, float | None]:
+    seconds = saved.pop("stage_seconds", None)
+    return saved, seconds
 
 
 def _plain(v: Any) -> Any:
@@ -286,12 +291,14 @@ def main() -> int:
     from raykd.teacher.job import ensure_ray
 
     ensure_ray()
+    results["stage_seconds"] = {}
     for name, fn in stages.items():
+        path = work / f"{name}.json"
         if only and name not in only:
-            if (work / f"{name}.json").exists():  # later stages may need it
-                results[name] = json.loads((work / f"{name}.json").read_text())
+            if path.exists():  # later stages may need it
+                results[name], results["stage_seconds"][name] = split_time(json.loads(path.read_text()))
             continue
-        results[name] = cached(work / f"{name}.json", fn)
+        results[name], results["stage_seconds"][name] = cached(path, fn)
     if only:
         print(f"[bench] ran {', '.join(only)} in {(time.time() - t0) / 60:.1f} min", flush=True)
         return 0
