@@ -151,12 +151,15 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> dict[str, A
             trainable,
             param_space=search_space(cfg.space),
             tune_config=tune.TuneConfig(
-                metric=METRIC, mode="max", num_samples=cfg.num_samples, search_alg=_searcher(cfg),
+                metric=METRIC, mode="max", num_samples=cfg.num_samples, search_alg=build_searcher(cfg),
                 scheduler=ASHAScheduler(time_attr="training_iteration", max_t=cfg.distill.epochs,
                                         grace_period=cfg.asha.grace_period,
                                         reduction_factor=cfg.asha.reduction_factor),
-                max_concurrent_trials=cfg.max_concurrent_trials, time_budget_s=cfg.time_budget_s),
-            run_config=tune.RunConfig(name=cfg.name, storage_path=str(storage), verbose=1),
+                time_budget_s=cfg.time_budget_s),
+            # One checkpoint per trial (its final student); with num_to_keep set, Tune snapshots the
+            # experiment state as each trial checkpoints, so a killed search never re-runs a finished trial.
+            run_config=tune.RunConfig(name=cfg.name, storage_path=str(storage), verbose=1,
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
     t0 = time.time()
     grid = tuner.fit()
@@ -215,13 +218,15 @@ def _soft_labels_uri(info: dict[str, Any]) -> str:
     return f"runs:/{info['run_id']}/soft_labels/soft_labels.parquet" if info.get("run_id") else ""
 
 
-def _searcher(cfg: TuneJobConfig) -> Any:
+def build_searcher(cfg: TuneJobConfig) -> Any:
+    """The search algorithm named by `search_alg`, seeded, running at most `max_concurrent_trials` at once."""
     from ray.tune.search import ConcurrencyLimiter
 
     if cfg.search_alg == "random":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        return BasicVariantGenerator(random_state=cfg.seed)  # Tune's built-in random search, seeded
+        # Tune ignores TuneConfig.max_concurrent_trials for a generator passed in, so it is set here.
+        return BasicVariantGenerator(random_state=cfg.seed, max_concurrent=cfg.max_concurrent_trials)
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:

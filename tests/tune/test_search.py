@@ -13,7 +13,7 @@ import yaml
 
 from raykd.cli import main
 from raykd.config import TuneJobConfig, from_dict
-from raykd.tune.search import run_tune
+from raykd.tune.search import build_searcher, run_tune
 
 
 def tune_dict(tiny_teacher, out: Path, **extra) -> dict:
@@ -75,28 +75,42 @@ def test_bad_search_space_is_named():
         cfg.validate()
 
 
+def test_searchers_limit_concurrent_trials():
+    # A searcher passed to Tune overrides TuneConfig.max_concurrent_trials, so the limit must live in it.
+    for alg in ("random", "optuna"):
+        cfg = from_dict(TuneJobConfig, {"search_alg": alg, "max_concurrent_trials": 3})
+        assert build_searcher(cfg).max_concurrent == 3
+
+
 def test_killed_search_resumes(tiny_teacher, ray_session, tracking_uri, tmp_path):
     out = tmp_path / "tune"
     config = tmp_path / "tune.yaml"
-    config.write_text(yaml.safe_dump(tune_dict(tiny_teacher, out, num_samples=8, register_as=None,
-                                               asha={"grace_period": 4, "reduction_factor": 2})))
+    # Trials long enough (12 epochs, no early stop) that the kill lands mid-search, not after it.
+    config.write_text(yaml.safe_dump(tune_dict(tiny_teacher, out, num_samples=6, register_as=None,
+                                               distill={"epochs": 12, "patience": 12},
+                                               asha={"grace_period": 12, "reduction_factor": 2})))
     env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
     cmd = [sys.executable, "jobs/tune.py", "--config", str(config), "--tracking-uri", tracking_uri]
     repo = Path(__file__).resolve().parents[2]
+    exp = out / "ray_tune" / "t"
     first = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True)
-    done_before = wait_for_finished_trials(out / "ray_tune" / "t", 3, timeout=240)
+    done_before = wait_for_finished_trials(exp, 2, timeout=300)
+    time.sleep(1)  # the driver snapshots the experiment state as the trial's checkpoint lands
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    assert done_before, "no trial finished before the kill"
+    assert len(done_before) >= 2, "fewer than two trials finished before the kill"
+    assert len(finished_trials(exp)) < 6, "the search ended before the kill; the test proves nothing"
+    results_before = {name: (exp / name / "result.json").read_text() for name in done_before}
 
     second = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:]
     assert "resuming the interrupted search" in second.stdout
     result = json.loads((out / "tune_result.json").read_text())
-    assert result["trials"] == 8
+    assert result["trials"] == 6
+    assert len(finished_trials(exp)) == 6
     # The trials finished before the kill were kept, not run again.
-    assert done_before <= finished_trials(out / "ray_tune" / "t")
+    assert {name: (exp / name / "result.json").read_text() for name in done_before} == results_before
 
 
 def finished_trials(exp: Path) -> set[str]:
@@ -109,10 +123,6 @@ def finished_trials(exp: Path) -> set[str]:
 
 def wait_for_finished_trials(exp: Path, n: int, timeout: float) -> set[str]:
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        done = finished_trials(exp)
-        if len(done) >= n:
-            time.sleep(2)  # let Tune write its experiment state after the last result
-            return finished_trials(exp)
-        time.sleep(0.5)
+    while time.time() < deadline and len(finished_trials(exp)) < n:
+        time.sleep(0.2)
     return finished_trials(exp)
