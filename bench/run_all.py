@@ -49,12 +49,16 @@ def cached(path: Path, fn: Any) -> tuple[dict, float | None]:
     running `fn` and saving both (the time inside the saved result, as `stage_seconds`)."""
     if path.exists():
         print(f"[bench] cached: {path}", flush=True)
-        return split_time(json.loads(path.read_text()))
+        return load_saved(path)
     t0 = time.time()
     value = json.loads(json.dumps(fn(), default=_plain))
     value.setdefault("stage_seconds", time.time() - t0)
     write_text_atomic(path, json.dumps(value, indent=2))
     return split_time(value)
+
+
+def load_saved(path: Path) -> tuple[dict, float | None]:
+    return split_time(json.loads(path.read_text()))
 
 
 def split_time(saved: dict) -> tuple[dict, float | None]:
@@ -296,7 +300,7 @@ def main() -> int:
         path = work / f"{name}.json"
         if only and name not in only:
             if path.exists():  # later stages may need it
-                results[name], results["stage_seconds"][name] = split_time(json.loads(path.read_text()))
+                results[name], results["stage_seconds"][name] = load_saved(path)
             continue
         results[name], results["stage_seconds"][name] = cached(path, fn)
     if only:

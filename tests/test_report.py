@@ -70,7 +70,7 @@ def test_report_names_the_machine_command_gpu_rows_and_llm_throughput(tmp_path):
     res["train_throughput"] = {"1": {"samples_per_s": 62.0, "steady_samples_per_s": 77.2}}
     res["serve"] = {"ratios": {"single_requests_per_s": 3.1, "batch_responses_per_s": 38.8},
                     **{k: {"single": {"requests_per_s": 1.0, "p50_ms": 1.0, "p99_ms": 2.0},
-                           "batch": {"responses_per_s": 1.0}} for k in ("student", "teacher")}}
+                           "batch": {"responses_per_s": 1.0, "batch": 64}} for k in ("student", "teacher")}}
     res["llm_throughput"] = {"parameters": {"total": 20_367_497_280, "trainable": 31_862_016},
                              "train_samples_per_s": 7.35, "train_steady_samples_per_s": 7.53,
                              "gpu_max_memory_gb": 45.96, "fit_seconds": 97.8, "batch_size": 8, "zero_stage": 3,
