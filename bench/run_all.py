@@ -7,7 +7,8 @@ Stages (each cached in --workdir, so an interrupted run picks up where it stoppe
   2. MiniLM teacher on SemEval-2013 SciEntsBank 2-way + Beetle 3-way (question + reference + answer);
      students and TF-IDF the same way; Beetle 2-way scored by collapsing 3-way predictions
   3. CPU inference responses/s at batch 1 and 64, teacher and students in the same process
-  4. the Ray Serve endpoint: student and teacher side by side (bench/serve_bench.py)
+  4. serving under load with wrk (bench/serve_load.py): MoE and LSTM students and the teacher behind one ingress,
+     1-256 connections, a replica killed under load, `raykd predict` streaming 1,000,000 responses
   5. teacher training samples/s with 1 and 2 Ray Train workers
   6. student training and inference time against dataset size
   7. (when configured) LLM teacher training throughput with LoRA, e.g. a gpt-oss-20b-shaped model on a GPU
@@ -25,6 +26,7 @@ import copy
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -170,17 +172,18 @@ def speed_stage(teacher_dir: Path, distill_report: dict, data: dict, n: int) -> 
     return out
 
 
-def serve_stage(teacher_dir: Path, distill_report: dict, data: dict, cfg: dict) -> dict:
-    from serve_bench import run as serve_run
+def serve_load_stage(teacher_dir: Path, distill_report: dict, cfg: dict, work: Path) -> dict:
+    """Serving under load (bench/serve_load.py): the one-model MoE and the set-1 LSTM KD students."""
+    from serve_load import run as load_run
 
-    from raykd.config import DataConfig
-    from raykd.data.prepare import prepare_dataset
-
-    ds = prepare_dataset(from_dict(DataConfig, data))
-    test = ds.frame[ds.frame["split"] == "test"]
-    items = [{"task": t, "text": x} for t, x in zip(test["task"], test["text"], strict=True)]
-    moe = next(s for s in distill_report["students"] if s["group"] == "moe" and s["variant"] == "kd")
-    return serve_run(moe["model_dir"], str(teacher_dir / "model"), items, cfg["seconds"], cfg["clients"], cfg["batch"])
+    students = {"moe_kd": next(s["model_dir"] for s in distill_report["students"]
+                               if s["group"] == "moe" and s["variant"] == "kd"),
+                "lstm_kd": next(s["model_dir"] for s in distill_report["students"]
+                                if s["group"] == "lstm-asap_1" and s["variant"] == "kd")}
+    report = load_run(students, str(teacher_dir / "model"), work / "serve_load", seconds=cfg["seconds"],
+                      connections=tuple(cfg["connections"]), predict_n=cfg["predict_responses"],
+                      command="bench/serve_load.py (stage serve_load)")
+    return asdict(report)
 
 
 def train_throughput_stage(base: dict, cfg: dict, work: Path, tracking: str) -> dict:
@@ -220,8 +223,8 @@ def growth_stage(cfg: dict) -> dict:
     from raykd.data import data_dir, make_splits, read_asap
     from raykd.distill.job import throughput
     from raykd.distill.train import fit_student, save_fit
-    from raykd.heads import TaskLayout
     from raykd.students.artifact import StudentScorer
+    from raykd.tasks import TaskLayout
 
     ds = make_splits(read_asap(data_dir() / "asap_sas"), seed=0)
     pool = ds.frame[ds.frame["split"] == "train"]
@@ -282,7 +285,7 @@ def main() -> int:
         "semeval_tfidf": lambda: tfidf_stage(st["data"], True),
         "beetle_2way": lambda: beetle_two_way(r["semeval_distill"], work / "teacher_semeval", st["data"]),
         "speed": lambda: speed_stage(work / "teacher_asap", r["asap_distill"], at["data"], cfg["speed"]["responses"]),
-        "serve": lambda: serve_stage(work / "teacher_asap", r["asap_distill"], at["data"], cfg["serve"]),
+        "serve_load": lambda: serve_load_stage(work / "teacher_asap", r["asap_distill"], cfg["serve_load"], work),
         "train_throughput": lambda: train_throughput_stage(at, cfg["train_throughput"], work, tracking),
         "growth": lambda: growth_stage(cfg["growth"]),
     }
@@ -292,7 +295,7 @@ def main() -> int:
     unknown = sorted(set(only) - set(stages))
     if unknown:
         parser.error(f"--only: unknown stage {unknown[0]!r} (stages: {', '.join(stages)})")
-    from raykd.teacher.job import ensure_ray
+    from raykd.runtime import ensure_ray
 
     ensure_ray()
     results["stage_seconds"] = {}

@@ -10,7 +10,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
 from raykd.data.dataset import MULTICLASS, TaskSpec
-from raykd.heads import evaluate
+from raykd.tasks import evaluate
 
 
 def fit_tfidf(train: pd.DataFrame, spec: TaskSpec, include_question: bool = False) -> object:

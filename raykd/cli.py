@@ -134,7 +134,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from raykd.predict import predict_file
 
     predict_file(args.model, args.input, args.output, tracking_uri=args.tracking_uri,
-                 skip_invalid=args.skip_invalid, batch_size=args.batch_size)
+                 skip_invalid=args.skip_invalid, batch_size=args.batch_size, stream=args.stream,
+                 workers=args.workers)
     return 0
 
 
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tracking-uri", help="MLflow tracking URI for runs:/ and models:/ URIs")
     predict.add_argument("--skip-invalid", action="store_true", help="drop invalid rows (reported) instead of failing")
     predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
+                         help="stream the file through Ray Data with bounded memory (auto: files over 50 MB)")
+    predict.add_argument("--workers", type=int, help="scoring actors when streaming (default: one per CPU)")
     predict.set_defaults(func=cmd_predict)
 
     quick = sub.add_parser("quickstart", help="run the whole pipeline end to end on a small ASAP-SAS slice")

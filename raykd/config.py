@@ -438,7 +438,16 @@ class AutoscalingConfig:
 
 @dataclass
 class ServeConfig:
-    """The scoring endpoint. `model` is a model folder, `runs:/ID/model` or `models:/NAME@ALIAS`."""
+    """The scoring endpoint. `model` is a model folder, `runs:/ID/model` or `models:/NAME@ALIAS`.
+
+    Admission is sized to batching: a replica accepts `max_ongoing_requests` at once (enough for a batch of
+    `max_batch_size` requests to fill), `max_queued_requests` more may wait for a slot, and a replica refuses a
+    request whose expected wait behind the work already accepted exceeds `max_queue_wait_s`. Refusals are an
+    immediate 503 with `Retry-After`, never a time-out; `request_timeout_s` is only a safety net.
+    `ingress: haproxy` is Ray Serve's high-throughput mode (HAProxy in front of replicas that serve HTTP
+    themselves, see raykd.runtime); `proxy` is Ray's Python proxy. It takes effect when raykd starts the Ray
+    cluster; a cluster started elsewhere runs the mode its environment sets.
+    """
 
     model: str = "models:/asap1-student@champion"
     tracking_uri: str | None = None
@@ -449,10 +458,19 @@ class ServeConfig:
     num_replicas: int = 1
     autoscaling: AutoscalingConfig | None = None
     num_cpus_per_replica: float = 0.5
-    max_batch_size: int = 64
-    batch_wait_timeout_s: float = 0.005
+    ingress: Literal["haproxy", "proxy"] = "haproxy"
+    max_batch_size: int = 64  # requests whose responses share one model call
+    batch_wait_timeout_s: float = 0.002
+    max_ongoing_requests: int = 256  # per replica; below max_batch_size a batch could never fill
+    max_queued_requests: int = 512  # waiting for a replica slot; more get 503 at once
+    access_log: bool = True  # method, path, status and latency per request (never bodies)
+    max_queue_wait_s: float = 5.0  # a replica refuses (503) what it could not start within this many seconds
+    retry_after_s: float = 1.0  # the Retry-After header of a 503
+    request_timeout_s: float = 60.0  # the proxy answers 408 after this; admission keeps requests far below it
     max_responses: int = 256
     max_text_chars: int = 5000
+    max_file_bytes: int = 20_000_000  # the scoring page's file upload (POST /v1/score/file)
+    max_file_responses: int = 50_000
     auth_token_env: str = "RAYKD_SERVE_TOKEN"  # the bearer token's environment variable (a K8s Secret)
     allow_public_without_auth: bool = False
     poll_interval_s: float = 30.0  # how often a replica checks the registry alias for a new champion; 0: never
@@ -462,3 +480,14 @@ class ServeConfig:
             raise ConfigError(f"{where}.port", "must be in 1..65535")
         if self.max_responses < 1 or self.max_text_chars < 1 or self.max_batch_size < 1:
             raise ConfigError(f"{where}.max_responses", "limits must be >= 1")
+        if self.max_ongoing_requests < self.max_batch_size:
+            raise ConfigError(f"{where}.max_ongoing_requests",
+                              f"{self.max_ongoing_requests} is below max_batch_size {self.max_batch_size}: a batch "
+                              "could never fill, and throughput would fall as load rises")
+        if self.max_queued_requests < 0 or self.max_queue_wait_s <= 0 or self.retry_after_s < 0:
+            raise ConfigError(f"{where}.max_queued_requests",
+                              "max_queued_requests must be >= 0, max_queue_wait_s > 0, retry_after_s >= 0")
+        if self.request_timeout_s <= self.max_queue_wait_s:
+            raise ConfigError(f"{where}.request_timeout_s",
+                              f"must exceed max_queue_wait_s ({self.max_queue_wait_s}): overload is answered by "
+                              "503, not by a time-out")

@@ -1,79 +1,101 @@
-"""Offline scoring of a file with a saved model (`raykd predict`)."""
+"""Offline scoring of a file with a saved model (`raykd predict`).
+
+Small inputs are read whole, scored in this process, and gold labels (when present) are scored too. Large
+inputs (or `--stream on`) stream through Ray Data with bounded memory (`raykd.predict_stream`). Both paths
+validate rows with the same code and write the same table: `id, task, prediction, p_<label>...`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from raykd.data.dataset import MULTICLASS, RawRow, ScoringDataset, build_dataset
-from raykd.data.files import cell, read_table
+from raykd.data.dataset import MULTICLASS, RawColumns, ScoringDataset, build_dataset
+from raykd.data.files import read_table
 from raykd.errors import DataError
-from raykd.heads import TaskLayout, evaluate, primary
 from raykd.io import write_table_atomic
+from raykd.tasks import TaskLayout, evaluate, primary
+
+STREAM_ABOVE_BYTES = 50 * 2**20  # `--stream auto`: files larger than this go through Ray Data
 
 
-def read_for_scoring(path: str | Path, layout: TaskLayout, skip_invalid: bool = False) -> ScoringDataset:
-    """Responses to score, for a model serving `layout`. Understands ASAP-SAS columns (`Id, EssaySet,
-    EssayText[, Score1]`) and `id, task, text[, label | one column per rubric label]`; a one-task model
-    needs no task column. Gold labels, when present, are kept for metrics."""
-    path = Path(path)
-    frame = read_table(path)
-    cols = set(frame.columns)
-    tasks = {t.name: t for t in layout.tasks}
+def cells(column: pd.Series) -> pd.Series:
+    """A column as `raykd.data.files.cell` reads each value: stripped strings, "" where empty."""
+    if column.dtype != "str":
+        column = column.astype(object).where(column.notna(), "").astype(str)
+    return column.fillna("").str.strip()
+
+
+def column_plan(columns: Iterable[str], layout: TaskLayout, path: str | Path
+                ) -> tuple[str | None, str, str | None, Callable[[pd.DataFrame], pd.Series]]:
+    """Which columns hold the id, text and label, and each row's task. Understands ASAP-SAS columns
+    (`Id, EssaySet, EssayText[, Score1]`) and `id, task, text[, label]`; a one-task model needs no task
+    column."""
+    cols = set(columns)
+    tasks = layout.names
     if {"EssaySet", "EssayText"} <= cols:
-        id_col, text_col, label_col = "Id", "EssayText", "Score1" if "Score1" in cols else None
+        def asap_task(frame: pd.DataFrame) -> pd.Series:
+            return "asap_" + cells(frame["EssaySet"]).replace("", "None")
 
-        def task_of(rec: dict) -> str:
-            return f"asap_{cell(rec['EssaySet'])}"
-    elif "text" in cols:
-        id_col, text_col, label_col = ("id" if "id" in cols else None), "text", ("label" if "label" in cols else None)
+        return "Id", "EssayText", "Score1" if "Score1" in cols else None, asap_task
+    if "text" in cols:
         if "task" not in cols and len(tasks) != 1:
-            raise DataError(str(path), f"missing column 'task' (this model serves {list(tasks)})")
+            raise DataError(str(path), f"missing column 'task' (this model serves {tasks})")
 
-        def task_of(rec: dict) -> str:
-            return (cell(rec["task"]) or "") if "task" in rec else next(iter(tasks))
-    else:
-        raise DataError(str(path), "expected columns Id/EssaySet/EssayText or id/task/text; "
-                                   f"found {list(frame.columns)}")
+        def task_of(frame: pd.DataFrame) -> pd.Series:
+            return cells(frame["task"]) if "task" in frame else pd.Series([tasks[0]] * len(frame), dtype="str")
 
-    def rows() -> Iterable[RawRow]:
-        for i, rec in enumerate(frame.to_dict("records"), start=2):
-            task = task_of(rec)
-            spec = tasks.get(task)
-            label: Any = None
-            if spec is not None and spec.kind == MULTICLASS and label_col and cell(rec.get(label_col)) is not None:
-                label = cell(rec[label_col])
-            elif spec is not None and spec.kind != MULTICLASS and all(lab in rec for lab in spec.labels):
-                label = [cell(rec[lab]) or "" for lab in spec.labels]
-            rid = (cell(rec[id_col]) or "") if id_col else f"row-{i}"
-            yield RawRow(row=i, id=rid, task=task, text=cell(rec[text_col]) or "", label=label, split="test")
+        return ("id" if "id" in cols else None), "text", ("label" if "label" in cols else None), task_of
+    raise DataError(str(path), f"expected columns Id/EssaySet/EssayText or id/task/text; found {sorted(cols)}")
 
-    return build_dataset(path.name, str(path), tasks, rows(), skip_invalid)
+
+def scoring_dataset(frame: pd.DataFrame, layout: TaskLayout, path: str | Path, skip_invalid: bool = False,
+                    rows: Iterable[int] | None = None, allow_empty: bool = False) -> ScoringDataset:
+    """Validate a table of responses to score (see `column_plan`). `rows` are the file's row numbers of the
+    frame's rows (default 2, 3, ...: the header is row 1). Gold labels, when present, are kept for metrics."""
+    id_col, text_col, label_col, task_of = column_plan(frame.columns, layout, path)
+    frame = frame.reset_index(drop=True)
+    numbers = list(range(2, 2 + len(frame)) if rows is None else rows)
+    tasks = task_of(frame)
+    labels: list[Any] = [None] * len(frame)
+    for spec in layout.tasks:
+        mine = np.flatnonzero((tasks == spec.name).to_numpy())
+        if spec.kind == MULTICLASS and label_col:
+            values = cells(frame[label_col])
+            for i in mine:
+                labels[i] = values.iat[i] or None
+        elif spec.kind != MULTICLASS and all(lab in frame.columns for lab in spec.labels):
+            flags = [cells(frame[lab]) for lab in spec.labels]
+            for i in mine:
+                labels[i] = [f.iat[i] for f in flags]
+    ids = cells(frame[id_col]) if id_col else pd.Series([f"row-{n}" for n in numbers], dtype="str")
+    none = [None] * len(frame)
+    columns = RawColumns(row=numbers, id=ids, task=tasks, text=cells(frame[text_col]), label=labels,
+                         split=pd.Series(["test"] * len(frame), dtype="str"), question=none, reference=none)
+    return build_dataset(Path(path).name, str(path), {t.name: t for t in layout.tasks}, columns, skip_invalid,
+                         allow_empty=allow_empty)
+
+
+def read_for_scoring(path: str | Path, layout: TaskLayout, skip_invalid: bool = False,
+                     data: bytes | None = None) -> ScoringDataset:
+    """A whole file of responses to score, for a model serving `layout`. `data`: the file's bytes (an
+    upload), `path` then only names it."""
+    return scoring_dataset(read_table(path, data=data), layout, path, skip_invalid)
 
 
 def score_dataset(scorer: Any, ds: ScoringDataset, batch_size: int = 64) -> tuple[pd.DataFrame, list[np.ndarray]]:
     """Scores as a table (id, task, prediction, p_<label>), plus the raw probability vectors."""
-    from raykd.scoring import predictions
-    from raykd.teacher.export import prob_columns
+    from raykd.scoring import scores_frame
 
     f = ds.frame
-    probs = scorer.predict_proba(f["text"].tolist(), f["task"].tolist(), f["question"].tolist(),
-                                 f["reference"].tolist(), batch_size=batch_size)
-    preds = predictions(scorer, f["task"].tolist(), probs)
-    out = pd.DataFrame({"id": f["id"], "task": f["task"],
-                        "prediction": [p if isinstance(p, str) else ";".join(p) for p in preds]})
-    columns = prob_columns(scorer.layout)
-    matrix = np.full((len(f), len(columns)), np.nan)
-    for i, (task, p) in enumerate(zip(f["task"], probs, strict=True)):
-        for lab, v in zip(scorer.layout.spec(task).labels, p, strict=True):
-            matrix[i, columns.index(f"p_{lab}")] = v
-    for j, c in enumerate(columns):
-        out[c] = matrix[:, j]
-    return out, probs
+    tasks = f["task"].tolist()
+    probs = scorer.predict_proba(f["text"].tolist(), tasks, f["question"].tolist(), f["reference"].tolist(),
+                                 batch_size=batch_size)
+    return scores_frame(scorer, f["id"].tolist(), tasks, probs), probs
 
 
 def gold_metrics(scorer: Any, ds: ScoringDataset, probs: list[np.ndarray]) -> dict[str, dict[str, float]]:
@@ -88,8 +110,24 @@ def gold_metrics(scorer: Any, ds: ScoringDataset, probs: list[np.ndarray]) -> di
     return out
 
 
+def should_stream(input_path: str | Path, stream: Literal["auto", "on", "off"]) -> bool:
+    if stream != "auto":
+        return stream == "on"
+    path = Path(input_path)
+    return path.is_file() and path.stat().st_size > STREAM_ABOVE_BYTES
+
+
 def predict_file(model: str, input_path: str, output_path: str, tracking_uri: str | None = None,
-                 skip_invalid: bool = False, batch_size: int = 64) -> dict[str, dict[str, float]]:
+                 skip_invalid: bool = False, batch_size: int = 64, stream: Literal["auto", "on", "off"] = "auto",
+                 workers: int | None = None) -> dict[str, dict[str, float]]:
+    """Score `input_path` into `output_path` (written atomically). Returns per-task metrics where the file
+    has gold labels (whole-file path only)."""
+    if should_stream(input_path, stream):
+        from raykd.predict_stream import predict_stream
+
+        predict_stream(model, input_path, output_path, tracking_uri=tracking_uri, skip_invalid=skip_invalid,
+                       workers=workers)
+        return {}
     from raykd.scoring import load_scorer
 
     scorer = load_scorer(model, tracking_uri)

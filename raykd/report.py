@@ -14,11 +14,11 @@ import numpy as np
 
 from raykd.data.asap import SCIENCE_SETS
 from raykd.io import write_text_atomic
+from raykd.targets import GAP as GAP_TARGET
+from raykd.targets import PARAM_RATIO as PARAM_TARGET
+from raykd.targets import SPEEDUP as SPEED_TARGET
 
 BENCH_CMD = ".venv/bin/python bench/run_all.py --config bench/config.yaml --workdir runs/bench"
-# Student targets: within 0.03 of the teacher on the primary metric (QWK, or macro-F1 for SemEval), >= 100x
-# fewer parameters, >= 10x faster.
-GAP_TARGET, PARAM_TARGET, SPEED_TARGET = 0.03, 100.0, 10.0
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -29,7 +29,7 @@ def _f(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c if isinstance(c, str) else _f(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -135,9 +135,14 @@ def plots(res: dict, means: dict, out: Path) -> dict[str, str]:
 
     ratios = {"MoE batch 1": sp["moe_kd"]["speedup_batch1"], "MoE batch 64": sp["moe_kd"]["speedup_batch64"],
               "LSTM batch 1": sp["lstm_kd"]["speedup_batch1"], "LSTM batch 64": sp["lstm_kd"]["speedup_batch64"]}
-    if res.get("serve"):
-        ratios["Serve single req/s"] = res["serve"]["ratios"]["single_requests_per_s"]
-        ratios["Serve batch resp/s"] = res["serve"]["ratios"]["batch_responses_per_s"]
+    if res.get("serve_load"):
+        from raykd.serve.load_report import load_report
+        from raykd.serve.load_report import ratios as serve_ratios
+
+        load = load_report(res["serve_load"])
+        for shape, c, x in serve_ratios(load, "moe_kd"):
+            if c == 32:
+                ratios[f"Serve MoE {'1' if shape == 'single' else '64'}/request, 32 conn."] = x
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.barh(list(ratios), list(ratios.values()), color="tab:green")
     ax.axvline(SPEED_TARGET, color="black", linestyle="--", label="10x target")
@@ -185,15 +190,11 @@ def targets(means: dict, res: dict) -> list[str]:
         nokd = means["science"][fam.replace("_kd", "_nokd")]
         lines.append(f"  KD vs no-KD on the science sets: {means['science'][fam]:.3f} vs {nokd:.3f} "
                      f"({'KD ahead' if means['science'][fam] > nokd else '**KD not ahead**'}).")
-    if res.get("serve"):
-        r = res["serve"]["ratios"]
-        single, batch = r["single_requests_per_s"], r["batch_responses_per_s"]
-        size = res["serve"]["student"]["batch"]["batch"]
-        lines.append(f"- Ray Serve endpoint, student / teacher: {single:.1f}x single-response requests/s "
-                     f"({'met' if single >= SPEED_TARGET else '**MISSED**'} >= 10x: HTTP and Serve overhead, not "
-                     f"the model, bound one-response requests), {batch:.1f}x responses/s in batches of "
-                     f"{size} "
-                     f"({'met' if batch >= SPEED_TARGET else '**MISSED**'}).")
+    if res.get("serve_load"):
+        from raykd.serve.load_report import load_report
+        from raykd.serve.load_report import targets as serve_targets
+
+        lines += serve_targets(load_report(res["serve_load"]))
     lines += semeval_targets(res)
     return lines
 
@@ -254,7 +255,7 @@ def llm_section(res: dict, cmd: str) -> list[str]:
             f"(LoRA r={lora.get('r', 64)} on {', '.join(lora.get('target_modules', ['q/k/v/o']))}), ZeRO-"
             f"{r.get('zero_stage')}, batch {r['batch_size']} x {model.get('max_length')} tokens per worker. "
             "Random weights: this measures speed and memory only, never quality.", "",
-            _table(["samples/s (epoch)", "samples/s (after step 1)", "peak GPU memory GiB", "fit seconds"],
+            table(["samples/s (epoch)", "samples/s (after step 1)", "peak GPU memory GiB", "fit seconds"],
                    [[r.get("train_samples_per_s"), r.get("train_steady_samples_per_s"), r.get("gpu_max_memory_gb"),
                      r.get("fit_seconds")]]), "", f"*`{cmd}` (stage llm_throughput).*", ""]
 
@@ -275,30 +276,29 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
           "GOLD_test (10% of the Kaggle training set), SemEval-2013 unseen answers.", "",
           "## Targets", "", *targets(means, res), "",
           "## ASAP-SAS: test QWK per set", "",
-          _table(["set", "teacher", "LSTM KD", "LSTM no-KD", "MoE KD", "MoE no-KD", "TF-IDF+LR"], asap), "",
+          table(["set", "teacher", "LSTM KD", "LSTM no-KD", "MoE KD", "MoE no-KD", "TF-IDF+LR"], asap), "",
           f"![QWK per set]({files['qwk_per_set']})", f"*Figure: `{cmd}` (stage asap_distill, asap_tfidf).*", "",
           "## SemEval-2013 Task 7: unseen answers", "",
-          _table(["task / metric", "teacher", "LSTM KD", "LSTM no-KD", "MoE KD", "MoE no-KD", "TF-IDF+LR"],
+          table(["task / metric", "teacher", "LSTM KD", "LSTM no-KD", "MoE KD", "MoE no-KD", "TF-IDF+LR"],
                  semeval_rows(res)), "",
           "Students read `question || answer`; the teacher reads question, reference answer and answer.", "",
           "## Size", "",
-          _table(["model", "parameters", "bytes on disk", "parameter ratio"],
+          table(["model", "parameters", "bytes on disk", "parameter ratio"],
                  [[k, v["parameters"], v["bytes"], "1" if k == "teacher" else f"1/{1 / v['param_ratio']:,.0f}"]
                   for k, v in sp.items() if k != "teacher_gpu"]), "",
           f"![accuracy vs parameters]({files['accuracy_vs_params']})", f"*Figure: `{cmd}` (stage speed).*", "",
           "## Speed (inference in one process; ratios against the teacher on CPU)", "",
-          _table(["model", "device", "batch 1 resp/s", "batch 64 resp/s", "speed-up batch 1", "speed-up batch 64"],
+          table(["model", "device", "batch 1 resp/s", "batch 64 resp/s", "speed-up batch 1", "speed-up batch 64"],
                  [[k, v.get("device", "cpu"), v["batch1_per_s"], v["batch64_per_s"], v.get("speedup_batch1", 1.0),
                    v.get("speedup_batch64", 1.0)] for k, v in sp.items()]), ""]
-    if res.get("serve"):
-        s = res["serve"]
-        md += ["### Ray Serve endpoint (127.0.0.1, same proxy, one replica each)", "",
-               _table(["model", "single req/s", "p50 ms", "p99 ms", f"batch-{s['student']['batch']['batch']} resp/s"],
-                      [[k, s[k]["single"]["requests_per_s"], s[k]["single"]["p50_ms"], s[k]["single"]["p99_ms"],
-                        s[k]["batch"]["responses_per_s"]] for k in ("student", "teacher")]), "",
-               f"Student / teacher: {s['ratios']['single_requests_per_s']:.1f}x single requests/s, "
-               f"{s['ratios']['batch_responses_per_s']:.1f}x batch responses/s "
-               "(`bench/serve_bench.py`, run by the command above).", ""]
+    if res.get("serve_load"):
+        from raykd.serve.load_report import load_report, markdown, plot
+
+        load = load_report(res["serve_load"])
+        plot(load, out / "serve_load.png")
+        md += ["## Serving under load (Ray Serve, HAProxy ingress, wrk)", "",
+               markdown(load, "bench/serve_load.py, run by the command above"), "",
+               "![serving under load](serve_load.png)", f"*Figure: `{cmd}` (stage serve_load).*", ""]
     md += [f"![throughput ratios]({files['throughput_ratios']})", f"*Figure: `{cmd}` (stages speed, serve).*",
            ""]
     tt = res.get("train_throughput", {})
@@ -307,7 +307,7 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
         where = "GPU" if t_cfg.get("scaling", {}).get("use_gpu") else "CPU"
         md += [f"## Teacher training throughput (MiniLM, Ray Train + DeepSpeed ZeRO-"
                f"{t_cfg.get('deepspeed', {}).get('zero_stage', 2)}, {where})", "",
-               _table(["workers", "samples/s (epoch)", "samples/s (after step 1)"],
+               table(["workers", "samples/s (epoch)", "samples/s (after step 1)"],
                       [[k, v["samples_per_s"], v.get("steady_samples_per_s")] for k, v in tt.items()]),
                ""]
         if where == "CPU":
@@ -320,7 +320,7 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
         md += ["## Cost against dataset size (LSTM student, all ASAP-SAS sets pooled)", "",
                f"Sizes asked: {', '.join(f'{n:,}' for n in asked)}; a size above the training split runs on all of "
                "it (validation and test rows are never trained on).", "",
-               _table(["training responses", "train s/epoch", "inference resp/s", "parameters"],
+               table(["training responses", "train s/epoch", "inference resp/s", "parameters"],
                       [[int(k), v["train_seconds_per_epoch"], v["inference_per_s"], v["parameters"]]
                        for k, v in sorted(g.items(), key=lambda kv: int(kv[0]))]),
                ""]

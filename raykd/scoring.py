@@ -1,6 +1,6 @@
 """Load any saved raykd model (teacher or student, local folder or MLflow URI) behind one interface:
 `scorer.layout`, `scorer.thresholds`, `scorer.predict_proba(texts, tasks, ...)`; and turn probabilities
-into predictions."""
+into predictions and into the one table every scoring path writes (`id, task, prediction, p_<label>`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from raykd.errors import RaykdError
-from raykd.heads import TaskLayout, decide
+from raykd.tasks import TaskLayout, decide
 
 MANIFEST = "raykd_model.json"
 
@@ -68,12 +69,52 @@ def load_scorer(uri: str, tracking_uri: str | None = None, device: str | None = 
 
 def predictions(scorer: Any, tasks: list[str], probs: list[np.ndarray]) -> list[Any]:
     """Per response: the class label (multi-class) or the list of labels that apply (multi-label)."""
-    out: list[Any] = []
-    for task, p in zip(tasks, probs, strict=True):
+    out: list[Any] = [None] * len(tasks)
+    for task, rows in _rows_by_task(tasks).items():
         spec = scorer.layout.spec(task)
-        decision = decide(p[None, :], spec, scorer.thresholds.get(task))[0]
-        if spec.kind == "multiclass":
-            out.append(spec.labels[int(decision)])
-        else:
-            out.append([lab for lab, d in zip(spec.labels, decision, strict=True) if d])
+        decision = decide(np.stack([probs[i] for i in rows]), spec, scorer.thresholds.get(task))
+        for i, d in zip(rows, decision, strict=True):
+            out[i] = spec.labels[int(d)] if spec.kind == "multiclass" else [
+                lab for lab, flag in zip(spec.labels, d, strict=True) if flag]
     return out
+
+
+def prob_columns(layout: TaskLayout) -> list[str]:
+    """`p_<label>` for every label of every task, each once (tasks may share label names, e.g. scores)."""
+    return list(dict.fromkeys(f"p_{label}" for spec in layout.tasks for label in spec.labels))
+
+
+def prob_matrix(layout: TaskLayout, tasks: list[str], probs: list[np.ndarray]) -> np.ndarray:
+    """The wide probability table: one row per response, one column per `prob_columns`, NaN where the
+    response's task has no such label."""
+    columns = {c: j for j, c in enumerate(prob_columns(layout))}
+    out = np.full((len(tasks), len(columns)), np.nan, dtype=np.float64)
+    for task, rows in _rows_by_task(tasks).items():
+        cols = [columns[f"p_{label}"] for label in layout.spec(task).labels]
+        out[np.ix_(rows, cols)] = np.stack([probs[i] for i in rows])
+    return out
+
+
+def scores_frame(scorer: Any, ids: list[str], tasks: list[str], probs: list[np.ndarray]) -> pd.DataFrame:
+    """`id, task, prediction, p_<label>...`: what `raykd predict`, `raykd score` and the scoring page write."""
+    preds = predictions(scorer, tasks, probs)
+    out = pd.DataFrame({"id": ids, "task": tasks,
+                        "prediction": [p if isinstance(p, str) else ";".join(p) for p in preds]})
+    matrix = prob_matrix(scorer.layout, tasks, probs)
+    for j, c in enumerate(prob_columns(scorer.layout)):
+        out[c] = matrix[:, j]
+    return out
+
+
+def plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`p_*` columns as float64 and the rest as Python objects: Ray Data hands back Arrow-backed dtypes, and
+    every reader of a scores or soft-label file should get plain numpy columns."""
+    return pd.DataFrame({c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan) if c.startswith("p_")
+                         else frame[c].to_numpy(dtype=object) for c in frame.columns})
+
+
+def _rows_by_task(tasks: list[str]) -> dict[str, list[int]]:
+    rows: dict[str, list[int]] = {}
+    for i, t in enumerate(tasks):
+        rows.setdefault(t, []).append(i)
+    return rows

@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 .venv/bin/python scripts/install_k8s_tools.py  # static helm + kubectl for the chart checks
+bash scripts/install_system_tools.sh  # chromium + chromedriver (scoring page test), wrk (load benchmark)
 .venv/bin/ruff check raykd jobs tests bench
 exec .venv/bin/python -m pytest "$@"

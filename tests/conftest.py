@@ -32,9 +32,14 @@ def ray_session():
     controller, its workers and Ray Data/Tune actors all find room (they are mostly idle-waiting)."""
     import ray
 
+    from raykd.runtime import RUNTIME_ENV, serve_environment
+
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=True,
-                 runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
+        os.environ.update(serve_environment())  # Serve runs as `raykd serve` runs it (HAProxy ingress)
+        # Replicas write each access line at once (production buffers 1,000; errors flush at once either way),
+        # so tests can read what a request became.
+        os.environ["RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE"] = "1"
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=True, runtime_env=RUNTIME_ENV)
     yield ray
     ray.shutdown()
 
@@ -62,8 +67,8 @@ def asap1_student(shared_data, tmp_path_factory):
     from raykd.config import DistillConfig, StudentConfig
     from raykd.data import make_splits, read_asap
     from raykd.distill.train import fit_student
-    from raykd.heads import TaskLayout
     from raykd.students.artifact import save_student
+    from raykd.tasks import TaskLayout
 
     ds = make_splits(read_asap(shared_data / "asap_sas", sets=[1]), seed=0)
     f = ds.frame

@@ -61,3 +61,37 @@ def test_predict_rejects_tasks_the_model_does_not_serve(student_dir, tmp_path, c
     assert main(["predict", "--model", str(student_dir), "--input", str(tmp_path / "in.tsv"),
                  "--output", str(tmp_path / "out.csv"), "--skip-invalid"]) == 0
     assert len(pd.read_csv(tmp_path / "out.csv")) == 1
+
+
+@pytest.mark.parametrize("output", ["csv", "parquet"])
+def test_streaming_predict_writes_what_the_whole_file_path_writes(asap1, student_dir, ray_session, tmp_path, output):
+    """`--stream on` (Ray Data, block by block) and `--stream off` (whole file) write the same table."""
+    test = asap_file(asap1, tmp_path / "in.tsv", n=160)
+    outputs = {}
+    for mode in ("off", "on"):
+        path = tmp_path / f"{mode}.{output}"
+        assert main(["predict", "--model", str(student_dir), "--input", str(tmp_path / "in.tsv"),
+                     "--output", str(path), "--stream", mode]) == 0
+        outputs[mode] = pd.read_csv(path, dtype={"id": str}) if output == "csv" else pd.read_parquet(path)
+    whole, streamed = outputs["off"], outputs["on"]
+    assert streamed.columns.tolist() == whole.columns.tolist() == ["id", "task", "prediction", "p_0", "p_1", "p_2",
+                                                                    "p_3"]
+    assert streamed["id"].tolist() == whole["id"].tolist() == test["id"].tolist()  # input order kept
+    assert streamed["prediction"].astype(str).tolist() == whole["prediction"].astype(str).tolist()
+    np.testing.assert_allclose(streamed.filter(like="p_").to_numpy(), whole.filter(like="p_").to_numpy(), atol=1e-6)
+
+
+def test_streaming_predict_reads_parquet_and_names_bad_rows(student_dir, ray_session, tmp_path, capsys):
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(30)], "task": "asap_1",
+                          "text": [f"the mass of vinegar number {i}" for i in range(30)]})
+    frame.loc[11, "text"] = "   "
+    frame.to_parquet(tmp_path / "in.parquet")
+    args = ["predict", "--model", str(student_dir), "--input", str(tmp_path / "in.parquet"), "--output",
+            str(tmp_path / "out.csv"), "--stream", "on"]
+    assert main(args) == 2
+    assert "in.parquet, row 13: empty text for id 'r11'" in capsys.readouterr().err  # the header is row 1
+    assert not (tmp_path / "out.csv").exists()  # nothing half-written
+    assert main([*args, "--skip-invalid"]) == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert len(out) == 29 and "r11" not in set(out["id"])
+    assert "skipped 1 invalid row(s)" in capsys.readouterr().out

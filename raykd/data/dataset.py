@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +29,7 @@ MULTICLASS = "multiclass"
 MULTILABEL = "multilabel"
 TaskKind = Literal["multiclass", "multilabel"]
 SPLITS = ("train", "validation", "test", "unlabelled")
+SKIP_HINT = "  (pass --skip-invalid to drop invalid rows)"
 COLUMNS = ("id", "task", "text", "question", "reference", "y", "split")
 
 
@@ -198,49 +199,101 @@ def parse_label(spec: TaskSpec, raw: str | list[str]) -> int | tuple[int, ...]:
     return tuple(flags)
 
 
+@dataclass
+class RawColumns:
+    """Rows as a reader found them, column by column: the form `build_dataset` validates. Readers that walk a
+    file row by row yield `RawRow`s (see `from_rows`); table readers build columns directly."""
+
+    row: Sequence[int]
+    id: Sequence[str]
+    task: Sequence[str]
+    text: Sequence[str]
+    label: Sequence[str | list[str] | None]
+    split: Sequence[str]
+    question: Sequence[str | None]
+    reference: Sequence[str | None]
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[RawRow]) -> RawColumns:
+        items = list(rows)
+        return cls(*(tuple(getattr(r, f.name) for r in items) for f in fields(cls)))
+
+
+def _strings(values: Sequence[Any]) -> pd.Series:
+    """Values as a string Series (missing values as ""), without a copy when they already are one."""
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    if series.dtype != "str":
+        series = series.astype(object).where(series.notna(), "").astype(str)
+    return series.fillna("").reset_index(drop=True)
+
+
 def build_dataset(
     name: str,
     path: str,
     tasks: Mapping[str, TaskSpec],
-    rows: Iterable[RawRow],
+    rows: Iterable[RawRow] | RawColumns,
     skip_invalid: bool = False,
+    allow_empty: bool = False,
 ) -> ScoringDataset:
-    """Validate raw rows into a dataset. Invalid rows raise, or are dropped and recorded with `skip_invalid`."""
-    problems: list[Problem] = []
-    records: list[tuple] = []
-    seen: dict[str, int] = {}
-    for r in rows:
-        reason = None
-        spec = tasks.get(r.task)
-        y: Any = None
-        if not str(r.id).strip():
-            reason = "empty id"
-        elif r.id in seen:
-            reason = f"duplicate id {r.id!r} (first seen in row {seen[r.id]})"
-        elif spec is None:
-            reason = f"unknown task {r.task!r} (known: {', '.join(tasks)})"
-        elif r.text is None or not str(r.text).strip():
-            reason = f"empty text for id {r.id!r}"
-        elif r.split not in SPLITS:
-            reason = f"unknown split {r.split!r}"
-        elif r.label is not None:
+    """Validate raw rows into a dataset. Invalid rows raise, or are dropped and recorded with `skip_invalid`.
+    An empty result is an error unless `allow_empty` (one batch of a streamed file may hold no valid row).
+
+    A row is checked in this order, and its first failure is its reason: empty id; an id already used by an
+    earlier valid row; unknown task; empty text; unknown split; a label that does not fit the task. The checks
+    run column-wise; only labels are parsed one by one.
+    """
+    cols = rows if isinstance(rows, RawColumns) else RawColumns.from_rows(rows)
+    n = len(cols.row)
+    row = np.asarray(cols.row, dtype=np.int64)
+    ids, task, text, split = (_strings(c) for c in (cols.id, cols.task, cols.text, cols.split))
+    empty_id = ids.str.strip().eq("").to_numpy()
+    known = task.isin(list(tasks)).to_numpy()
+    empty_text = text.str.strip().eq("").to_numpy()
+    bad_split = (~split.isin(SPLITS)).to_numpy()
+    y: list[Any] = [None] * n
+    label_reason: dict[int, str] = {}
+    for i in np.flatnonzero(~(empty_id | ~known | empty_text | bad_split)):
+        if cols.label[i] is not None:
             try:
-                y = parse_label(spec, r.label)
+                y[i] = parse_label(tasks[task.iat[i]], cols.label[i])
             except ValueError as e:
-                reason = str(e)
-        if reason is not None:
-            problem = Problem(path, r.row, reason)
-            if not skip_invalid:
-                raise DataError(path, reason + "  (pass --skip-invalid to drop invalid rows)", row=r.row)
-            problems.append(problem)
-            continue
-        seen[r.id] = r.row
-        records.append((str(r.id), r.task, str(r.text), r.question, r.reference, y, r.split))
-    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+                label_reason[int(i)] = str(e)
+    bad_label = np.zeros(n, dtype=bool)
+    bad_label[list(label_reason)] = True
+    # An id is taken by its first otherwise-valid row; any later row with that id is a duplicate.
+    other_ok = ~(empty_id | ~known | empty_text | bad_split | bad_label)
+    position = np.arange(n)
+    first = pd.Series(np.where(other_ok, position, n)).groupby(ids.to_numpy()).transform("min").to_numpy()
+    duplicate = ~empty_id & (first < position)
+    valid = other_ok & ~duplicate
+    problems: list[Problem] = []
+    for i in np.flatnonzero(~valid):
+        rid = ids.iat[i]
+        if empty_id[i]:
+            reason = "empty id"
+        elif duplicate[i]:
+            reason = f"duplicate id {rid!r} (first seen in row {row[first[i]]})"
+        elif not known[i]:
+            reason = f"unknown task {task.iat[i]!r} (known: {', '.join(tasks)})"
+        elif empty_text[i]:
+            reason = f"empty text for id {rid!r}"
+        elif bad_split[i]:
+            reason = f"unknown split {split.iat[i]!r}"
+        else:
+            reason = label_reason[int(i)]
+        if not skip_invalid:
+            raise DataError(path, reason + SKIP_HINT, row=int(row[i]))
+        problems.append(Problem(path, int(row[i]), reason))
+    keep = np.flatnonzero(valid)
+    frame = pd.DataFrame({
+        "id": ids.to_numpy()[keep], "task": task.to_numpy()[keep], "text": text.to_numpy()[keep],
+        "question": pd.Series(cols.question, dtype=object).to_numpy()[keep],
+        "reference": pd.Series(cols.reference, dtype=object).to_numpy()[keep],
+        "y": pd.Series([y[i] for i in keep], dtype=object), "split": split.to_numpy()[keep],
+    }, columns=list(COLUMNS))
     frame["y"] = frame["y"].astype(object)
-    frame["y"] = [None if (y is None or (isinstance(y, float) and np.isnan(y))) else y for y in frame["y"]]
-    used = {t: s for t, s in tasks.items() if t in set(frame["task"])}
-    if not used:
+    used = {t: spec for t, spec in tasks.items() if t in set(frame["task"])}
+    if not used and not allow_empty:
         raise DataError(path, "no valid responses found")
     return ScoringDataset(name, dict(used), frame, problems)
 

@@ -12,12 +12,14 @@ import pandas as pd
 from raykd.errors import DataError
 
 
-def read_text(path: str | Path) -> str:
-    """Read a file as strict UTF-8 (a BOM is allowed); a bad byte is reported with its line."""
+def read_text(path: str | Path, data: bytes | None = None) -> str:
+    """Read a file (or `data`, the bytes of a file named `path`) as strict UTF-8 (a BOM is allowed); a bad
+    byte is reported with its line."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), "file not found")
-    data = path.read_bytes()
+    if data is None:
+        if not path.is_file():
+            raise DataError(str(path), "file not found")
+        data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -27,20 +29,21 @@ def read_text(path: str | Path) -> str:
         ) from None
 
 
-def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
-    """Read CSV/TSV/JSONL/Parquet into a DataFrame of strings (missing cells are None)."""
+def read_table(path: str | Path, sep: str | None = None, data: bytes | None = None) -> pd.DataFrame:
+    """Read CSV/TSV/JSONL/Parquet into a DataFrame of strings (missing cells are None). With `data`, the
+    file's bytes are given (an upload) and `path` only names it: nothing is read from or written to disk."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        if not path.is_file():
+        if data is None and not path.is_file():
             raise DataError(str(path), "file not found")
         try:
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(io.BytesIO(data) if data is not None else path)
         except Exception as e:  # pyarrow raises many types for a corrupt file
             raise DataError(str(path), f"not a readable Parquet file ({e.__class__.__name__}: {e})") from None
     elif suffix in (".jsonl", ".ndjson", ".json"):
         rows = []
-        for i, line in enumerate(read_text(path).splitlines(), start=1):
+        for i, line in enumerate(read_text(path, data).splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -52,7 +55,7 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
             rows.append(obj)
         frame = pd.DataFrame(rows)
     elif suffix in (".csv", ".tsv", ".txt"):
-        text = read_text(path)
+        text = read_text(path, data)
         if sep is None:
             sep = "\t" if suffix in (".tsv", ".txt") else ","
         try:

@@ -22,8 +22,8 @@ from raykd.data.prepare import prepare_dataset
 from raykd.distill.softlabels import attach_soft_labels
 from raykd.distill.train import FitResult, evaluate_frame, fit_student, save_fit
 from raykd.errors import ConfigError
-from raykd.heads import TaskLayout, evaluate, primary
 from raykd.io import write_text_atomic
+from raykd.tasks import TaskLayout, evaluate, primary
 
 
 def dir_bytes(path: str | Path) -> int:

@@ -1,5 +1,9 @@
 """Knowledge-distillation objectives, as small functions of logits and teacher probabilities.
 
+Hard (gold) term, per task:
+  hard_loss        CE(softmax(z), y) for multi-class, mean per-label BCE(sigmoid(z), y) for multi-label
+                   (optional pos_weight = negatives / positives per label)
+
 Soft terms (`p` teacher, `q` student, both over a task's classes; all averaged over the batch):
   soft_ce          -sum p_T log q_T                       cross-entropy against tempered teacher probs
   forward_kl       KL(p_T || q_T)                         the classic Hinton KD term
@@ -27,6 +31,14 @@ import torch.nn.functional as F
 EPS = 1e-7
 Objective = Literal["soft_ce", "forward_kl", "reverse_kl", "skew_kl", "skew_reverse_kl"]
 Mix = Literal["convex", "additive"]
+
+
+def hard_loss(logits: torch.Tensor, target: torch.Tensor, kind: str,
+              pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against gold: softmax CE (class index) or per-label BCE (0/1 matrix)."""
+    if kind == "multiclass":
+        return F.cross_entropy(logits, target.long())
+    return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=pos_weight)
 
 
 def temper_probs(p: torch.Tensor, temperature: float) -> torch.Tensor:

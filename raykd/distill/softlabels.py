@@ -9,7 +9,7 @@ import pandas as pd
 
 from raykd.data import ScoringDataset
 from raykd.errors import DataError
-from raykd.heads import TaskLayout
+from raykd.tasks import TaskLayout
 from raykd.teacher.export import read_soft_labels, text_digest
 
 SUM_TOLERANCE = 1e-3

@@ -21,10 +21,10 @@ import torch
 
 from raykd.config import DistillConfig, StudentConfig
 from raykd.data.dataset import MULTICLASS
-from raykd.distill.losses import load_balance, mix, soft_loss
-from raykd.heads import TaskLayout, evaluate, hard_loss, primary, probabilities, tune_thresholds
+from raykd.distill.losses import hard_loss, load_balance, mix, soft_loss
 from raykd.students.artifact import build_student, save_student
 from raykd.students.vocab import Vocabulary, student_inputs
+from raykd.tasks import TaskLayout, evaluate, primary, probabilities, tune_thresholds
 
 
 @dataclass
@@ -102,7 +102,7 @@ def batch_objective(out: dict[str, torch.Tensor], data: Encoded, rows: np.ndarra
         if gold:
             target = torch.tensor([data.y[rows[k]] for k in gold])
             pos = torch.as_tensor(np.searchsorted(local, gold))
-            hard_terms.append((hard_loss(lg[pos], target, spec), len(gold)))
+            hard_terms.append((hard_loss(lg[pos], target, spec.kind), len(gold)))
         taught = [k for k in local if data.soft[rows[k]] is not None]
         if taught and cfg.kd_weight > 0:
             teacher = torch.as_tensor(np.stack([data.soft[rows[k]] for k in taught]))
@@ -140,7 +140,7 @@ def score(logits: np.ndarray, data: Encoded, layout: TaskLayout, thresholds: dic
         if not len(rows):
             continue
         spec = layout.spec(task)
-        probs = probabilities(torch.from_numpy(logits[rows][:, layout.span(task)]), spec).numpy()
+        probs = probabilities(logits[rows][:, layout.span(task)], spec)
         y = np.asarray([data.y[i] for i in rows])
         if spec.kind != MULTICLASS and tune:
             thresholds[task] = tune_thresholds(probs, y)

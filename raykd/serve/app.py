@@ -1,38 +1,55 @@
 """The scoring endpoint: a Ray Serve deployment with a FastAPI ingress.
 
-    POST /v1/score   {"responses": [{"task", "text", "id"?}, ...]} or one {"task", "text", "id"?}
-    GET  /v1/tasks   tasks, label names and score ranges the model serves
-    GET  /healthz    liveness and the model being served
+    GET  /               the scoring page for teachers (static HTML and a little JavaScript)
+    POST /v1/score       {"responses": [{"task", "text", "id"?}, ...]} or one {"task", "text", "id"?}
+    POST /v1/score/file  a CSV/TSV/JSONL file as the body -> the scored CSV that `raykd predict` writes
+    GET  /v1/tasks       tasks, label names and score ranges the model serves
+    GET  /healthz        liveness and the model being served
     GET  /openapi.json, /docs
 
-Responses are scored through `@serve.batch`, so concurrent requests share model calls. A replica serving
-`models:/NAME@ALIAS` checks the alias every `poll_interval_s` and swaps in a new champion once it has
-loaded, without dropping requests (on Kubernetes the RayService upgrade path does the same across pods).
-Response texts are children's data: nothing here logs them, and error messages never echo them.
+One request's path: the proxy routes it to a replica with a free slot (`max_ongoing_requests`; beyond the
+replicas' slots the proxy queues `max_queued_requests`, then answers 503). The replica reads the body once,
+validates it with pydantic, and refuses at once (503 + Retry-After) a request it could not start within
+`max_queue_wait_s` at the rate it is scoring now. Accepted requests wait in `@serve.batch`, which packs the
+responses of concurrent requests into one model call of up to `max_batch_size` responses. A student runs
+on the replica's event loop (a thread hop would cost more than the model); a teacher runs in a thread.
+`Server-Timing` gives each request's time in the batch queue and in the model, and the app's total.
+
+A replica serving `models:/NAME@ALIAS` checks the alias every `poll_interval_s` and swaps in a new champion
+once it has loaded, without dropping requests. Response texts are children's data: nothing here logs or
+stores them, and error messages never echo them.
 """
 
-
+# No `from __future__ import annotations`: FastAPI reads the route signatures, which Ray Serve rewrites for
+# class-based views, and string annotations would no longer resolve there.
 import asyncio
 import hashlib
+import io
 import logging
+import math
 import os
 import secrets
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import Body, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json
 from ray import serve
+from starlette.requests import ClientDisconnect
 
 from raykd.config import ServeConfig, from_dict
 
 logger = logging.getLogger("raykd.serve")
 API_VERSION = "1"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 class ResponseIn(BaseModel):
@@ -86,41 +103,70 @@ class Health(BaseModel):
 
 app = FastAPI(title="raykd scoring API", version=API_VERSION,
               description="Rubric scores for student responses from a distilled raykd model.")
+bearer = HTTPBearer(auto_error=False, description="the token in $RAYKD_SERVE_TOKEN (when the endpoint has one)")
 
 
-@app.exception_handler(RequestValidationError)
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    # FastAPI echoes the offending input by default; a response text must not travel into logs or traces.
-    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
-    return JSONResponse(status_code=422, content={"detail": errors})
+def _openapi() -> dict[str, Any]:
+    """FastAPI's schema plus the request bodies the score route reads itself (so /docs and fuzzers see them)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ScoreRequest, ResponseIn):
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components[model.__name__] = body
+    app.openapi_schema = schema
+    return schema
 
 
-@app.middleware("http")
-async def _utf8_body(request: Request, call_next: Any) -> Any:
-    if request.method in ("POST", "PUT", "PATCH"):
-        body = await request.body()
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            return JSONResponse(status_code=400, content={"detail": "request body is not valid UTF-8"})
-    return await call_next(request)
+app.openapi = _openapi  # type: ignore[method-assign]
+SCORE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"anyOf": [
+    {"$ref": "#/components/schemas/ScoreRequest"}, {"$ref": "#/components/schemas/ResponseIn"}]}}}}}
+FILE_BODY = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "string", "format": "binary"}}
+    for media in ("text/csv", "text/tab-separated-values", "application/x-ndjson")}}}
 
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def require_token(request: Request, expected_sha256: str | None) -> None:
-    """401 unless the request carries the bearer token whose sha256 is `expected_sha256` (None: no auth).
-    Only the digest travels in the deployment arguments; the token stays in the deploying process's
-    environment (a Kubernetes Secret there)."""
-    if not expected_sha256:
+async def require_token(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:  # noqa: B008
+    """401 unless the request carries the replica's bearer token. Only the token's sha256 travels in the
+    deployment arguments; the token stays in the deploying process's environment (a Kubernetes Secret)."""
+    expected = serve.get_replica_context().servable_object.token_sha256
+    if not expected:
         return
-    header = request.headers.get("authorization", "")
-    given = token_digest(header[7:]) if header.startswith("Bearer ") else ""
-    if not secrets.compare_digest(given, expected_sha256):
+    given = token_digest(credentials.credentials) if credentials is not None else ""
+    if not secrets.compare_digest(given, expected):
         raise HTTPException(status_code=401, detail="missing or wrong bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
+
+
+def validation_detail(error: ValidationError, prefix: tuple[Any, ...] = ("body",)) -> list[dict[str, Any]]:
+    """pydantic errors without the offending input: a response text must not travel into logs or traces."""
+    return [{"loc": [*prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in error.errors(include_input=False, include_url=False, include_context=False)]
+
+
+def parse_score_body(body: bytes) -> list[ResponseIn]:
+    """The responses of a score request, from its raw body: 400 for non-UTF-8, 422 for anything invalid."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(status_code=400, detail="request body is not valid UTF-8") from None
+    try:
+        obj = from_json(text)
+    except ValueError as e:
+        raise HTTPException(status_code=422, detail=[{"loc": ["body"], "msg": f"JSON decode error: {e}",
+                                                      "type": "json_invalid"}]) from None
+    try:
+        if isinstance(obj, dict) and "responses" in obj:
+            return ScoreRequest.model_validate(obj).responses
+        return [ResponseIn.model_validate(obj)]
+    except ValidationError as e:
+        raise HTTPException(status_code=422, detail=validation_detail(e)) from None
 
 
 def model_info_for(uri: str, tracking_uri: str | None, path: str) -> tuple[ModelInfo, str | None]:
@@ -138,17 +184,66 @@ def model_info_for(uri: str, tracking_uri: str | None, path: str) -> tuple[Model
     return ModelInfo(name=os.path.basename(os.path.normpath(uri)) or uri, version=digest, kind="", uri=uri), None
 
 
+@dataclass(frozen=True)
+class Served:
+    """The model a replica serves now. Swapped as one object: a request sees the old model or the new one."""
+
+    scorer: Any
+    info: ModelInfo
+    info_json: dict[str, Any]
+    alias: str | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request's responses waiting for a model call."""
+
+    served: Served
+    tasks: list[str]
+    texts: list[str]
+
+
+class Admission:
+    """Refuses work a replica could not start within `max_wait_s`: the responses already accepted, divided by
+    the rate the model has been scoring them (an average over recent model calls), is the expected wait."""
+
+    def __init__(self, max_wait_s: float, retry_after_s: float):
+        self.max_wait_s, self.retry_after_s = max_wait_s, retry_after_s
+        self.pending = 0  # responses accepted and not yet answered
+        self.rate = math.inf  # responses per second of model time; unknown until the first call
+
+    def wait_s(self, n: int) -> float:
+        return (self.pending + n) / self.rate
+
+    def admit(self, n: int) -> None:
+        wait = self.wait_s(n)
+        if self.pending and wait > self.max_wait_s:
+            retry = max(self.retry_after_s, wait - self.max_wait_s)
+            raise HTTPException(status_code=503, detail=f"busy: about {wait:.1f}s of scoring is queued here "
+                                                        f"(limit {self.max_wait_s:g}s); retry later",
+                                headers={"Retry-After": str(math.ceil(retry))})
+        self.pending += n
+
+    def done(self, n: int) -> None:
+        self.pending -= n
+
+    def observe(self, responses: int, seconds: float) -> None:
+        rate = responses / max(seconds, 1e-6)
+        self.rate = rate if math.isinf(self.rate) else 0.8 * self.rate + 0.2 * rate
+
+
 @serve.deployment(name="scorer")
 @serve.ingress(app)
 class ScoringDeployment:
     def __init__(self, config: dict[str, Any], token_sha256: str | None = None):
         self.cfg = from_dict(ServeConfig, config, "serve")
-        self._token_sha256 = token_sha256
-        self._lock = threading.Lock()
+        self.token_sha256 = token_sha256
+        self.admission = Admission(self.cfg.max_queue_wait_s, self.cfg.retry_after_s)
+        self._files = asyncio.Semaphore(1)  # one file at a time per replica: files can be large
         self._load(self.cfg.model)
         self._batch.set_max_batch_size(self.cfg.max_batch_size)
         self._batch.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
-        if self._alias and self.cfg.poll_interval_s > 0:
+        if self.served.alias and self.cfg.poll_interval_s > 0:
             threading.Thread(target=self._watch, daemon=True, name="raykd-champion-watch").start()
 
     # ---------------------------------------------------------------------------------- model lifecycle
@@ -164,8 +259,7 @@ class ScoringDeployment:
             info, alias = model_info_for(uri, self.cfg.tracking_uri, path)
         scorer = load_scorer(path)
         info.kind = scorer.kind
-        with self._lock:  # swap both together: a request sees the old model or the new one, never a mix
-            self._scorer, self._info, self._alias = scorer, info, alias
+        self.served = Served(scorer, info, info.model_dump(), alias)
         logger.info("serving %s version %s (%s)", info.name, info.version, info.kind)
 
     def _watch(self) -> None:
@@ -174,10 +268,11 @@ class ScoringDeployment:
         client = MlflowClient(tracking_uri=self.cfg.tracking_uri)
         while True:
             time.sleep(self.cfg.poll_interval_s)
+            current = self.served
             try:
-                latest = client.get_model_version_by_alias(self._info.name, self._alias).version
-                if str(latest) != self._info.version:
-                    logger.info("new champion: %s version %s -> %s", self._info.name, self._info.version, latest)
+                latest = client.get_model_version_by_alias(current.info.name, current.alias).version
+                if str(latest) != current.info.version:
+                    logger.info("new champion: %s version %s -> %s", current.info.name, current.info.version, latest)
                     self._load(self.cfg.model)
             except Exception as e:  # the registry may be briefly unreachable; keep serving the current model
                 logger.warning("champion check failed: %s", e.__class__.__name__)
@@ -188,29 +283,52 @@ class ScoringDeployment:
             self.cfg.model = user_config["model"]
             self._load(self.cfg.model)
 
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005)
-    async def _batch(self, items: list[tuple[str, str]]) -> list[Any]:
-        with self._lock:
-            scorer = self._scorer
-        tasks = [t for t, _ in items]
-        texts = [x for _, x in items]
-        return await asyncio.to_thread(scorer.predict_proba, texts, tasks, None, None, len(items))
+    # Batches count requests, not responses: with a size function, Ray's batch queue sends the request that
+    # does not fit to the back of the queue, where it can be passed over again and again under load.
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
+    async def _batch(self, jobs: list[Job]) -> list[tuple[list[np.ndarray], float, float]]:
+        """Score the responses of several requests in one model call per served model (normally one)."""
+        start = time.perf_counter()
+        out: list[Any] = [None] * len(jobs)
+        for served in {id(j.served): j.served for j in jobs}.values():
+            mine = [i for i, j in enumerate(jobs) if j.served is served]
+            tasks = [t for i in mine for t in jobs[i].tasks]
+            texts = [x for i in mine for x in jobs[i].texts]
+            scorer = served.scorer
+            t0 = time.perf_counter()
+            if scorer.kind == "student":
+                probs = scorer.predict_proba(texts, tasks)
+            else:  # a teacher takes long enough to block the event loop: run it beside the loop
+                probs = await asyncio.to_thread(scorer.predict_proba, texts, tasks, None, None, 32)
+            seconds = time.perf_counter() - t0
+            self.admission.observe(len(texts), seconds)
+            at = 0
+            for i in mine:
+                n = len(jobs[i].texts)
+                out[i] = (probs[at:at + n], seconds, start)
+                at += n
+        return out
 
     # ------------------------------------------------------------------------------------------ routes
-    @app.post("/v1/score", response_model=ScoreResponse,
+    @app.post("/v1/score", response_model=ScoreResponse, dependencies=[Security(require_token)],
+              openapi_extra=SCORE_BODY,
               responses={400: {"description": "body is not UTF-8"}, 401: {"description": "bad token"},
-                         413: {"description": "too many responses"}, 422: {"description": "invalid request"}})
-    async def score(self, http: Request, request: ScoreRequest | ResponseIn = Body(...)) -> ScoreResponse:  # noqa: B008
+                         413: {"description": "too many responses"}, 422: {"description": "invalid request"},
+                         503: {"description": "busy: retry after the Retry-After header's seconds"}})
+    async def score(self, request: Request) -> Response:
         from raykd.scoring import predictions
 
-        require_token(http, self._token_sha256)
-        items = request.responses if isinstance(request, ScoreRequest) else [request]
+        t_in = time.perf_counter()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the client gave up: nobody is left to answer
+            return Response(status_code=499)
+        items = parse_score_body(body)
         if len(items) > self.cfg.max_responses:
             raise HTTPException(status_code=413, detail=f"{len(items)} responses in one request; "
                                                         f"at most {self.cfg.max_responses}")
-        with self._lock:
-            scorer, info = self._scorer, self._info
-        known = scorer.layout.names
+        served = self.served
+        known = served.scorer.layout.names
         for i, item in enumerate(items):
             if item.task not in known:
                 raise HTTPException(status_code=422, detail=f"responses[{i}]: unknown task {item.task!r}; "
@@ -220,47 +338,109 @@ class ScoringDeployment:
             if len(item.text) > self.cfg.max_text_chars:
                 raise HTTPException(status_code=422, detail=f"responses[{i}]: text has {len(item.text)} characters; "
                                                             f"at most {self.cfg.max_text_chars}")
-        probs = await asyncio.gather(*[self._batch((item.task, item.text)) for item in items])
-        preds = predictions(scorer, [i.task for i in items], probs)
-        results = [
-            ScoredResponse(id=item.id, task=item.task, prediction=pred,
-                           probabilities={lab: float(v) for lab, v in zip(scorer.layout.spec(item.task).labels, p,
-                                                                          strict=True)})
-            for item, p, pred in zip(items, probs, preds, strict=True)
-        ]
-        logger.info("scored %d response(s)", len(items))  # counts only, never texts
-        return ScoreResponse(model=info, results=results)
+        tasks = [item.task for item in items]
+        self.admission.admit(len(items))
+        try:
+            probs, model_s, batch_start = await self._batch(Job(served, tasks, [item.text for item in items]))
+        finally:
+            self.admission.done(len(items))
+        layout = served.scorer.layout
+        results = [{"id": item.id, "task": item.task, "prediction": pred,
+                    "probabilities": dict(zip(layout.spec(item.task).labels, p.tolist(), strict=True))}
+                   for item, p, pred in zip(items, probs, predictions(served.scorer, tasks, probs), strict=True)]
+        queued_ms = (batch_start - t_in) * 1000
+        timing = (f"queue;dur={queued_ms:.2f}, model;dur={model_s * 1000:.2f}, "
+                  f"app;dur={(time.perf_counter() - t_in) * 1000:.2f}")
+        return JSONResponse({"model": served.info_json, "results": results}, headers={"Server-Timing": timing})
 
-    @app.get("/v1/tasks", response_model=TasksResponse, responses={401: {"description": "bad token"}})
-    async def tasks(self, http: Request) -> TasksResponse:
-        require_token(http, self._token_sha256)
-        with self._lock:
-            scorer, info = self._scorer, self._info
+    @app.post("/v1/score/file", dependencies=[Security(require_token)], openapi_extra=FILE_BODY,
+              response_class=Response,
+              responses={200: {"content": {"text/csv": {}}, "description": "the scored file, as `raykd predict` "
+                                                                            "writes it"},
+                         401: {"description": "bad token"}, 413: {"description": "file too large"},
+                         422: {"description": "invalid file"}, 503: {"description": "busy"}})
+    async def score_file(self, request: Request, name: str = "responses.csv") -> Response:
+        """Score a whole file (the scoring page's upload). The file stays in memory and is never written."""
+        from raykd.errors import DataError
+        from raykd.predict import read_for_scoring, score_dataset
+
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            return Response(status_code=499)
+        if len(body) > self.cfg.max_file_bytes:
+            raise HTTPException(status_code=413, detail=f"the file has {len(body):,} bytes; at most "
+                                                        f"{self.cfg.max_file_bytes:,} here (use raykd predict)")
+        if self._files.locked():
+            raise HTTPException(status_code=503, detail="busy scoring another file; retry later",
+                                headers={"Retry-After": str(math.ceil(self.cfg.retry_after_s))})
+        served = self.served
+        filename = Path(name).name or "responses.csv"
+        async with self._files:
+            try:
+                ds = await asyncio.to_thread(read_for_scoring, filename, served.scorer.layout, False, body)
+                if len(ds) > self.cfg.max_file_responses:
+                    raise HTTPException(status_code=413, detail=f"{filename}: {len(ds):,} responses; at most "
+                                                                f"{self.cfg.max_file_responses:,} here")
+                scored, _ = await asyncio.to_thread(score_dataset, served.scorer, ds)
+            except DataError as e:
+                raise HTTPException(status_code=422, detail=str(e)) from None
+        out = io.StringIO()
+        scored.to_csv(out, index=False)
+        stem = Path(filename).stem or "responses"
+        logger.info("scored a file of %d response(s)", len(scored))  # counts only, never texts
+        return Response(out.getvalue(), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{stem}.scored.csv"'})
+
+    @app.get("/v1/tasks", response_model=TasksResponse, dependencies=[Security(require_token)],
+             responses={401: {"description": "bad token"}})
+    async def tasks(self) -> TasksResponse:
+        served = self.served
         out = []
-        for t in scorer.layout.tasks:
+        for t in served.scorer.layout.tasks:
             numeric = t.ordinal and all(lab.lstrip("-").isdigit() for lab in t.labels)
             out.append(TaskInfo(name=t.name, kind=t.kind, labels=list(t.labels), ordinal=t.ordinal,
                                 score_range=[int(t.labels[0]), int(t.labels[-1])] if numeric else None))
-        return TasksResponse(model=info, tasks=out)
+        return TasksResponse(model=served.info, tasks=out)
 
     @app.get("/healthz", response_model=Health)
     async def healthz(self) -> Health:
-        return Health(status="ok", model=self._info)
+        return Health(status="ok", model=self.served.info)
+
+    @app.get("/", include_in_schema=False)
+    async def page(self) -> FileResponse:
+        """The scoring page: one static file; the token and the texts stay in the browser tab."""
+        return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
-def build_app(cfg: ServeConfig) -> Any:
-    """The Serve application for `cfg` (replicas/autoscaling and CPU per replica from the config)."""
-    from raykd.tracking import default_tracking_uri
+def deployment_options(cfg: ServeConfig) -> dict[str, Any]:
+    """Replicas or autoscaling, CPU per replica, and admission: the same for `raykd serve` and the RayService."""
+    from ray.serve.config import BackpressureConfig
+    from ray.serve.schema import LoggingConfig
 
-    if cfg.tracking_uri is None and cfg.model.startswith(("models:/", "runs:/")):
-        cfg.tracking_uri = default_tracking_uri()
-    options: dict[str, Any] = {"ray_actor_options": {"num_cpus": cfg.num_cpus_per_replica}}
+    options: dict[str, Any] = {
+        "ray_actor_options": {"num_cpus": cfg.num_cpus_per_replica},
+        "max_ongoing_requests": cfg.max_ongoing_requests,
+        "max_queued_requests": cfg.max_queued_requests,
+        "backpressure_config": BackpressureConfig(status_code=503, retry_after_s=cfg.retry_after_s),
+        "logging_config": LoggingConfig(enable_access_log=cfg.access_log),
+    }
     if cfg.autoscaling is not None:
         options["autoscaling_config"] = asdict(cfg.autoscaling)
     else:
         options["num_replicas"] = cfg.num_replicas
+    return options
+
+
+def build_app(cfg: ServeConfig) -> Any:
+    """The Serve application for `cfg`."""
+    from raykd.tracking import default_tracking_uri
+
+    if cfg.tracking_uri is None and cfg.model.startswith(("models:/", "runs:/")):
+        cfg.tracking_uri = default_tracking_uri()
     token = os.environ.get(cfg.auth_token_env)
-    return ScoringDeployment.options(**options).bind(asdict(cfg), token_digest(token) if token else None)
+    return ScoringDeployment.options(**deployment_options(cfg)).bind(asdict(cfg),
+                                                                     token_digest(token) if token else None)
 
 
 def app_builder(args: dict[str, Any]) -> Any:
@@ -282,14 +462,15 @@ def check_exposure(cfg: ServeConfig) -> None:
 
 def run_serve(cfg: ServeConfig, blocking: bool = True) -> str:
     """Start Serve's HTTP proxy on cfg.host:cfg.port and deploy the scorer; returns the base URL."""
-    from raykd.teacher.job import ensure_ray
+    from raykd.runtime import ensure_ray
 
+    cfg.validate("serve")
     check_exposure(cfg)
-    ensure_ray()
-    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    ensure_ray(high_throughput_serve=cfg.ingress == "haproxy")
+    serve.start(http_options={"host": cfg.host, "port": cfg.port, "request_timeout_s": cfg.request_timeout_s})
     serve.run(build_app(cfg), name=cfg.app_name, route_prefix=cfg.route_prefix)
     url = f"http://{cfg.host}:{cfg.port}{cfg.route_prefix.rstrip('/')}"
-    print(f"[serve] scoring {cfg.model} at {url}/v1/score (docs {url}/docs)", flush=True)
+    print(f"[serve] scoring {cfg.model} at {url}/v1/score (page {url}/, docs {url}/docs)", flush=True)
     if blocking:
         try:
             while True:

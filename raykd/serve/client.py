@@ -12,8 +12,8 @@ import requests
 
 from raykd.data.dataset import TaskSpec
 from raykd.errors import RaykdError
-from raykd.heads import TaskLayout
 from raykd.io import write_table_atomic
+from raykd.tasks import TaskLayout
 
 
 class ScoringClient:
@@ -50,7 +50,7 @@ def score_file(url: str, input_path: str, output_path: str | None = None, token:
     from tqdm import tqdm
 
     from raykd.predict import read_for_scoring
-    from raykd.teacher.export import prob_columns
+    from raykd.scoring import prob_columns, prob_matrix
 
     client = ScoringClient(url, token)
     info = client.tasks()
@@ -65,12 +65,14 @@ def score_file(url: str, input_path: str, output_path: str | None = None, token:
                        for rid, task, text in zip(chunk["id"], chunk["task"], chunk["text"], strict=True)]
             results.extend(client.score(payload)["results"])
             bar.update(len(chunk))
-    columns = prob_columns(layout)
-    out = pd.DataFrame({"id": [r["id"] for r in results], "task": [r["task"] for r in results],
+    tasks = [r["task"] for r in results]
+    probs = [np.array([r["probabilities"][lab] for lab in layout.spec(r["task"]).labels]) for r in results]
+    out = pd.DataFrame({"id": [r["id"] for r in results], "task": tasks,
                         "prediction": [r["prediction"] if isinstance(r["prediction"], str)
                                        else ";".join(r["prediction"]) for r in results]})
-    for c in columns:
-        out[c] = [r["probabilities"].get(c[2:], np.nan) for r in results]
+    matrix = prob_matrix(layout, tasks, probs)
+    for j, c in enumerate(prob_columns(layout)):
+        out[c] = matrix[:, j]
     output_path = output_path or str(Path(input_path).with_suffix("").as_posix() + ".scored.csv")
     write_table_atomic(out, output_path)
     print(f"scored {len(out)} responses with {info['model']['name']} version {info['model']['version']} "

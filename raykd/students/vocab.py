@@ -12,9 +12,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PAD, UNK = "<pad>", "<unk>"
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
@@ -58,9 +59,16 @@ class Vocabulary:
         ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
         return cls([PAD, UNK, *ranked[: max(0, max_size - 2)]], mode, tokenizer_path)
 
+    def ids(self, texts: Sequence[str], max_len: int) -> list[list[int]]:
+        """Each text's token ids, at most `max_len`; an empty text gets one <unk> (every row has a token)."""
+        get = self.index.get
+        return [[get(t, 1) for t in self.split(text)][:max_len] or [1] for text in texts]
+
     def encode(self, texts: Sequence[str], max_len: int) -> torch.Tensor:
         """Token ids, right-padded with 0 to the longest text (at most `max_len`); empty texts get one <unk>."""
-        ids = [[self.index.get(t, 1) for t in self.split(text)][:max_len] or [1] for text in texts]
+        import torch
+
+        ids = self.ids(texts, max_len)
         width = max(len(x) for x in ids)
         out = torch.zeros((len(ids), width), dtype=torch.long)
         for i, row in enumerate(ids):

@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from raykd.config import LoraConfig, ModelConfig, from_dict
-from raykd.heads import TaskLayout, probabilities
 from raykd.io import atomic_dir
+from raykd.tasks import TaskLayout, probabilities
 from raykd.teacher.model import build_model, build_tokenizer, count_parameters, format_inputs
 
 MANIFEST = "raykd_model.json"
@@ -88,7 +88,7 @@ class TeacherScorer:
             logits = self.model(**enc).logits.float()
             for i, task in enumerate(tasks[start:start + batch_size]):
                 spec = self.layout.spec(task)
-                out.append(probabilities(logits[i, self.layout.span(task)], spec).cpu().numpy())
+                out.append(probabilities(logits[i, self.layout.span(task)].cpu().numpy(), spec))
         return out
 
 

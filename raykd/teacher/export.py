@@ -18,8 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raykd.heads import TaskLayout
 from raykd.io import atomic_path
+from raykd.scoring import plain_columns, prob_columns, prob_matrix
+from raykd.tasks import TaskLayout
 
 META_KEY = b"raykd"
 ID_COLUMNS = ["id", "task", "split", "text_sha256"]
@@ -27,15 +28,6 @@ ID_COLUMNS = ["id", "task", "split", "text_sha256"]
 
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def prob_columns(layout: TaskLayout) -> list[str]:
-    seen: list[str] = []
-    for spec in layout.tasks:
-        for label in spec.labels:
-            if f"p_{label}" not in seen:
-                seen.append(f"p_{label}")
-    return seen
 
 
 class TeacherBatchPredictor:
@@ -46,25 +38,21 @@ class TeacherBatchPredictor:
 
         self.scorer = TeacherScorer(model_dir)
         self.batch_size = batch_size
-        self.columns = prob_columns(self.scorer.layout)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         probs = self.scorer.predict_proba(batch["text"].tolist(), batch["task"].tolist(),
                                           batch["question"].tolist(), batch["reference"].tolist(),
                                           batch_size=self.batch_size)
-        return rows_to_frame(batch, probs, self.scorer.layout, self.columns)
+        return soft_label_rows(batch, probs, self.scorer.layout)
 
 
-def rows_to_frame(batch: pd.DataFrame, probs: list[np.ndarray], layout: TaskLayout,
-                  columns: list[str]) -> pd.DataFrame:
+def soft_label_rows(batch: pd.DataFrame, probs: list[np.ndarray], layout: TaskLayout) -> pd.DataFrame:
+    """`id, task, split, text_sha256, p_<label>...` for a batch of scored responses."""
     out = pd.DataFrame({"id": batch["id"].astype(str).to_numpy(), "task": batch["task"].to_numpy(),
                         "split": batch["split"].to_numpy(),
                         "text_sha256": [text_digest(t) for t in batch["text"]]})
-    matrix = np.full((len(batch), len(columns)), np.nan, dtype=np.float64)
-    for i, (task, p) in enumerate(zip(batch["task"], probs, strict=True)):
-        for label, value in zip(layout.spec(task).labels, p, strict=True):
-            matrix[i, columns.index(f"p_{label}")] = value
-    for j, col in enumerate(columns):
+    matrix = prob_matrix(layout, batch["task"].tolist(), probs)
+    for j, col in enumerate(prob_columns(layout)):
         out[col] = matrix[:, j]
     return out
 
@@ -92,10 +80,7 @@ def export_soft_labels(model_dir: str | Path, frame: pd.DataFrame, out_path: str
         batch_size=batch_size, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=num_cpus, num_gpus=num_gpus,
     )
-    result = scored.to_pandas()
-    # Ray Data hands back Arrow-backed dtypes; store plain float64/str so every reader gets numpy columns.
-    result = pd.DataFrame({c: result[c].to_numpy(dtype=np.float64, na_value=np.nan) if c.startswith("p_")
-                           else result[c].to_numpy(dtype=object) for c in result.columns})
+    result = plain_columns(scored.to_pandas())
     order = {rid: i for i, rid in enumerate(frame["id"].astype(str))}
     result = result.sort_values("id", key=lambda s: s.map(order)).reset_index(drop=True)
     write_soft_labels(result, out_path, {"tasks": layout.to_list(), **(metadata or {})})

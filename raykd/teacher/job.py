@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,8 +14,8 @@ from raykd.config import TeacherJobConfig
 from raykd.data import ScoringDataset
 from raykd.data.prepare import frame_for_split, prepare_dataset
 from raykd.errors import ConfigError
-from raykd.heads import TaskLayout, evaluate, primary
 from raykd.io import write_text_atomic
+from raykd.tasks import TaskLayout, evaluate, primary
 
 SOFT_LABELS = "soft_labels.parquet"
 
@@ -64,21 +63,14 @@ def check_resources(cfg: TeacherJobConfig) -> None:
                           f"{s.num_workers * s.gpus_per_worker:g} GPUs; the cluster has {gpus:g}")
 
 
-def ensure_ray() -> None:
-    import ray
-
-    if not ray.is_initialized():
-        # Connects to a running cluster (RAY_ADDRESS, `ray start`, `ray job submit`) or starts a local one.
-        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=True,
-                 runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
-
-
 def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None) -> TeacherResult:
     import mlflow
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from raykd.teacher.export import export_soft_labels, prob_columns
+    from raykd.runtime import ensure_ray
+    from raykd.scoring import prob_columns
+    from raykd.teacher.export import export_soft_labels
     from raykd.teacher.train import copy_best, read_state, train_loop_per_worker
     from raykd.tracking import default_tracking_uri, flatten, git_commit, log_dataset_input, setup_experiment
 

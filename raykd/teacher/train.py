@@ -26,8 +26,9 @@ import torch
 
 from raykd.config import TeacherJobConfig, from_dict
 from raykd.data.dataset import MULTICLASS
-from raykd.heads import TaskLayout, evaluate, hard_loss, primary, probabilities, tune_thresholds
+from raykd.distill.losses import hard_loss
 from raykd.io import copy_dir_atomic
+from raykd.tasks import TaskLayout, evaluate, primary, probabilities, tune_thresholds
 from raykd.teacher.model import build_model, build_tokenizer, count_parameters, format_inputs
 
 STATE_FILE = "raykd_state.json"
@@ -75,7 +76,7 @@ def batch_loss(logits: torch.Tensor, sub: pd.DataFrame, layout: TaskLayout,
         ys = sub["y"].iloc[idx].tolist()
         target = torch.tensor(ys, device=logits.device)
         lg = logits[torch.as_tensor(idx, device=logits.device), layout.span(task)].float()
-        total = total + hard_loss(lg, target, spec, pos_weights.get(task)) * (len(idx) / len(sub))
+        total = total + hard_loss(lg, target, spec.kind, pos_weights.get(task)) * (len(idx) / len(sub))
     return total
 
 
@@ -107,7 +108,7 @@ def predict_logits(engine: Any, tokenizer: Any, frame: pd.DataFrame, cfg: Teache
 def task_probs(logits: np.ndarray, frame: pd.DataFrame, layout: TaskLayout, task: str) -> np.ndarray:
     rows = (frame["task"] == task).to_numpy()
     spec = layout.spec(task)
-    return probabilities(torch.from_numpy(logits[rows][:, layout.span(task)]), spec).numpy()
+    return probabilities(logits[rows][:, layout.span(task)], spec)
 
 
 def validation_metrics(logits: np.ndarray, frame: pd.DataFrame, layout: TaskLayout,

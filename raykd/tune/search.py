@@ -25,8 +25,8 @@ import pandas as pd
 
 from raykd.config import DistillConfig, ParamRange, StudentConfig, TuneJobConfig, from_dict
 from raykd.errors import ConfigError, RaykdError
-from raykd.heads import TaskLayout
 from raykd.io import copy_dir_atomic, write_text_atomic
+from raykd.tasks import TaskLayout
 
 STATE = "tune_state.json"
 METRIC = "val_score"
@@ -96,8 +96,8 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> dict[str, A
     from raykd.data.prepare import prepare_dataset
     from raykd.distill.job import throughput
     from raykd.distill.softlabels import attach_soft_labels
+    from raykd.runtime import ensure_ray
     from raykd.scoring import load_scorer
-    from raykd.teacher.job import ensure_ray
     from raykd.tracking import default_tracking_uri, flatten, git_commit, log_dataset_input, setup_experiment
 
     out = Path(cfg.output_dir).expanduser().resolve()
@@ -324,7 +324,7 @@ def plot_search(trials: list[dict[str, Any]], winner: dict[str, Any], teacher_in
 
 
 def _teacher_val(info: dict[str, Any], layout: TaskLayout) -> float | None:
-    from raykd.heads import primary
+    from raykd.tasks import primary
 
     vals = [info.get("metrics", {}).get(f"validation/{t.name}/{primary(t)}") for t in layout.tasks]
     vals = [v for v in vals if v is not None]

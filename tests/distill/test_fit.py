@@ -6,7 +6,7 @@ import pandas as pd
 from raykd.config import DistillConfig, StudentConfig
 from raykd.data import load_dataset, make_splits
 from raykd.distill.train import evaluate_frame, fit_student
-from raykd.heads import TaskLayout
+from raykd.tasks import TaskLayout
 from tests.fixtures import write_pasta_task
 
 

@@ -7,7 +7,7 @@ import pytest
 from raykd.data import ColumnMap, read_generic
 from raykd.distill.softlabels import attach_soft_labels
 from raykd.errors import DataError
-from raykd.heads import TaskLayout
+from raykd.tasks import TaskLayout
 from raykd.teacher.export import text_digest, write_soft_labels
 
 

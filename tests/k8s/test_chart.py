@@ -117,6 +117,18 @@ def test_wiring(helm):
     assert type(built) is type(serve_app.build_app(ServeConfig(model=app["args"]["model"])))
     assert from_dict(ServeConfig, app["args"]).model == "models:/asap-science-student@champion"
 
+    # Admission and the proxy time-out reach Serve: the time-out sits above the replica's admission limit.
+    serve_cfg = yaml.safe_load(service["spec"]["serveConfigV2"])
+    assert serve_cfg["http_options"]["request_timeout_s"] == app["args"]["request_timeout_s"]
+    assert app["args"]["request_timeout_s"] > app["args"]["max_queue_wait_s"]
+    assert app["args"]["max_ongoing_requests"] >= app["args"]["max_batch_size"]
+    # Only the RayService's pods run Serve's high-throughput ingress.
+    for doc, pod, _ in ray_pod_specs(docs):
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        serving = doc["kind"] == "RayService"
+        assert (env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1") is serving, doc["metadata"]["name"]
+        assert (env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1") is serving, doc["metadata"]["name"]
+
     (mlflow_svc,) = by_kind(docs, "Service", "-mlflow")
     uri = f"http://{mlflow_svc['metadata']['name']}:{mlflow_svc['spec']['ports'][0]['port']}"
     assert app["args"]["tracking_uri"] == uri

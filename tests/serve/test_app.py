@@ -1,11 +1,14 @@
 """The scoring endpoint over real HTTP on 127.0.0.1: answers, errors, auth, fuzzing, champion updates."""
 
+import io
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -16,24 +19,7 @@ from hypothesis import HealthCheck, given, settings
 
 from raykd.cli import main
 from raykd.config import ServeConfig
-from raykd.serve.app import build_app, run_serve
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def endpoint(ray_session, asap1_student):
-    from ray import serve
-
-    model_dir, _ = asap1_student
-    url = run_serve(ServeConfig(model=str(model_dir), port=free_port(), poll_interval_s=0, max_responses=50,
-                                max_text_chars=2000), blocking=False)
-    yield url
-    serve.shutdown()
+from raykd.serve.app import build_app
 
 
 def asap_tsv(ds, path, n=30):
@@ -168,21 +154,134 @@ def test_new_champion_is_picked_up_without_dropping_requests(ray_session, asap1_
 
     statuses, seen = [], set()
     stop = threading.Event()
+    lock = threading.Lock()
 
     def hammer() -> None:
+        session = requests.Session()
         while not stop.is_set():
-            r = requests.post(url, json=payload, timeout=30)
-            statuses.append(r.status_code)
-            seen.add(r.json()["model"]["version"])
+            r = session.post(url, json=payload, timeout=30)
+            with lock:
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    seen.add(r.json()["model"]["version"])
 
-    worker = threading.Thread(target=hammer)
-    worker.start()
+    workers = [threading.Thread(target=hammer) for _ in range(16)]  # real concurrency through the swap
+    for w in workers:
+        w.start()
+    time.sleep(1)
     client.set_registered_model_alias(name, "champion", versions[1])
     deadline = time.time() + 60
     while str(versions[1]) not in seen and time.time() < deadline:
         time.sleep(0.2)
+    time.sleep(1)  # keep the load on after the swap
     stop.set()
-    worker.join()
+    for w in workers:
+        w.join()
     serve.delete("swap")
-    assert str(versions[1]) in seen
-    assert statuses and set(statuses) == {200}
+    assert str(versions[1]) in seen and str(versions[0]) in seen
+    assert len(statuses) > 100 and set(statuses) == {200}
+
+
+def serve_logs() -> list:
+    """The Serve log files of the test cluster (controller, replicas)."""
+    import ray
+
+    node = ray._private.worker._global_node
+    return sorted((Path(node.get_logs_dir_path()) / "serve").glob("*.log"))
+
+
+def read_new(before: dict) -> dict:
+    out = {}
+    for path in serve_logs():
+        with open(path, encoding="utf-8", errors="replace") as f:
+            f.seek(before.get(path, 0))
+            out[path.name] = f.read()
+    return out
+
+
+def test_overload_is_refused_at_once_with_retry_after(ray_session, asap1_student, endpoint, tmp_path):
+    from ray import serve
+
+    serve.run(build_app(ServeConfig(model=str(asap1_student[0]), poll_interval_s=0, max_batch_size=1,
+                                    max_ongoing_requests=1, max_queued_requests=2, max_queue_wait_s=0.05,
+                                    max_responses=50)), name="busy", route_prefix="/busy")
+    _, ds = asap1_student
+    texts = ds.frame["text"].head(50).tolist()
+    body = {"responses": [{"task": "asap_1", "text": t} for t in texts]}
+    url = f"{endpoint}/busy/v1/score"
+    assert requests.post(url, json=body, timeout=60).status_code == 200
+    results = []
+    start = threading.Barrier(40)
+
+    def shoot() -> None:
+        start.wait()
+        t0 = time.perf_counter()
+        r = requests.post(url, json=body, timeout=60)
+        results.append((r.status_code, time.perf_counter() - t0, r.headers.get("retry-after")))
+
+    threads = [threading.Thread(target=shoot) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    serve.delete("busy")
+    statuses = [s for s, _, _ in results]
+    refused = [(s, dt, ra) for s, dt, ra in results if s == 503]
+    assert set(statuses) <= {200, 503} and statuses.count(200) >= 1
+    assert len(refused) >= 10, statuses  # one slot, two queue places: most of 40 simultaneous requests are refused
+    assert all(ra is not None and int(ra) >= 1 for _, _, ra in refused)
+    assert max(dt for _, dt, _ in refused) < 2.0  # answered at once, not after a time-out
+
+
+def test_disconnecting_clients_leave_no_500(endpoint):
+    host, port = endpoint.removeprefix("http://").split(":")
+    before = {p: p.stat().st_size for p in serve_logs()}
+    body = json.dumps({"responses": [{"task": "asap_1", "text": "vinegar " * 50}] * 40}).encode()
+    head = b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    head %= len(body)
+    for whole in (False, True):  # gone halfway through the body; gone before the answer
+        for _ in range(5):
+            with socket.create_connection((host, int(port))) as s:
+                s.sendall(head + (body if whole else body[: len(body) // 2]))
+                time.sleep(0.0 if whole else 0.3)
+    statuses: list[str] = []
+    deadline = time.time() + 20
+    while time.time() < deadline and "499" not in statuses:
+        time.sleep(0.5)
+        new = read_new(before)
+        replica = "".join(text for name, text in new.items() if name.startswith("replica_raykd_"))
+        statuses = re.findall(r"POST /v1/score (\d{3}) ", replica)
+    everything = "".join(new.values())
+    # What reached the replica was answered (200) or, the client gone, cancelled (499): never a 500.
+    assert "499" in statuses and set(statuses) <= {"200", "499"}, statuses
+    assert " 500 " not in everything and "Traceback" not in everything and "ClientDisconnect" not in everything
+    assert requests.get(f"{endpoint}/healthz", timeout=30).status_code == 200
+
+
+def test_file_upload_scores_like_predict(endpoint, asap1_student, tmp_path):
+    model_dir, ds = asap1_student
+    asap_tsv(ds, tmp_path / "in.tsv", n=25)
+    assert main(["predict", "--model", str(model_dir), "--input", str(tmp_path / "in.tsv"),
+                 "--output", str(tmp_path / "offline.csv")]) == 0
+    r = requests.post(f"{endpoint}/v1/score/file", params={"name": "in.tsv"}, data=(tmp_path / "in.tsv").read_bytes(),
+                      headers={"content-type": "text/tab-separated-values"}, timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="in.scored.csv"' in r.headers["content-disposition"]
+    served = pd.read_csv(io.StringIO(r.text), dtype={"id": str, "prediction": str})
+    offline = pd.read_csv(tmp_path / "offline.csv", dtype={"id": str, "prediction": str})
+    pd.testing.assert_frame_equal(served, offline, check_exact=False, atol=1e-6)
+
+    bad = requests.post(f"{endpoint}/v1/score/file", params={"name": "answers.csv"}, data=b"answer\nvinegar\n",
+                        timeout=60)
+    assert bad.status_code == 422
+    assert "answers.csv" in bad.json()["detail"] and "expected columns" in bad.json()["detail"]
+    empty = requests.post(f"{endpoint}/v1/score/file", params={"name": "a.csv"},
+                          data=b"id,text\n1,vinegar amount\n2,   \n", timeout=60)
+    assert empty.status_code == 422 and "a.csv, row 3: empty text for id '2'" in empty.json()["detail"]
+
+
+def test_server_timing_names_where_a_request_spends_its_time(endpoint):
+    r = requests.post(f"{endpoint}/v1/score", json={"task": "asap_1", "text": "the type of vinegar"}, timeout=30)
+    timing = dict(part.strip().split(";dur=") for part in r.headers["server-timing"].split(","))
+    assert set(timing) == {"queue", "model", "app"}
+    assert 0 < float(timing["model"]) <= float(timing["app"]) and float(timing["queue"]) >= 0

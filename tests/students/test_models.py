@@ -5,9 +5,9 @@ import torch
 from raykd.config import DistillConfig, StudentConfig
 from raykd.data import TaskSpec
 from raykd.distill.train import make_model
-from raykd.heads import TaskLayout
 from raykd.students.artifact import StudentScorer, save_student
 from raykd.students.vocab import Vocabulary
+from raykd.tasks import TaskLayout
 
 ASAP = TaskLayout.of([TaskSpec(f"asap_{s}", "multiclass", ("0", "1", "2", "3"), ordinal=True) for s in (1, 2, 5, 6)]
                      + [TaskSpec("asap_10", "multiclass", ("0", "1", "2"), ordinal=True)])
@@ -89,3 +89,54 @@ def test_scores_do_not_depend_on_batch_padding(arch):
         alone = model(short, task)["logits"][0]
         batched = model(padded, torch.tensor([0, 0]))["logits"][0]
     torch.testing.assert_close(alone, batched, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("arch", "overrides"), [
+    ("lstm", {}), ("lstm", {"layers": 2}), ("lstm", {"bidirectional": False, "hidden": 8}),
+    ("moe", {}), ("moe", {"num_experts": 2, "expert_hidden": 16}),
+])
+def test_onnx_graph_equals_the_torch_student(arch, overrides):
+    """The hand-written ONNX graph computes what the PyTorch module computes, padding and all."""
+    from raykd.students.onnx import OnnxStudent
+
+    torch.manual_seed(0)
+    layout = TaskLayout.of(ASAP.tasks[:3])
+    model = make_model(StudentConfig(arch=arch, **overrides), 60, layout).eval()
+    ids = torch.randint(1, 60, (9, 14))
+    for row, length in enumerate([14, 1, 3, 7, 14, 2, 9, 5, 11]):
+        ids[row, length:] = 0  # ragged, right-padded rows as Vocabulary.encode makes them
+    tasks = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    with torch.no_grad():
+        expected = model(ids, tasks)["logits"].numpy()
+    got = OnnxStudent(model).logits(ids.numpy(), tasks.numpy())
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "moe"])
+def test_scorer_backends_agree_for_any_batching(arch, tmp_path):
+    """ONNX and PyTorch scorers give the same probabilities, whatever the chunking and order of a batch."""
+    texts = ["acid rain on marble", "the polymer stretched", "", "marble " * 40, "acid", "rain rain polymer"] * 5
+    layout = TaskLayout.of([ASAP.spec("asap_1"), ASAP.spec("asap_10")])
+    tasks = ["asap_1", "asap_10", "asap_1"] * 10
+    vocab = Vocabulary.build(texts, min_freq=1)
+    torch.manual_seed(1)
+    model = make_model(StudentConfig(arch=arch), len(vocab), layout).eval()
+    path = save_student(tmp_path / "s", model, arch, vocab, layout, {}, max_len=32)
+    onnx_scorer, torch_scorer = StudentScorer(path, backend="onnx"), StudentScorer(path, backend="torch")
+    assert onnx_scorer.backend == "onnx" and torch_scorer.backend == "torch"
+    reference = np.concatenate(torch_scorer.predict_proba(texts, tasks, batch_size=64))
+    for scorer, batch in ((onnx_scorer, 64), (onnx_scorer, 4), (torch_scorer, 1)):
+        np.testing.assert_allclose(np.concatenate(scorer.predict_proba(texts, tasks, batch_size=batch)), reference,
+                                   atol=1e-5)
+    one = [onnx_scorer.predict_proba([t], [k])[0] for t, k in zip(texts[:6], tasks[:6], strict=True)]
+    np.testing.assert_allclose(np.concatenate(one), np.concatenate(reference_split(reference, tasks, layout)[:6]),
+                               atol=1e-5)
+
+
+def reference_split(flat: np.ndarray, tasks: list[str], layout: TaskLayout) -> list[np.ndarray]:
+    out, at = [], 0
+    for t in tasks:
+        n = layout.spec(t).num_outputs
+        out.append(flat[at:at + n])
+        at += n
+    return out

@@ -80,7 +80,7 @@ http://{{ include "raykd.fullname" . }}-mlflow:{{ .Values.mlflow.port }}
 {{- end }}
 {{- end -}}
 
-{{/* A Ray pod template. Args: dict root=. component=NAME resources=... gpus=N nodeSelector tolerations */}}
+{{/* A Ray pod template. Args: dict root=. component=NAME resources=... gpus=N nodeSelector tolerations env=MAP */}}
 {{- define "raykd.rayPodTemplate" -}}
 {{- $root := .root -}}
 metadata:
@@ -112,6 +112,10 @@ spec:
         {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
       env:
         {{- include "raykd.rayEnv" $root | nindent 8 }}
+        {{- range $k, $v := .env }}
+        - name: {{ $k }}
+          value: {{ $v | quote }}
+        {{- end }}
       resources:
         requests:
           {{- toYaml .resources.requests | nindent 10 }}
@@ -129,7 +133,8 @@ spec:
     {{- include "raykd.rayVolumes" $root | nindent 4 }}
 {{- end -}}
 
-{{/* A RayCluster spec (head + GPU worker groups); used by RayJob, RayCluster and RayService. */}}
+{{/* A RayCluster spec (head + GPU worker groups); used by RayJob, RayCluster and RayService. Args: dict root=.
+component=NAME workers=LIST env=MAP (extra environment for every pod of this cluster) */}}
 {{- define "raykd.rayClusterSpec" -}}
 {{- $root := .root -}}
 rayVersion: {{ $root.Values.rayVersion | quote }}
@@ -138,7 +143,7 @@ headGroupSpec:
   rayStartParams:
     {{- toYaml $root.Values.head.rayStartParams | nindent 4 }}
   template:
-    {{- include "raykd.rayPodTemplate" (dict "root" $root "component" (printf "%s-head" .component) "resources" $root.Values.head.resources "nodeSelector" $root.Values.head.nodeSelector "tolerations" $root.Values.head.tolerations) | nindent 4 }}
+    {{- include "raykd.rayPodTemplate" (dict "root" $root "component" (printf "%s-head" .component) "resources" $root.Values.head.resources "nodeSelector" $root.Values.head.nodeSelector "tolerations" $root.Values.head.tolerations "env" .env) | nindent 4 }}
 workerGroupSpecs:
 {{- if .workers }}
   {{- range .workers }}
@@ -153,7 +158,7 @@ workerGroupSpecs:
     template:
       {{- $nodeSelector := deepCopy (default dict .nodeSelector) }}
       {{- if .gpuProduct }}{{- $_ := set $nodeSelector "nvidia.com/gpu.product" .gpuProduct }}{{- end }}
-      {{- include "raykd.rayPodTemplate" (dict "root" $root "component" (printf "%s-worker" $.component) "resources" .resources "gpus" .gpus "nodeSelector" $nodeSelector "tolerations" .tolerations) | nindent 6 }}
+      {{- include "raykd.rayPodTemplate" (dict "root" $root "component" (printf "%s-worker" $.component) "resources" .resources "gpus" .gpus "nodeSelector" $nodeSelector "tolerations" .tolerations "env" $.env) | nindent 6 }}
   {{- end }}
 {{- end }}
 {{- end -}}

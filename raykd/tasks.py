@@ -1,8 +1,9 @@
-"""Multi-task outputs shared by teacher and students.
+"""Multi-task outputs shared by teachers, students and every scoring path (no torch here).
 
 A model scores many rubric tasks through one flat output vector: each task owns a contiguous slice of it
 (`TaskLayout`). Multi-class tasks read their slice through softmax, multi-label tasks through per-label
-sigmoids. This module turns logits into probabilities, decisions and per-task metrics.
+sigmoids. This module turns logits into probabilities, probabilities into decisions, and decisions into
+per-task metrics.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from scipy.special import expit, softmax
 
 from raykd import metrics
 from raykd.data.dataset import MULTICLASS, TaskSpec
@@ -57,22 +57,10 @@ class TaskLayout:
         return cls(tuple(TaskSpec.from_dict(d) for d in items))
 
 
-def task_logits(logits: torch.Tensor, spec: TaskSpec, layout: TaskLayout) -> torch.Tensor:
-    return logits[..., layout.span(spec.name)]
-
-
-def probabilities(logits: torch.Tensor, spec: TaskSpec, temperature: float = 1.0) -> torch.Tensor:
-    """Softmax over a multi-class task's logits, or independent sigmoids for a multi-label task."""
-    z = logits / temperature
-    return F.softmax(z, dim=-1) if spec.kind == MULTICLASS else torch.sigmoid(z)
-
-
-def hard_loss(logits: torch.Tensor, target: torch.Tensor, spec: TaskSpec,
-              pos_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy against gold: softmax CE (class index) or per-label BCE (0/1 matrix)."""
-    if spec.kind == MULTICLASS:
-        return F.cross_entropy(logits, target.long())
-    return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=pos_weight)
+def probabilities(logits: np.ndarray, spec: TaskSpec, temperature: float = 1.0) -> np.ndarray:
+    """Softmax over a multi-class task's logits (last axis), or independent sigmoids for a multi-label task."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    return (softmax(z, axis=-1) if spec.kind == MULTICLASS else expit(z)).astype(np.float32)
 
 
 def decide(probs: np.ndarray, spec: TaskSpec, thresholds: Sequence[float] | None = None) -> np.ndarray:
