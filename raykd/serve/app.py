@@ -216,6 +216,7 @@ class Admission:
         return (self.pending + n) / self.rate
 
     def admit(self, n: int) -> None:
+        """Accept `n` responses, or raise 503 (n = 0: could anything at all be accepted now?)."""
         wait = self.wait_s(n)
         if self.pending and wait > self.max_wait_s:
             retry = max(self.retry_after_s, wait - self.max_wait_s)
@@ -319,6 +320,7 @@ class ScoringDeployment:
         from raykd.scoring import predictions
 
         t_in = time.perf_counter()
+        self.admission.admit(0)  # already full: refuse before reading and parsing the body (refusals stay cheap)
         try:
             body = await request.body()
         except ClientDisconnect:  # the client gave up: nobody is left to answer
