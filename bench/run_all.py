@@ -26,7 +26,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,36 +71,47 @@ def split_time(saved: dict) -> tuple[dict, float | None]:
 def _plain(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
-    if hasattr(v, "__dict__"):
-        return {k: x for k, x in vars(v).items() if not k.startswith("_")}
+    if is_dataclass(v):
+        return asdict(v)
     return str(v)
 
 
-def teacher_stage(cfg: dict, out: Path, tracking: str) -> dict:
+def typed(cls: type, value: Any) -> Any:
+    """A stage's result as its dataclass (cached stages come back from JSON)."""
+    from pydantic import TypeAdapter
+
+    return value if isinstance(value, cls) else TypeAdapter(cls).validate_python(value)
+
+
+def teacher_stage(cfg: dict, out: Path, tracking: str) -> Any:
     from raykd.teacher.job import run_teacher
 
     tcfg = from_dict(TeacherJobConfig, {**cfg, "output_dir": str(out)})
     tcfg.validate()
-    return vars(run_teacher(tcfg, tracking_uri=tracking))
+    return run_teacher(tcfg, tracking_uri=tracking)
 
 
-def distill_stage(teacher_dir: Path, data: dict, students: dict, distill: dict, out: Path, tracking: str) -> dict:
+def distill_stage(teacher_dir: Path, students: dict, distill: dict, out: Path, tracking: str) -> Any:
     from raykd.distill.job import run_distill
 
     dcfg = DistillJobConfig(name=out.name, output_dir=str(out), teacher=str(teacher_dir),
-                            data=from_dict(TeacherJobConfig, {"data": data}).data,
                             students={k: from_dict(StudentConfig, v) for k, v in students.items()},
                             distill=from_dict(DistillConfig, distill), throughput_responses=256)
     dcfg.validate()
     return run_distill(dcfg, tracking_uri=tracking)
 
 
-def tfidf_stage(data: dict, include_question: bool) -> dict:
-    from raykd.baselines import fit_tfidf, score_tfidf
-    from raykd.config import DataConfig
-    from raykd.data.prepare import prepare_dataset
+def prepared(teacher_dir: Path) -> Any:
+    """The dataset the teacher stage prepared (never split again here)."""
+    from raykd.data.prepared import reuse
 
-    ds = prepare_dataset(from_dict(DataConfig, data))
+    return reuse(teacher_dir, None, "bench")
+
+
+def tfidf_stage(teacher_dir: Path, include_question: bool) -> dict:
+    from raykd.baselines import fit_tfidf, score_tfidf
+
+    ds = prepared(teacher_dir)
     out = {}
     for task, spec in ds.tasks.items():
         f = ds.frame[(ds.frame["task"] == task) & ds.frame["y"].notna()]
@@ -109,24 +120,22 @@ def tfidf_stage(data: dict, include_question: bool) -> dict:
     return out
 
 
-def beetle_two_way(distill_report: dict, teacher_dir: Path, data: dict) -> dict:
+def beetle_two_way(distill_result: Any, teacher_dir: Path) -> dict:
     """Beetle 2-way accuracy / macro-F1 on unseen answers, from 3-way predictions (correct vs not)."""
     from raykd import metrics
-    from raykd.config import DataConfig
-    from raykd.data.prepare import prepare_dataset
+    from raykd.distill.job import DistillResult
     from raykd.scoring import load_scorer
 
-    ds = prepare_dataset(from_dict(DataConfig, data))
+    ds = prepared(teacher_dir)
     test = ds.frame[(ds.frame["task"] == "beetle_3way") & (ds.frame["split"] == "test")]
     if test.empty:
         return {}
     correct = ds.tasks["beetle_3way"].labels.index("correct")
     gold = (np.asarray(test["y"].tolist()) == correct).astype(int)
     models = {"teacher": str(teacher_dir / "model")}
-    for s in distill_report["students"]:
-        if "beetle_3way" in s["tasks"]:
-            family = s["group"].removesuffix("-beetle_3way")
-            models[f"{family}_{s['variant']}"] = s["model_dir"]
+    for s in typed(DistillResult, distill_result).students:
+        if "beetle_3way" in s.tasks:
+            models[f"{s.family} {s.variant}"] = s.model_dir
     out = {}
     for name, path in models.items():
         scorer = load_scorer(path)
@@ -137,13 +146,12 @@ def beetle_two_way(distill_report: dict, teacher_dir: Path, data: dict) -> dict:
     return out
 
 
-def speed_stage(teacher_dir: Path, distill_report: dict, data: dict, n: int) -> dict:
-    from raykd.config import DataConfig
-    from raykd.data.prepare import prepare_dataset
-    from raykd.distill.job import dir_bytes, throughput
+def speed_stage(teacher_dir: Path, distill_result: Any, n: int) -> dict:
+    from raykd.distill.job import DistillResult
+    from raykd.measure import dir_bytes, throughput
     from raykd.scoring import load_scorer
 
-    ds = prepare_dataset(from_dict(DataConfig, data))
+    ds = prepared(teacher_dir)
     rows = ds.frame[ds.frame["split"] == "test"].sample(n=n, random_state=0)
     texts, tasks = rows["text"].tolist(), rows["task"].tolist()
     import torch
@@ -152,14 +160,15 @@ def speed_stage(teacher_dir: Path, distill_report: dict, data: dict, n: int) -> 
     models = {"teacher": (str(teacher_dir / "model"), "cpu")}
     if torch.cuda.is_available():
         models["teacher_gpu"] = (str(teacher_dir / "model"), "cuda")
-    moe = next(s for s in distill_report["students"] if s["group"] == "moe" and s["variant"] == "kd")
-    models["moe_kd"] = (moe["model_dir"], "cpu")
-    lstm_one = next(s for s in distill_report["students"] if s["group"].startswith("lstm-") and s["variant"] == "kd")
-    models["lstm_kd"] = (lstm_one["model_dir"], "cpu")
+    d = typed(DistillResult, distill_result)
+    moe = next(s for s in d.students if s.family == "moe" and s.variant == "kd")
+    models["moe_kd"] = (moe.model_dir, "cpu")
+    lstm_one = next(s for s in d.students if s.family == "lstm" and s.variant == "kd")
+    models["lstm_kd"] = (lstm_one.model_dir, "cpu")
     out: dict[str, Any] = {}
     for name, (path, device) in models.items():
         scorer = load_scorer(path, device=device)
-        t = tasks if name != "lstm_kd" else [lstm_one["tasks"][0]] * len(tasks)
+        t = tasks if name != "lstm_kd" else [lstm_one.tasks[0]] * len(tasks)
         sample = texts[:64] if name == "teacher" else texts  # batch-1 teacher calls are slow: a smaller sample
         out[name] = {"parameters": scorer.num_parameters, "bytes": dir_bytes(path), "device": device,
                      "batch1_per_s": throughput(scorer, sample, t[: len(sample)], 1),
@@ -172,18 +181,19 @@ def speed_stage(teacher_dir: Path, distill_report: dict, data: dict, n: int) -> 
     return out
 
 
-def serve_load_stage(teacher_dir: Path, distill_report: dict, cfg: dict, work: Path) -> dict:
+def serve_load_stage(teacher_dir: Path, distill_result: Any, cfg: dict, work: Path) -> Any:
     """Serving under load (bench/serve_load.py): the one-model MoE and the set-1 LSTM KD students."""
     from serve_load import run as load_run
 
-    students = {"moe_kd": next(s["model_dir"] for s in distill_report["students"]
-                               if s["group"] == "moe" and s["variant"] == "kd"),
-                "lstm_kd": next(s["model_dir"] for s in distill_report["students"]
-                                if s["group"] == "lstm-asap_1" and s["variant"] == "kd")}
+    from raykd.distill.job import DistillResult
+
+    d = typed(DistillResult, distill_result)
+    students = {"moe_kd": d.student("moe", "kd", "asap_1").model_dir,
+                "lstm_kd": d.student("lstm", "kd", "asap_1").model_dir}
     report = load_run(students, str(teacher_dir / "model"), work / "serve_load", seconds=cfg["seconds"],
                       connections=tuple(cfg["connections"]), predict_n=cfg["predict_responses"],
                       command="bench/serve_load.py (stage serve_load)")
-    return asdict(report)
+    return report
 
 
 def train_throughput_stage(base: dict, cfg: dict, work: Path, tracking: str) -> dict:
@@ -196,15 +206,15 @@ def train_throughput_stage(base: dict, cfg: dict, work: Path, tracking: str) -> 
         tcfg["scaling"] = {**tcfg["scaling"], "num_workers": workers, "cpus_per_worker": 0.5}
         tcfg["export"] = {**tcfg["export"], "enabled": False}
         res = teacher_stage(tcfg, work / f"train_{workers}w", tracking)
-        out[str(workers)] = {"samples_per_s": res["metrics"]["train_samples_per_s"],
-                             "steady_samples_per_s": res["metrics"].get("train_steady_samples_per_s")}
+        out[str(workers)] = {"samples_per_s": res.metrics["train_samples_per_s"],
+                             "steady_samples_per_s": res.metrics.get("train_steady_samples_per_s")}
     return out
 
 
 def llm_throughput_stage(cfg: dict, work: Path, tracking: str) -> dict:
     """Training samples/s of an LLM teacher with LoRA (a random model shaped like the real one)."""
     res = teacher_stage({**cfg, "export": {"enabled": False}}, work / "train_llm", tracking)
-    return {"parameters": res["parameters"], **res["metrics"], "model": cfg["model"], "lora": cfg.get("lora", {}),
+    return {"parameters": res.parameters, **res.metrics, "model": cfg["model"], "lora": cfg.get("lora", {}),
             "batch_size": cfg["train"]["batch_size"], "zero_stage": cfg.get("deepspeed", {}).get("zero_stage")}
 
 
@@ -221,8 +231,8 @@ def machine() -> dict:
 
 def growth_stage(cfg: dict) -> dict:
     from raykd.data import data_dir, make_splits, read_asap
-    from raykd.distill.job import throughput
     from raykd.distill.train import fit_student, save_fit
+    from raykd.measure import throughput
     from raykd.students.artifact import StudentScorer
     from raykd.tasks import TaskLayout
 
@@ -276,15 +286,15 @@ def main() -> int:
     # In order: each stage may read the results of those before it.
     stages: dict[str, Any] = {
         "asap_teacher": lambda: teacher_stage(at, work / "teacher_asap", tracking),
-        "asap_distill": lambda: distill_stage(work / "teacher_asap", at["data"], cfg["asap_students"],
-                                              cfg["distill"], work / "distill_asap", tracking),
-        "asap_tfidf": lambda: tfidf_stage(at["data"], False),
+        "asap_distill": lambda: distill_stage(work / "teacher_asap", cfg["asap_students"], cfg["distill"],
+                                              work / "distill_asap", tracking),
+        "asap_tfidf": lambda: tfidf_stage(work / "teacher_asap", False),
         "semeval_teacher": lambda: teacher_stage(st, work / "teacher_semeval", tracking),
-        "semeval_distill": lambda: distill_stage(work / "teacher_semeval", st["data"], cfg["semeval_students"],
-                                                 cfg["distill"], work / "distill_semeval", tracking),
-        "semeval_tfidf": lambda: tfidf_stage(st["data"], True),
-        "beetle_2way": lambda: beetle_two_way(r["semeval_distill"], work / "teacher_semeval", st["data"]),
-        "speed": lambda: speed_stage(work / "teacher_asap", r["asap_distill"], at["data"], cfg["speed"]["responses"]),
+        "semeval_distill": lambda: distill_stage(work / "teacher_semeval", cfg["semeval_students"], cfg["distill"],
+                                                 work / "distill_semeval", tracking),
+        "semeval_tfidf": lambda: tfidf_stage(work / "teacher_semeval", True),
+        "beetle_2way": lambda: beetle_two_way(r["semeval_distill"], work / "teacher_semeval"),
+        "speed": lambda: speed_stage(work / "teacher_asap", r["asap_distill"], cfg["speed"]["responses"]),
         "serve_load": lambda: serve_load_stage(work / "teacher_asap", r["asap_distill"], cfg["serve_load"], work),
         "train_throughput": lambda: train_throughput_stage(at, cfg["train_throughput"], work, tracking),
         "growth": lambda: growth_stage(cfg["growth"]),

@@ -279,6 +279,8 @@ def run(students: dict[str, str], teacher: str, out: Path, seconds: float = 10,
                       flush=True)
     first = next(iter(students))
     if fault:
+        for name in models:  # the fault run's two replicas get the machine to themselves
+            serve.delete(name)
         report.fault = fault_run(base, students[first], bodies[first, "single"], timeout_s=timeout_s)
         print(f"[serve-load] fault: {report.fault.failed}/{report.fault.requests} failed, recovery "
               f"{report.fault.recovery_s}", flush=True)

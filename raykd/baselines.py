@@ -10,6 +10,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
 from raykd.data.dataset import MULTICLASS, TaskSpec
+from raykd.inputs import model_inputs
 from raykd.tasks import evaluate
 
 
@@ -36,6 +37,5 @@ def score_tfidf(model: object, test: pd.DataFrame, spec: TaskSpec, include_quest
 
 
 def _texts(frame: pd.DataFrame, include_question: bool) -> list[str]:
-    if not include_question:
-        return frame["text"].tolist()
-    return [f"{q or ''} {t}" for q, t in zip(frame["question"], frame["text"], strict=True)]
+    return model_inputs(frame["text"].tolist(), frame["question"].tolist(), frame["reference"].tolist(),
+                        include_question)

@@ -8,17 +8,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from raykd import tables
 from raykd.errors import RaykdError
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cols = [header, *[[str(c) for c in r] for r in rows]]
-    widths = [max(len(str(r[i])) for r in cols) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cols]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
@@ -50,7 +43,7 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     for name, t in summary["tasks"].items():
         dist = " ".join(f"{k}:{v}" for k, v in t["label_distribution"].items())
         rows.append([name, t["kind"], *[t["splits"].get(s, 0) for s in splits], t["labelled"], dist])
-    print(_format_table(["task", "kind", *splits, "labelled", "label distribution"], rows))
+    print(tables.plain(["task", "kind", *splits, "labelled", "label distribution"], rows))
     if ds.problems:
         print(f"\nproblems: {len(ds.problems)} invalid row(s) (they are dropped only with --skip-invalid):")
         for reason, n in problems_report(ds.problems).items():

@@ -13,13 +13,34 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError
 
 from raykd.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def _number(value: Any) -> Any:
+    # PyYAML (YAML 1.1) reads `2e-5` without a dot as a string: accept any numeric string, but not true/false.
+    if isinstance(value, bool):
+        raise ValueError("a number, not true/false")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError("not a number") from None
+    return value
+
+
+# Config scalars are strict (no "3" for 3, no 1 for true), as YAML types them; numbers also take numeric strings.
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+Number = Annotated[float, BeforeValidator(_number), Strict()]
+STRICT = ConfigDict(extra="forbid")  # every config class: unknown keys are errors
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -27,15 +48,17 @@ T = TypeVar("T")
 class DataConfig:
     """Which responses to read and how to split them (see raykd.data.load_dataset)."""
 
-    path: str = "asap_sas"
+    __pydantic_config__ = STRICT
+
+    path: Str = "asap_sas"
     format: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)  # reader options, e.g. {sets: [1]}
-    include_unlabelled: bool = False
-    validation: float = 0.1
-    test: float = 0.1
-    seed: int = 0
-    skip_invalid: bool = False
-    limit_per_task: int | None = None  # keep the first N labelled rows per task and split (small runs)
+    include_unlabelled: Bool = False
+    validation: Number = 0.1
+    test: Number = 0.1
+    seed: Int = 0
+    skip_invalid: Bool = False
+    limit_per_task: Int | None = None  # keep the first N labelled rows per task and split (small runs)
 
     def validate(self, where: str) -> None:
         if not 0 <= self.validation < 1 or not 0 <= self.test < 1:
@@ -56,92 +79,106 @@ class ModelConfig:
       bert); tests use it to drive the LLM + LoRA path end to end.
     """
 
+    __pydantic_config__ = STRICT
+
     kind: Literal["encoder", "llm"] = "encoder"
-    name_or_path: str = "minilm"
-    tiny: str | None = None
-    tokenizer: str | None = None  # default: the model's own; `minilm` for tiny models
-    max_length: int = 256
+    name_or_path: Str = "minilm"
+    tiny: Str | None = None
+    tokenizer: Str | None = None  # default: the model's own; `minilm` for tiny models
+    max_length: Int = 256
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: Bool = False
     dequantize_mxfp4: bool = True  # gpt-oss ships MXFP4 experts, which cannot be trained
-    include_question: bool = False  # prepend question (and reference) text to the response
-    tiny_layers: int = 2
-    tiny_hidden: int = 64
+    include_question: Bool = False  # prepend question (and reference) text to the response
+    tiny_layers: Int = 2
+    tiny_hidden: Int = 64
     # Reshape the tiny random model like a real one (e.g. gpt-oss-20b: 32 experts, 2880 wide) to measure
     # training throughput at full size; keys are the architecture's config fields.
     tiny_overrides: dict[str, Any] = field(default_factory=dict)
     # Store the tiny model's random frozen weights in the artifact so it scores exactly as trained. Off for
     # full-size random shapes (tens of GB): such a run measures throughput and its artifact cannot score.
-    keep_random_base: bool = True
+    keep_random_base: Bool = True
 
 
 @dataclass
 class LoraConfig:
-    enabled: bool = True
-    r: int = 64
-    alpha: int = 128
-    dropout: float = 0.05
+    __pydantic_config__ = STRICT
+    enabled: Bool | None = None  # None: on for LLMs (and tiny test models), off for encoders (fully fine-tuned)
+    r: Int = 64
+    alpha: Int = 128
+    dropout: Number = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    include_experts: bool = False  # also adapt MoE expert projections (gpt-oss)
+    include_experts: Bool = False  # also adapt MoE expert projections (gpt-oss)
+
+
+def lora_applies(model: ModelConfig, lora: LoraConfig) -> bool:
+    """Whether the teacher is LoRA-tuned: as configured, or by default for LLMs and tiny test models."""
+    return lora.enabled if lora.enabled is not None else (model.kind == "llm" or model.tiny is not None)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 3
-    batch_size: int = 16  # per worker, per step
-    grad_accum: int = 1
-    lr: float = 2e-5
-    head_lr: float | None = None  # classification heads often want a larger rate than the backbone
-    weight_decay: float = 0.02
-    warmup_ratio: float = 0.10
-    max_grad_norm: float = 0.3
-    betas: tuple[float, float] = (0.9, 0.95)
-    patience: int = 4
-    threshold: float = 0.5  # multi-label decision threshold before per-label tuning
-    tune_thresholds: bool = True
-    pos_weight: bool = False  # multi-label BCE pos_weight = negatives/positives per label
-    seed: int = 0
-    log_every: int = 10
-    max_steps_per_epoch: int | None = None  # cap for smoke runs
+    __pydantic_config__ = STRICT
+    epochs: Int = 3
+    batch_size: Int = 16  # per worker, per step
+    grad_accum: Int = 1
+    lr: Number = 2e-5
+    head_lr: Number | None = None  # classification heads often want a larger rate than the backbone
+    weight_decay: Number = 0.02
+    warmup_ratio: Number = 0.10
+    max_grad_norm: Number = 0.3
+    betas: tuple[Number, Number] = (0.9, 0.95)
+    patience: Int = 4
+    threshold: Number = 0.5  # multi-label decision threshold before per-label tuning
+    tune_thresholds: Bool = True
+    pos_weight: Bool = False  # multi-label BCE pos_weight = negatives/positives per label
+    seed: Int = 0
+    log_every: Int = 10
+    max_steps_per_epoch: Int | None = None  # cap for smoke runs
 
 
 @dataclass
 class DeepSpeedConfig:
+    __pydantic_config__ = STRICT
     zero_stage: Literal[0, 1, 2, 3] = 2
-    offload_optimizer: bool = False
-    offload_params: bool = False
+    offload_optimizer: Bool = False
+    offload_params: Bool = False
 
 
 @dataclass
 class ScalingConfig:
-    num_workers: int = 2
-    use_gpu: bool = False
-    cpus_per_worker: float = 0.5  # leave CPU room for the Ray Train controller on small machines
-    gpus_per_worker: float = 1.0
-    max_failures: int = 2
+    __pydantic_config__ = STRICT
+    num_workers: Int = 2
+    use_gpu: Bool = False
+    cpus_per_worker: Number = 0.5  # leave CPU room for the Ray Train controller on small machines
+    gpus_per_worker: Number = 1.0
+    max_failures: Int = 2
 
 
 @dataclass
 class ExportConfig:
-    enabled: bool = True  # off: train only (e.g. throughput benchmarks)
-    batch_size: int = 64
+    __pydantic_config__ = STRICT
+    enabled: Bool = True  # off: train only (e.g. throughput benchmarks)
+    batch_size: Int = 64
     splits: list[str] = field(default_factory=lambda: ["train", "validation", "test", "unlabelled"])
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    concurrency: int = 1
+    num_cpus: Number = 1.0
+    num_gpus: Number = 0.0
+    concurrency: Int = 1
 
 
 @dataclass
 class TrackingConfig:
-    tracking_uri: str | None = None  # default: sqlite:///<output_dir>/../mlflow.db
-    experiment: str = "raykd"
-    run_name: str | None = None
+    __pydantic_config__ = STRICT
+    tracking_uri: Str | None = None  # default: sqlite:///<output_dir>/../mlflow.db
+    experiment: Str = "raykd"
+    run_name: Str | None = None
 
 
 @dataclass
 class TeacherJobConfig:
-    name: str = "teacher"
-    output_dir: str = "runs/teacher"
+    __pydantic_config__ = STRICT
+    name: Str = "teacher"
+    output_dir: Str = "runs/teacher"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -151,13 +188,9 @@ class TeacherJobConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     tasks: dict[str, list[str]] | None = None  # expected label names per task; checked against the data
-    chaos: dict[str, int] | None = None  # tests only: {kill_rank, at_epoch, at_step} kills a worker once
 
     def validate(self, where: str = "config") -> None:
         self.data.validate(f"{where}.data")
-        if self.model.kind == "encoder" and self.lora.enabled and self.model.tiny is None:
-            # Encoders are small enough to fine-tune fully; LoRA applies to LLMs.
-            self.lora.enabled = False
         if self.train.epochs < 1:
             raise ConfigError(f"{where}.train.epochs", "must be >= 1")
         if self.train.batch_size < 1 or self.train.grad_accum < 1:
@@ -166,7 +199,7 @@ class TeacherJobConfig:
             raise ConfigError(f"{where}.scaling.num_workers", "must be >= 1")
         if self.deepspeed.offload_params and self.deepspeed.zero_stage != 3:
             raise ConfigError(f"{where}.deepspeed.offload_params", "parameter offload needs zero_stage 3")
-        if self.lora.enabled and self.lora.include_experts and self.lora.dropout != 0:
+        if lora_applies(self.model, self.lora) and self.lora.include_experts and self.lora.dropout != 0:
             raise ConfigError(f"{where}.lora.dropout", "LoRA on MoE expert weights (include_experts) needs dropout 0: "
                                                        "peft adapts expert parameters without dropout")
         if self.model.kind == "llm" and self.model.tiny is None and self.model.name_or_path == "minilm":
@@ -174,88 +207,56 @@ class TeacherJobConfig:
 
 
 # ------------------------------------------------------------------------------------------ loading
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
+def _config_error(cls: type, where: str, error: dict[str, Any]) -> ConfigError:
+    """A pydantic error as raykd words it: the key path, and what was expected instead of what was found."""
+    loc = error["loc"]
+    path = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    kind, given = error["type"], error.get("input")
+    if kind == "unexpected_keyword_argument":
+        owner = _type_at(cls, loc[:-1])
+        known = ", ".join(sorted(f.name for f in dataclasses.fields(owner))) if dataclasses.is_dataclass(owner) else ""
+        return ConfigError(path, f"unknown key (known: {known})")
+    if kind == "missing" and loc and isinstance(loc[-1], int):
+        expected = len(typing.get_args(_type_at(cls, loc[:-1])))
+        return ConfigError(path.rsplit("[", 1)[0], f"expected {expected} items, got {loc[-1]}")
+    if kind == "literal_error":
+        return ConfigError(path, f"expected one of {list(typing.get_args(_type_at(cls, loc)))}, got {given!r}")
+    reasons = {"int_type": "an integer", "int_from_float": "an integer", "bool_type": "true/false",
+               "string_type": "a string", "float_type": "a number", "value_error": "a number",
+               "dataclass_type": "a mapping", "dict_type": "a mapping", "list_type": "a list",
+               "tuple_type": "a list"}
+    if kind in reasons:
+        return ConfigError(path, f"expected {reasons[kind]}, got {given!r}")
+    return ConfigError(path, error["msg"])
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError as e:
-                errors.append(e.reason)
-        raise ConfigError(where, "; ".join(errors))
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(where, f"expected one of {list(args)}, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(where, f"expected a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, where)
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(where, f"expected a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(where, f"expected {len(args)} items, got {len(value)}")
-            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
-        item = args[0] if args else Any
-        out = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(out) if origin is tuple else out
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(where, f"expected a mapping, got {value!r}")
-        kt, vt = args or (Any, Any)
-        return {_coerce(k, kt, where): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(where, f"expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(where, f"expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        # PyYAML (YAML 1.1) reads `2e-5` without a dot as a string; accept any numeric string.
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise ConfigError(where, f"expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(where, f"expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(where, f"expected a string, got {value!r}")
-        return value
-    raise ConfigError(where, f"unsupported config type {_type_name(tp)}")
+def _type_at(cls: Any, loc: tuple[Any, ...]) -> Any:
+    """The declared type at a key path of a config class (for error messages)."""
+    tp = cls
+    for part in loc:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and args:
+            tp = args[0]
+            args = list(typing.get_args(tp))
+        if dataclasses.is_dataclass(tp) and isinstance(part, str):
+            tp = typing.get_type_hints(tp, include_extras=True).get(part, Any)
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        elif typing.get_origin(tp) in (list, tuple) and args:
+            positional = typing.get_origin(tp) is tuple and isinstance(part, int) and part < len(args)
+            tp = args[part] if positional else args[0]
+        if typing.get_origin(tp) is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+    return tp
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass `cls` from a mapping, rejecting unknown keys and wrong types."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(names))})")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def to_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
+    """Build config class `cls` from a mapping, validated by pydantic: unknown keys, wrong types and values
+    outside a choice are errors naming the key path."""
+    try:
+        return TypeAdapter(cls).validate_python(data)
+    except ValidationError as e:
+        raise _config_error(cls, where, e.errors()[0]) from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -304,41 +305,45 @@ class StudentConfig:
     """A student architecture. `lstm` follows arXiv 2312.15842; `moe` is the multi-task MoE student.
     per_task: one student per task (e.g. per ASAP-SAS set) instead of one for all tasks."""
 
+    __pydantic_config__ = STRICT
+
     arch: Literal["lstm", "moe"] = "lstm"
-    per_task: bool = True
+    per_task: Bool = True
     tokenizer: Literal["words", "wordpiece"] = "words"
-    include_question: bool = False  # read "question || response" (SemEval: one model, many questions)
-    vocab_size: int = 3000
-    min_freq: int = 2
-    max_len: int = 128
-    embed_dim: int = 16
-    hidden: int = 32
-    layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.3
-    num_experts: int = 4
-    expert_hidden: int = 64
-    task_embed_dim: int = 8
+    include_question: Bool = False  # read question, reference answers and response (raykd.inputs)
+    vocab_size: Int = 3000
+    min_freq: Int = 2
+    max_len: Int = 128
+    embed_dim: Int = 16
+    hidden: Int = 32
+    layers: Int = 1
+    bidirectional: Bool = True
+    dropout: Number = 0.3
+    num_experts: Int = 4
+    expert_hidden: Int = 64
+    task_embed_dim: Int = 8
 
 
 @dataclass
 class DistillConfig:
     """How a student learns. kd_weight is lambda: 0 trains on gold labels only (the no-KD baseline)."""
 
-    kd_weight: float = 0.5
+    __pydantic_config__ = STRICT
+
+    kd_weight: Number = 0.5
     mix: Literal["convex", "additive"] = "convex"
     objective: Literal["soft_ce", "forward_kl", "reverse_kl", "skew_kl", "skew_reverse_kl"] = "soft_ce"
-    temperature: float = 2.0
-    skew_alpha: float = 0.1
-    load_balance_weight: float = 0.01
-    use_unlabelled: bool = True  # teacher-labelled unscored responses join training (soft term only)
-    epochs: int = 20
-    patience: int = 3
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    threads: int = 1  # torch threads per student fit (Tune runs several side by side)
+    temperature: Number = 2.0
+    skew_alpha: Number = 0.1
+    load_balance_weight: Number = 0.01
+    use_unlabelled: Bool = True  # teacher-labelled unscored responses join training (soft term only)
+    epochs: Int = 20
+    patience: Int = 3
+    batch_size: Int = 32
+    lr: Number = 3e-3
+    weight_decay: Number = 0.0
+    seed: Int = 0
+    threads: Int = 1  # torch threads per student fit (Tune runs several side by side)
 
     def validate(self, where: str) -> None:
         if self.kd_weight < 0 or (self.mix == "convex" and self.kd_weight > 1):
@@ -351,19 +356,21 @@ class DistillConfig:
 
 @dataclass
 class DistillJobConfig:
-    name: str = "distill"
-    output_dir: str = "runs/distill"
-    teacher: str = "runs/teacher"  # a teacher job's output folder (model/, soft_labels.parquet)
-    data: DataConfig = field(default_factory=DataConfig)
+    __pydantic_config__ = STRICT
+    name: Str = "distill"
+    output_dir: Str = "runs/distill"
+    teacher: Str = "runs/teacher"  # a teacher job's output folder (model/, soft_labels.parquet)
+    data: DataConfig | None = None  # default: the data the teacher prepared (raykd.data.prepared)
     students: dict[str, StudentConfig] = field(default_factory=lambda: {"lstm": StudentConfig()})
     distill: DistillConfig = field(default_factory=DistillConfig)
-    baseline: bool = True  # also train each student with kd_weight = 0
-    throughput_batch: int = 64
-    throughput_responses: int = 512
+    baseline: Bool = True  # also train each student with kd_weight = 0
+    throughput_batch: Int = 64
+    throughput_responses: Int = 512
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self, where: str = "config") -> None:
-        self.data.validate(f"{where}.data")
+        if self.data is not None:
+            self.data.validate(f"{where}.data")
         self.distill.validate(f"{where}.distill")
         if not self.students:
             raise ConfigError(f"{where}.students", "name at least one student")
@@ -375,43 +382,49 @@ class ParamRange:
     """One dimension of the search space: uniform/loguniform (low, high), randint (low, high inclusive),
     or choice (values)."""
 
+    __pydantic_config__ = STRICT
+
     type: Literal["uniform", "loguniform", "randint", "choice"]
-    low: float | None = None
-    high: float | None = None
+    low: Number | None = None
+    high: Number | None = None
     values: list[Any] | None = None
 
 
 @dataclass
 class AshaConfig:
-    grace_period: int = 2
-    reduction_factor: int = 2
+    __pydantic_config__ = STRICT
+    grace_period: Int = 2
+    reduction_factor: Int = 2
 
 
 @dataclass
 class TuneJobConfig:
     """Ray Tune over student hyperparameters. Keys of `space` are `student.<field>` or `distill.<field>`."""
 
-    name: str = "tune"
-    output_dir: str = "runs/tune"
-    teacher: str = "runs/teacher"
-    data: DataConfig = field(default_factory=DataConfig)
+    __pydantic_config__ = STRICT
+
+    name: Str = "tune"
+    output_dir: Str = "runs/tune"
+    teacher: Str = "runs/teacher"  # a teacher job's output folder
+    data: DataConfig | None = None  # default: the data the teacher prepared (raykd.data.prepared)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     space: dict[str, ParamRange] = field(default_factory=dict)
-    num_samples: int = 16
+    num_samples: Int = 16
     search_alg: Literal["random", "optuna"] = "optuna"
-    max_concurrent_trials: int = 2
-    cpus_per_trial: float = 1.0
-    time_budget_s: float = 900.0
+    max_concurrent_trials: Int = 2
+    cpus_per_trial: Number = 1.0
+    time_budget_s: Number = 900.0
     asha: AshaConfig = field(default_factory=AshaConfig)
-    max_param_ratio: float = 0.01  # the winner may have at most this share of the teacher's parameters
-    min_speedup: float | None = None  # and, if set, be at least this much faster than the teacher
-    register_as: str | None = None  # MLflow registered model name (alias `champion` goes to the winner)
-    seed: int = 0
+    max_param_ratio: Number = 0.01  # the winner may have at most this share of the teacher's parameters
+    min_speedup: Number | None = None  # and, if set, be at least this much faster than the teacher
+    register_as: Str | None = None  # MLflow registered model name (alias `champion` goes to the winner)
+    seed: Int = 0
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self, where: str = "config") -> None:
-        self.data.validate(f"{where}.data")
+        if self.data is not None:
+            self.data.validate(f"{where}.data")
         self.distill.validate(f"{where}.distill")
         known = {f"student.{f.name}" for f in dataclasses.fields(StudentConfig)} | {
             f"distill.{f.name}" for f in dataclasses.fields(DistillConfig)}
@@ -431,9 +444,10 @@ class TuneJobConfig:
 # ---------------------------------------------------------------------------------------------- serve
 @dataclass
 class AutoscalingConfig:
-    min_replicas: int = 1
-    max_replicas: int = 2
-    target_ongoing_requests: float = 8.0
+    __pydantic_config__ = STRICT
+    min_replicas: Int = 1
+    max_replicas: Int = 2
+    target_ongoing_requests: Number = 8.0
 
 
 @dataclass
@@ -449,31 +463,33 @@ class ServeConfig:
     cluster; a cluster started elsewhere runs the mode its environment sets.
     """
 
-    model: str = "models:/asap1-student@champion"
-    tracking_uri: str | None = None
-    app_name: str = "raykd"
-    route_prefix: str = "/"
-    host: str = "127.0.0.1"  # children's data: loopback only unless configured otherwise
-    port: int = 8000
-    num_replicas: int = 1
+    __pydantic_config__ = STRICT
+
+    model: Str = "models:/asap1-student@champion"
+    tracking_uri: Str | None = None
+    app_name: Str = "raykd"
+    route_prefix: Str = "/"
+    host: Str = "127.0.0.1"  # children's data: loopback only unless configured otherwise
+    port: Int = 8000
+    num_replicas: Int = 1
     autoscaling: AutoscalingConfig | None = None
-    num_cpus_per_replica: float = 0.5
+    num_cpus_per_replica: Number = 0.5
     ingress: Literal["haproxy", "proxy"] = "haproxy"
-    max_batch_size: int = 64  # requests whose responses share one model call
-    batch_wait_timeout_s: float = 0.002
-    max_ongoing_requests: int = 256  # per replica; below max_batch_size a batch could never fill
-    max_queued_requests: int = 512  # waiting for a replica slot; more get 503 at once
-    access_log: bool = True  # method, path, status and latency per request (never bodies)
-    max_queue_wait_s: float = 5.0  # a replica refuses (503) what it could not start within this many seconds
-    retry_after_s: float = 1.0  # the Retry-After header of a 503
-    request_timeout_s: float = 60.0  # the proxy answers 408 after this; admission keeps requests far below it
-    max_responses: int = 256
-    max_text_chars: int = 5000
-    max_file_bytes: int = 20_000_000  # the scoring page's file upload (POST /v1/score/file)
-    max_file_responses: int = 50_000
-    auth_token_env: str = "RAYKD_SERVE_TOKEN"  # the bearer token's environment variable (a K8s Secret)
-    allow_public_without_auth: bool = False
-    poll_interval_s: float = 30.0  # how often a replica checks the registry alias for a new champion; 0: never
+    max_batch_size: Int = 64  # requests whose responses share one model call
+    batch_wait_timeout_s: Number = 0.002
+    max_ongoing_requests: Int = 256  # per replica; below max_batch_size a batch could never fill
+    max_queued_requests: Int = 512  # waiting for a replica slot; more get 503 at once
+    access_log: Bool = True  # method, path, status and latency per request (never bodies)
+    max_queue_wait_s: Number = 5.0  # a replica refuses (503) what it could not start within this many seconds
+    retry_after_s: Number = 1.0  # the Retry-After header of a 503
+    request_timeout_s: Number = 60.0  # the proxy answers 408 after this; admission keeps requests far below it
+    max_responses: Int = 256
+    max_text_chars: Int = 5000
+    max_file_bytes: Int = 20_000_000  # the scoring page's file upload (POST /v1/score/file)
+    max_file_responses: Int = 50_000
+    auth_token_env: Str = "RAYKD_SERVE_TOKEN"  # the bearer token's environment variable (a K8s Secret)
+    allow_public_without_auth: Bool = False
+    poll_interval_s: Number = 30.0  # how often a replica checks the registry alias for a new champion; 0: never
 
     def validate(self, where: str = "config") -> None:
         if not 0 < self.port < 65536:

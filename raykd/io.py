@@ -69,3 +69,14 @@ def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     with atomic_dir(dst) as tmp:
         shutil.copytree(src, tmp, dirs_exist_ok=True)
     return Path(dst)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (lineage of artifacts such as soft labels)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

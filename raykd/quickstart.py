@@ -40,7 +40,7 @@ def _free_port(preferred: int) -> int:
 
 
 def run_quickstart(args: argparse.Namespace) -> int:
-    from raykd.data.prepare import prepare_dataset
+    from raykd.data.prepared import reuse
     from raykd.distill.job import run_distill
     from raykd.registry import lineage
     from raykd.serve.app import run_serve
@@ -67,8 +67,8 @@ def run_quickstart(args: argparse.Namespace) -> int:
 
     stage("3/6 Ray Tune: student search, champion registered")
     tune_cfg = _config("tune", TuneJobConfig, [f"output_dir={work / 'tune'}", f"teacher={teacher.output_dir}"])
-    summary = run_tune(tune_cfg, tracking_uri=tracking)
-    name = summary["registered"]["name"]
+    tuned = run_tune(tune_cfg, tracking_uri=tracking)
+    name = tuned.registered.name
 
     stage(f"4/6 lineage of {name}@champion")
     for step, text in lineage(f"{name}@champion", tracking):
@@ -80,7 +80,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     url = run_serve(serve_cfg, blocking=False)
 
     stage("6/6 score the held-back test responses over HTTP and offline")
-    test = prepare_dataset(distill_cfg.data).frame
+    test = reuse(teacher.output_dir, None, "quickstart").frame
     test = test[test["split"] == "test"]
     infile = work / "test_responses.csv"
     pd.DataFrame({"Id": test["id"], "EssaySet": 1, "EssayText": test["text"],
@@ -88,7 +88,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     served = score_file(url, str(infile), str(work / "test_scored_http.csv"))
     from raykd.predict import predict_file
 
-    metrics = predict_file(summary["champion_dir"], str(infile), str(work / "test_scored_offline.csv"))
+    metrics = predict_file(tuned.champion_dir, str(infile), str(work / "test_scored_offline.csv"))
     offline = pd.read_csv(work / "test_scored_offline.csv", dtype={"id": str, "prediction": str})
     same = (served["prediction"].astype(str).to_numpy() == offline["prediction"].to_numpy()).mean()
     max_diff = np.abs(served.filter(like="p_").to_numpy() - offline.filter(like="p_").to_numpy()).max()
@@ -96,10 +96,10 @@ def run_quickstart(args: argparse.Namespace) -> int:
     from ray import serve
 
     serve.shutdown()
+    params = tuned.winner.parameters
     print(f"\nquickstart finished in {time.time() - t0:.0f}s. Teacher test QWK "
           f"{teacher.metrics.get('test/asap_1/qwk', float('nan')):.3f}; champion test QWK "
-          f"{metrics['asap_1']['qwk']:.3f} with {summary['winner']['parameters']:,} parameters "
-          f"({summary['winner']['parameters'] / summary['teacher_parameters']:.2%} of the teacher), "
-          f"{summary['speedup']:.0f}x faster on this CPU.")
+          f"{metrics['asap_1']['qwk']:.3f} with {params:,} parameters ({params / tuned.teacher_parameters:.2%} of the "
+          f"teacher), {tuned.speedup:.0f}x faster on this CPU.")
     print(f"MLflow: mlflow ui --backend-store-uri {tracking}")
     return 0 if same == 1.0 else 1

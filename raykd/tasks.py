@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, softmax
@@ -93,3 +94,55 @@ def evaluate(probs: np.ndarray, y: np.ndarray, spec: TaskSpec,
 
 def primary(spec: TaskSpec) -> str:
     return metrics.primary_metric(spec.kind, spec.ordinal)
+
+
+@dataclass
+class TaskScores:
+    """Per-task metrics on one set of responses, the thresholds they used, and `score`: the mean over tasks of
+    each task's primary metric (NaN when no task had a labelled response)."""
+
+    tasks: dict[str, dict[str, float]]
+    thresholds: dict[str, list[float]]
+    score: float
+
+    def flat(self, prefix: str = "") -> dict[str, float]:
+        """`{prefix}{task}/{metric}` for every metric, and `{prefix}score`."""
+        out = {f"{prefix}{task}/{k}": v for task, m in self.tasks.items() for k, v in m.items()}
+        out[f"{prefix}score"] = self.score
+        return out
+
+
+def row_probabilities(logits: np.ndarray, tasks: Sequence[str], layout: TaskLayout) -> list[np.ndarray]:
+    """Each row's probability vector over its own task's labels, from rows of the flat output."""
+    out: list[np.ndarray] = [None] * len(tasks)  # type: ignore[list-item]
+    names = np.asarray(tasks)
+    for spec in layout.tasks:
+        rows = np.flatnonzero(names == spec.name)
+        if len(rows):
+            for i, p in zip(rows, probabilities(logits[rows][:, layout.span(spec.name)], spec), strict=True):
+                out[i] = p
+    return out
+
+
+def score_tasks(probs: Sequence[np.ndarray], tasks: Sequence[str], gold: Sequence[Any], layout: TaskLayout,
+                thresholds: Mapping[str, Sequence[float]] | None = None, tune: bool = False) -> TaskScores:
+    """Metrics per task over the responses with a gold label (`gold[i]` None: skipped). `probs[i]` is response
+    i's probability vector over its task's labels. Multi-label thresholds come from `thresholds`, or are tuned
+    here on these responses when `tune` (validation only)."""
+    used = dict(thresholds or {})
+    names = np.asarray(tasks)
+    labelled = np.array([y is not None for y in gold], dtype=bool)
+    per_task: dict[str, dict[str, float]] = {}
+    primaries = []
+    for spec in layout.tasks:
+        rows = np.flatnonzero((names == spec.name) & labelled)
+        if not len(rows):
+            continue
+        p = np.stack([probs[i] for i in rows])
+        y = np.asarray([gold[i] for i in rows])
+        if spec.kind != MULTICLASS and tune:
+            used[spec.name] = tune_thresholds(p, y)
+        per_task[spec.name] = evaluate(p, y, spec, used.get(spec.name))
+        primaries.append(per_task[spec.name][primary(spec)])
+    return TaskScores(per_task, {k: list(v) for k, v in used.items()},
+                      float(np.mean(primaries)) if primaries else float("nan"))

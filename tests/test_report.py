@@ -1,38 +1,49 @@
 """The report generator on a small results file: tables, plots, and plain words where a target is missed."""
 
 import json
+from dataclasses import asdict
 
+from raykd.distill.job import DistillResult, StudentResult, TeacherReference
 from raykd.report import build_report
+from raykd.tasks import TaskScores
 
 
-def student(group, variant, tasks, metrics, params=30_000):
-    return {"group": group, "variant": variant, "tasks": tasks, "test": metrics, "parameters": params,
-            "model_dir": "x", "speedup": 50.0}
+def scores(task_metrics):
+    return TaskScores(task_metrics, {}, 0.0)
+
+
+def student(family, group, variant, tasks, metrics, params=30_000):
+    return StudentResult(family=family, group=group, variant=variant, arch=family, tasks=tasks, kd_weight=0.5,
+                         parameters=params, bytes=1, validation=scores({}), test=scores(metrics), best_epoch=1,
+                         epochs_run=1, fit_seconds=1.0, responses_per_s=1.0, speedup=50.0,
+                         param_ratio=params / 22_700_000, model_dir="x", run_id="r")
+
+
+def distill(teacher_test, students):
+    reference = TeacherReference(parameters=22_700_000, responses_per_s=1.0, test=scores(teacher_test), run_id="t")
+    return asdict(DistillResult(output_dir="d", run_id="d", teacher=reference, students=students, targets=[]))
 
 
 def results():
     asap_tasks = ["asap_1", "asap_2"]
     t = {"asap_1": {"qwk": 0.80}, "asap_2": {"qwk": 0.70}}
     students = []
-    for fam, group in (("lstm", lambda task: f"lstm-{task}"), ("moe", lambda task: "moe")):
-        for var, delta in (("kd", -0.01), ("nokd", -0.05)):
-            if fam == "moe":
-                students.append(student("moe", var, asap_tasks, {f"{k}/qwk": v["qwk"] + delta - 0.04
-                                                                  for k, v in t.items()}))
-            else:
-                for task in asap_tasks:
-                    students.append(student(group(task), var, [task], {f"{task}/qwk": t[task]["qwk"] + delta}))
+    for var, delta in (("kd", -0.01), ("nokd", -0.05)):
+        students.append(student("moe", "moe", var, asap_tasks, {k: {"qwk": v["qwk"] + delta - 0.04}
+                                                                 for k, v in t.items()}))
+        for task in asap_tasks:
+            students.append(student("lstm", f"lstm-{task}", var, [task], {task: {"qwk": t[task]["qwk"] + delta}}))
     sem = {"scientsbank_2way": {"accuracy": 0.7, "macro_f1": 0.68}}
-    sem_students = [student("lstm-scientsbank_2way", "kd", ["scientsbank_2way"],
-                            {"scientsbank_2way/accuracy": 0.66, "scientsbank_2way/macro_f1": 0.6})]
+    sem_students = [student("lstm", "lstm-scientsbank_2way", "kd", ["scientsbank_2way"],
+                            {"scientsbank_2way": {"accuracy": 0.66, "macro_f1": 0.6}})]
     speed = {"teacher": {"parameters": 22_700_000, "bytes": 90_000_000, "batch1_per_s": 20.0, "batch64_per_s": 50.0},
              "moe_kd": {"parameters": 150_000, "bytes": 700_000, "batch1_per_s": 900.0, "batch64_per_s": 400.0,
                         "speedup_batch1": 45.0, "speedup_batch64": 8.0, "param_ratio": 150_000 / 22_700_000},
              "lstm_kd": {"parameters": 30_000, "bytes": 150_000, "batch1_per_s": 1000.0, "batch64_per_s": 5000.0,
                          "speedup_batch1": 50.0, "speedup_batch64": 100.0, "param_ratio": 30_000 / 22_700_000}}
-    return {"asap_distill": {"teacher": {"test": t}, "students": students},
+    return {"asap_distill": distill(t, students),
             "asap_tfidf": {"asap_1": {"qwk": 0.75}, "asap_2": {"qwk": 0.6}},
-            "semeval_distill": {"teacher": {"test": sem}, "students": sem_students}, "semeval_tfidf": {},
+            "semeval_distill": distill(sem, sem_students), "semeval_tfidf": {},
             "speed": speed, "growth": {"1000": {"train_seconds_per_epoch": 1.0, "inference_per_s": 5000.0,
                                                "parameters": 30000}},
             "stage_seconds": {"speed": 95.0, "growth": 40.0, "beetle_2way": None}}
@@ -50,7 +61,7 @@ def test_report_tables_plots_and_missed_targets(tmp_path):
     assert "gap +0.050: **MISSED** the 0.03 target" in moe and "8.0x faster at worst (**MISSED** >= 10x)" in moe
     lstm = next(line for line in text.splitlines() if line.startswith("- LSTM KD student"))
     assert "met the 0.03 target" in lstm and "757x fewer parameters (met >= 100x)" in lstm
-    assert "- Ray Serve endpoint" not in text  # no serve stage in these results
+    assert "one response per request" not in text  # no serve_load stage in these results
     # SemEval: the LSTM KD student is 0.08 macro-F1 below the teacher; no TF-IDF row, so no weak-teacher flag.
     assert "- SemEval scientsbank_2way macro-F1: teacher 0.680; LSTM KD 0.600 (**MISSED**)." in text
     for png in ("qwk_per_set.png", "accuracy_vs_params.png", "throughput_ratios.png", "growth.png"):

@@ -84,9 +84,6 @@ class ScoringDataset:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def task_names(self) -> list[str]:
-        return list(self.tasks)
-
     def subset(self, mask: pd.Series | np.ndarray, name: str | None = None) -> ScoringDataset:
         frame = self.frame[np.asarray(mask, dtype=bool)].reset_index(drop=True)
         used = [t for t in self.tasks if t in set(frame["task"])]
@@ -94,16 +91,6 @@ class ScoringDataset:
 
     def split(self, name: str) -> ScoringDataset:
         return self.subset(self.frame["split"] == name, f"{self.name}:{name}")
-
-    def for_tasks(self, names: Iterable[str]) -> ScoringDataset:
-        names = list(names)
-        unknown = [n for n in names if n not in self.tasks]
-        if unknown:
-            raise DataError(self.name, f"unknown task(s) {unknown}; this dataset has {list(self.tasks)}")
-        return self.subset(self.frame["task"].isin(names))
-
-    def labelled(self) -> ScoringDataset:
-        return self.subset(self.frame["y"].notna())
 
     def targets(self, task: str) -> np.ndarray:
         """Gold labels of one task's labelled rows: int vector (multi-class) or 0/1 matrix (multi-label)."""

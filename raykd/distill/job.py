@@ -1,55 +1,144 @@
-"""The distill job: students from a teacher's soft labels, each beside its no-KD baseline.
+"""The distill stage: students from a teacher's soft labels, each beside its no-KD baseline.
 
-For every student in the config (per task, or one for all tasks), fit a KD student and (with `baseline`)
-the same student with kd_weight = 0; evaluate both on validation and test; save each as a self-describing
-artifact; measure parameters, bytes on disk and CPU throughput next to the teacher in the same process;
-log everything to MLflow under the teacher's run, and print the comparison table.
+    reuse      the teacher's prepared data (raykd.data.prepared) with its soft labels joined on
+    measure    the teacher's size and CPU throughput, in this process
+    fit        per student (one per task, or one for all tasks) and variant (kd; nokd = kd_weight 0): fit ->
+               test -> save the artifact -> time it, each in a child MLflow run
+    compare    per task, the teacher against each family's KD and no-KD students; the targets (raykd.targets)
+The result is a `DistillResult` (distill_result.json) and a Markdown table (distill_report.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from raykd.config import DistillJobConfig, StudentConfig
-from raykd.data.prepare import prepare_dataset
+from raykd import tables, targets
+from raykd.config import DistillConfig, DistillJobConfig, StudentConfig
 from raykd.distill.softlabels import attach_soft_labels
-from raykd.distill.train import FitResult, evaluate_frame, fit_student, save_fit
-from raykd.errors import ConfigError
-from raykd.io import write_text_atomic
-from raykd.tasks import TaskLayout, evaluate, primary
+from raykd.distill.train import evaluate_fit, fit_student, save_fit
+from raykd.measure import dir_bytes, throughput
+from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
+from raykd.tasks import TaskLayout, TaskScores, primary, score_tasks
+from raykd.teacher.job import TeacherOutput
+
+RESULT = "distill_result.json"
+VARIANTS = ("kd", "nokd")
 
 
-def dir_bytes(path: str | Path) -> int:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+@dataclass
+class StudentResult:
+    family: str  # the student's name in the config (e.g. lstm, moe)
+    group: str  # the family, or family-task for one student per task
+    variant: str  # kd, or nokd (the same student with kd_weight 0)
+    arch: str
+    tasks: list[str]
+    kd_weight: float
+    parameters: int
+    bytes: int
+    validation: TaskScores
+    test: TaskScores
+    best_epoch: int
+    epochs_run: int
+    fit_seconds: float
+    responses_per_s: float
+    speedup: float  # against the teacher, same process, same responses
+    param_ratio: float  # of the teacher's parameters
+    model_dir: str
+    run_id: str
 
 
-def throughput(scorer: Any, texts: list[str], tasks: list[str], batch_size: int, repeats: int = 1) -> float:
-    """Responses per second of `scorer.predict_proba` at `batch_size` (after one warm-up batch)."""
-    scorer.predict_proba(texts[:batch_size], tasks[:batch_size], batch_size=batch_size)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        scorer.predict_proba(texts, tasks, batch_size=batch_size)
-    return repeats * len(texts) / (time.perf_counter() - t0)
+@dataclass
+class TeacherReference:
+    """The teacher as this stage measured it."""
+
+    parameters: int
+    responses_per_s: float
+    test: TaskScores
+    run_id: str
 
 
-def teacher_metrics(frame: pd.DataFrame, layout: TaskLayout, thresholds: dict[str, list[float]],
-                    split: str) -> dict[str, dict[str, float]]:
-    """The teacher's metrics per task on `split`, from its exported probabilities."""
-    out = {}
-    rows = frame[(frame["split"] == split) & frame["y"].notna() & frame["soft"].notna()]
-    for task in layout.names:
-        part = rows[rows["task"] == task]
-        if len(part):
-            spec = layout.spec(task)
-            out[task] = evaluate(np.stack(part["soft"].tolist()), np.asarray(part["y"].tolist()), spec,
-                                 thresholds.get(task))
+@dataclass
+class FamilyTargets:
+    """One student family against the teacher and the targets, over the tasks the family's students serve."""
+
+    family: str
+    teacher_mean: float
+    kd_mean: float
+    nokd_mean: float | None
+    param_ratio: float  # the largest KD student's share of the teacher's parameters
+    min_speedup: float
+
+    @property
+    def gap(self) -> float:
+        return self.teacher_mean - self.kd_mean
+
+    def line(self) -> str:
+        t, verdict = targets, targets.verdict
+        parts = [f"{self.family}: KD mean {self.kd_mean:.3f}"]
+        if self.nokd_mean is not None:
+            gain = self.kd_mean - self.nokd_mean
+            parts.append(f"no-KD mean {self.nokd_mean:.3f} (KD gain {gain:+.3f}: {verdict(gain > 0)})")
+        parts.append(f"gap to teacher {self.gap:+.3f} ({verdict(self.gap <= t.GAP)} <= {t.GAP})")
+        parts.append(f"params {self.param_ratio:.2%} of teacher ({verdict(self.param_ratio <= t.MAX_PARAM_SHARE)} <= "
+                     f"{t.MAX_PARAM_SHARE:.0%})")
+        parts.append(f"min speed-up {self.min_speedup:.1f}x ({verdict(self.min_speedup >= t.SPEEDUP)} >= "
+                     f"{t.SPEEDUP:g}x)")
+        return "; ".join(parts)
+
+
+@dataclass
+class DistillResult:
+    output_dir: str
+    run_id: str
+    teacher: TeacherReference
+    students: list[StudentResult]
+    targets: list[FamilyTargets]
+
+    @property
+    def families(self) -> list[str]:
+        return list(dict.fromkeys(s.family for s in self.students))
+
+    def student(self, family: str, variant: str, task: str) -> StudentResult | None:
+        return next((s for s in self.students if (s.family, s.variant) == (family, variant) and task in s.tasks),
+                    None)
+
+    def metric(self, family: str, variant: str, task: str, metric: str) -> float | None:
+        s = self.student(family, variant, task)
+        return None if s is None else s.test.tasks.get(task, {}).get(metric)
+
+    def table(self, layout: TaskLayout) -> str:
+        """Per task: the teacher's test metric beside each family's KD and no-KD students'."""
+        header = ["task", "metric", "teacher"] + [f"{f} {v}" for f in self.families for v in VARIANTS]
+        rows = []
+        for task in layout.names:
+            metric = primary(layout.spec(task))
+            rows.append([task, metric, self.teacher.test.tasks.get(task, {}).get(metric)]
+                        + [self.metric(f, v, task, metric) for f in self.families for v in VARIANTS])
+        return tables.markdown(header, rows)
+
+
+def mean_metric(result: DistillResult, layout: TaskLayout, family: str, variant: str) -> float | None:
+    """A family's mean test primary metric over the tasks its students serve (None: no such students)."""
+    values = [result.metric(family, variant, t, primary(layout.spec(t))) for t in layout.names]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def family_targets(result: DistillResult, layout: TaskLayout) -> list[FamilyTargets]:
+    out = []
+    for family in result.families:
+        served = [t for t in layout.names if result.student(family, "kd", t) is not None]
+        teacher = [result.teacher.test.tasks[t][primary(layout.spec(t))] for t in served
+                   if t in result.teacher.test.tasks]
+        kd = [s for s in result.students if s.family == family and s.variant == "kd"]
+        out.append(FamilyTargets(family, float(np.mean(teacher)) if teacher else float("nan"),
+                                 mean_metric(result, layout, family, "kd") or 0.0,
+                                 mean_metric(result, layout, family, "nokd"), max(s.param_ratio for s in kd),
+                                 min(s.speedup for s in kd)))
     return out
 
 
@@ -57,91 +146,32 @@ def student_groups(name: str, scfg: StudentConfig, tasks: list[str]) -> list[tup
     return [(f"{name}-{t}", [t]) for t in tasks] if scfg.per_task else [(name, list(tasks))]
 
 
-def run_distill(cfg: DistillJobConfig, tracking_uri: str | None = None) -> dict[str, Any]:
-    import mlflow
-
+def teacher_reference(teacher: TeacherOutput, frame: pd.DataFrame, layout: TaskLayout, bench: pd.DataFrame,
+                      cfg: DistillJobConfig) -> TeacherReference:
+    """The teacher's test metrics from its soft labels, and its size and speed in this process."""
     from raykd.scoring import load_scorer
-    from raykd.tracking import default_tracking_uri, flatten, git_commit, log_dataset_input, setup_experiment
 
-    out = Path(cfg.output_dir).expanduser().resolve()
-    teacher_dir = Path(cfg.teacher).expanduser().resolve()
-    soft_path = teacher_dir / "soft_labels.parquet"
-    if not soft_path.is_file() or not (teacher_dir / "model").is_dir():
-        raise ConfigError("teacher", f"{teacher_dir} is not a teacher job's output (soft_labels.parquet, model/)")
-    teacher_info = json.loads((teacher_dir / "teacher_result.json").read_text())
-    ds = prepare_dataset(cfg.data)
-    frame = attach_soft_labels(ds, soft_path, require_all=False)
-    layout = TaskLayout.of(ds.tasks)
-    teacher = load_scorer(str(teacher_dir / "model"))
-    teacher_test = teacher_metrics(frame, layout, teacher.thresholds, "test")
-
-    bench = frame[frame["split"].isin(["test", "validation"])]  # responses to time scorers on
-    sample = bench.sample(n=min(cfg.throughput_responses, len(bench)), random_state=0)
-    bench_texts, bench_tasks = sample["text"].tolist(), sample["task"].tolist()
-    teacher_rps = throughput(teacher, bench_texts, bench_tasks, cfg.throughput_batch)
-    teacher_params = teacher.num_parameters
-    print(f"[distill] teacher: {teacher_params:,} parameters, {teacher_rps:.1f} responses/s "
-          f"(CPU, batch {cfg.throughput_batch}, {len(bench_texts)} responses)", flush=True)
-
-    tracking_uri = tracking_uri or cfg.tracking.tracking_uri or teacher_info.get("tracking_uri") \
-        or default_tracking_uri()
-    experiment_id = setup_experiment(tracking_uri, cfg.tracking.experiment)
-    lineage = {"raykd.teacher_run_id": teacher_info.get("run_id") or "",
-               "raykd.soft_labels_digest": teacher_info.get("soft_labels_digest", ""),
-               "raykd.data_digest": ds.digest(), "raykd.git_commit": git_commit()}
-    rows: list[dict[str, Any]] = []
-    students: list[dict[str, Any]] = []
-    run_name = cfg.tracking.run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
-                          tags={**lineage, "raykd.stage": "distill",
-                                **({"mlflow.parentRunId": teacher_info["run_id"]} if teacher_info.get("run_id")
-                                   else {})}) as parent:
-        mlflow.log_params(flatten({"distill": dataclasses.asdict(cfg.distill),
-                                   "students": {k: dataclasses.asdict(v) for k, v in cfg.students.items()},
-                                   "teacher": str(teacher_dir)}))
-        log_dataset_input(ds.frame, name=Path(cfg.data.path).name, digest=ds.digest(), source=str(cfg.data.path))
-        for name, scfg in cfg.students.items():
-            for group, tasks in student_groups(name, scfg, layout.names):
-                glayout = TaskLayout.of({t: ds.tasks[t] for t in tasks})
-                part = frame[frame["task"].isin(tasks)]
-                variants = [("kd", cfg.distill)]
-                if cfg.baseline:
-                    variants.append(("nokd", dataclasses.replace(cfg.distill, kd_weight=0.0)))
-                for variant, dcfg in variants:
-                    info = _fit_one(cfg, out, group, variant, scfg, dcfg, part, glayout, teacher_dir, bench,
-                                    teacher_rps, teacher_params, lineage, experiment_id, parent.info.run_id)
-                    students.append(info)
-                    print(f"[distill] {group:14s} {variant:4s} params {info['parameters']:>8,} "
-                          f"val {info['val_score']:.4f} test {info['test_score']:.4f} "
-                          f"{info['responses_per_s']:.0f} resp/s ({info['speedup']:.1f}x teacher)", flush=True)
-        rows = comparison_rows(students, teacher_test, layout, teacher_params)
-        report = {"teacher": {"parameters": teacher_params, "responses_per_s": teacher_rps,
-                              "test": teacher_test, "run_id": teacher_info.get("run_id")},
-                  "students": students, "table": rows, "targets": targets(rows, students, teacher_test, layout)}
-        table = format_table(rows)
-        write_text_atomic(out / "distill_report.json", json.dumps(report, indent=2, default=float))
-        write_text_atomic(out / "distill_report.md", table + "\n\n" + format_targets(report["targets"]) + "\n")
-        mlflow.log_artifact(str(out / "distill_report.json"))
-        mlflow.log_artifact(str(out / "distill_report.md"))
-        mlflow.log_table(pd.DataFrame(rows), artifact_file="comparison.json")
-        mlflow.log_metrics({k: v for k, v in report["targets"].items() if isinstance(v, int | float)})
-        report["run_id"] = parent.info.run_id
-    print(table)
-    print(format_targets(report["targets"]), flush=True)
-    return report
+    scorer = load_scorer(str(teacher.model_dir))
+    test = frame[(frame["split"] == "test") & frame["soft"].notna()]
+    scores = score_tasks(test["soft"].tolist(), test["task"].tolist(), test["y"].tolist(), layout, scorer.thresholds)
+    rps = throughput(scorer, bench["text"].tolist(), bench["task"].tolist(), cfg.throughput_batch)
+    say("distill", f"teacher: {scorer.num_parameters:,} parameters, {rps:.1f} responses/s (CPU, batch "
+                   f"{cfg.throughput_batch}, {len(bench)} responses)")
+    return TeacherReference(scorer.num_parameters, rps, scores, teacher.result.run_id or "")
 
 
-def _fit_one(cfg: DistillJobConfig, out: Path, group: str, variant: str, scfg: StudentConfig, dcfg: Any,
-             part: pd.DataFrame, layout: TaskLayout, teacher_dir: Path, bench: pd.DataFrame, teacher_rps: float,
-             teacher_params: int, lineage: dict[str, str], experiment_id: str, parent_id: str) -> dict[str, Any]:
+def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str, group: str, variant: str,
+            scfg: StudentConfig, dcfg: DistillConfig, part: pd.DataFrame, layout: TaskLayout, teacher: TeacherOutput,
+            reference: TeacherReference, bench: pd.DataFrame) -> StudentResult:
+    """One student in its own child run: fit on train (+ teacher-scored unlabelled), test, save, time."""
     import mlflow
 
     from raykd.students.artifact import StudentScorer
 
     train = part[part["split"].isin(["train", "unlabelled"])]
-    val, test = part[part["split"] == "validation"], part[part["split"] == "test"]
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{group}-{variant}", nested=True,
-                          tags={**lineage, "raykd.stage": "student", "mlflow.parentRunId": parent_id}) as run:
+    with mlflow.start_run(experiment_id=run.experiment_id, run_name=f"{group}-{variant}", nested=True,
+                          tags={**lineage.tags(), "raykd.stage": "student",
+                                "mlflow.parentRunId": run.run_id}) as child:
         mlflow.log_params({**{f"student.{k}": v for k, v in dataclasses.asdict(scfg).items()},
                            **{f"distill.{k}": v for k, v in dataclasses.asdict(dcfg).items()},
                            "tasks": ",".join(layout.names)})
@@ -149,103 +179,72 @@ def _fit_one(cfg: DistillJobConfig, out: Path, group: str, variant: str, scfg: S
         def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics({k.replace("/", "."): v for k, v in metrics.items() if np.isfinite(v)}, step=epoch)
 
-        fit: FitResult = fit_student(scfg, dcfg, train, val, layout, str(teacher_dir / "model" / "tokenizer"),
-                                     on_epoch=log_epoch)
-        test_metrics, test_score = evaluate_frame(fit, test)
-        model_dir = save_fit(fit, out / "students" / group / variant,
-                             extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": lineage["raykd.teacher_run_id"]})
-        b = bench[bench["task"].isin(layout.names)].head(cfg.throughput_responses)
-        rps = throughput(StudentScorer(model_dir), b["text"].tolist(), b["task"].tolist(), cfg.throughput_batch,
+        fit = fit_student(scfg, dcfg, train, part[part["split"] == "validation"], layout,
+                          str(teacher.model_dir / "tokenizer"), on_epoch=log_epoch)
+        test = evaluate_fit(fit, part[part["split"] == "test"])
+        model_dir = save_fit(fit, run.out / "students" / group / variant,
+                             extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": reference.run_id})
+        mine = bench[bench["task"].isin(layout.names)].head(cfg.throughput_responses)
+        rps = throughput(StudentScorer(model_dir), mine["text"].tolist(), mine["task"].tolist(), cfg.throughput_batch,
                          repeats=3)
-        info = {"group": group, "variant": variant, "arch": scfg.arch, "tasks": layout.names,
-                "kd_weight": dcfg.kd_weight, "parameters": fit.parameters, "bytes": dir_bytes(model_dir),
-                "val_score": fit.val_score, "test_score": test_score, "test": test_metrics,
-                "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "fit_seconds": fit.seconds,
-                "responses_per_s": rps, "speedup": rps / teacher_rps,
-                "param_ratio": fit.parameters / teacher_params, "model_dir": str(model_dir),
-                "run_id": run.info.run_id}
-        mlflow.log_metrics({"test.score": test_score, "val.score": fit.val_score, "parameters": fit.parameters,
-                            "bytes_on_disk": info["bytes"], "responses_per_s": rps,
-                            "speedup_vs_teacher": rps / teacher_rps,
-                            **{f"test.{k.replace('/', '.')}": v for k, v in test_metrics.items()}})
+        result = StudentResult(family=family, group=group, variant=variant, arch=scfg.arch, tasks=layout.names,
+                               kd_weight=dcfg.kd_weight, parameters=fit.parameters, bytes=dir_bytes(model_dir),
+                               validation=fit.validation, test=test, best_epoch=fit.best_epoch,
+                               epochs_run=fit.epochs_run, fit_seconds=fit.seconds, responses_per_s=rps,
+                               speedup=rps / reference.responses_per_s,
+                               param_ratio=fit.parameters / reference.parameters, model_dir=str(model_dir),
+                               run_id=child.info.run_id)
+        mlflow.log_metrics({"test.score": test.score, "val.score": fit.val_score, "parameters": fit.parameters,
+                            "bytes_on_disk": result.bytes, "responses_per_s": rps, "speedup_vs_teacher": result.speedup,
+                            **{k.replace("/", "."): v for k, v in test.flat("test.").items() if np.isfinite(v)}})
         mlflow.log_artifacts(str(model_dir), artifact_path="model")
-    return info
+    say("distill", f"{group:14s} {variant:4s} params {result.parameters:>8,} val {fit.val_score:.4f} test "
+                   f"{test.score:.4f} {rps:.0f} resp/s ({result.speedup:.1f}x teacher)")
+    return result
 
 
-def comparison_rows(students: list[dict[str, Any]], teacher_test: dict[str, dict[str, float]],
-                    layout: TaskLayout, teacher_params: int) -> list[dict[str, Any]]:
-    """One row per task: teacher vs KD vs no-KD test metric for each student family."""
-    rows = []
-    for task in layout.names:
-        metric = primary(layout.spec(task))
-        row: dict[str, Any] = {"task": task, "metric": metric, "teacher": teacher_test.get(task, {}).get(metric),
-                               "teacher_params": teacher_params}
-        for s in students:
-            if task not in s["tasks"]:
-                continue
-            family = s["group"].removesuffix(f"-{task}") if len(s["tasks"]) == 1 else s["group"]
-            key = f"{family}_{s['variant']}"
-            row[key] = s["test"].get(f"{task}/{metric}")
-            if s["variant"] == "kd":  # the baseline's vocabulary lacks the unscored texts, so it is a bit smaller
-                row[f"{family}_params"] = s["parameters"]
-                row[f"{family}_speedup"] = s["speedup"]
-        rows.append(row)
-    return rows
+def run_distill(cfg: DistillJobConfig, tracking_uri: str | None = None) -> DistillResult:
+    from raykd.data.prepared import reuse
+    from raykd.io import write_text_atomic
 
+    teacher = TeacherOutput.load(cfg.teacher)
+    ds = reuse(teacher.folder, cfg.data, "distill")
+    frame = attach_soft_labels(ds, teacher.soft_labels, require_all=False, source=f"the teacher stage at "
+                                                                                 f"{teacher.folder}")
+    layout = TaskLayout.of(ds.tasks)
+    held = frame[frame["split"].isin(["test", "validation"])]  # responses to time scorers on
+    bench = held.sample(n=min(cfg.throughput_responses, len(held)), random_state=0)
+    reference = teacher_reference(teacher, frame, layout, bench, cfg)
+    params = {"distill": dataclasses.asdict(cfg.distill), "teacher": str(teacher.folder),
+              "students": {k: dataclasses.asdict(v) for k, v in cfg.students.items()}}
+    lineage = teacher.lineage(ds.digest())
+    with StageRun.open("distill", cfg.name, cfg.output_dir, cfg.tracking,
+                       resolve_tracking_uri(tracking_uri, cfg.tracking, teacher.result.tracking_uri), lineage, params,
+                       dataset=ds, data_source=(cfg.data or teacher.prepared.data).path,
+                       parent_run_id=teacher.result.run_id) as run:
+        students = []
+        for family, scfg in cfg.students.items():
+            for group, tasks in student_groups(family, scfg, layout.names):
+                glayout = TaskLayout.of({t: ds.tasks[t] for t in tasks})
+                part = frame[frame["task"].isin(tasks)]
+                variants = [("kd", cfg.distill)] + ([("nokd", dataclasses.replace(cfg.distill, kd_weight=0.0))]
+                                                    if cfg.baseline else [])
+                for variant, dcfg in variants:
+                    students.append(fit_one(cfg, run, lineage, family, group, variant, scfg, dcfg, part, glayout,
+                                            teacher, reference, bench))
+        result = DistillResult(str(run.out), run.run_id, reference, students, [])
+        result.targets = family_targets(result, layout)
+        table = result.table(layout)
+        summary = "\n".join(t.line() for t in result.targets)
+        write_text_atomic(run.out / "distill_report.md", f"{table}\n\nteacher mean test metric: "
+                                                         f"{np.mean([t.teacher_mean for t in result.targets]):.3f}\n"
+                                                         f"{summary}\n")
+        run.log_artifact(run.out / "distill_report.md")
+        run.log_metrics({f"{t.family}.{k}": v for t in result.targets
+                         for k, v in (("kd_mean", t.kd_mean), ("gap_to_teacher", t.gap),
+                                      ("param_ratio", t.param_ratio), ("min_speedup", t.min_speedup))})
+        run.save(result, RESULT)
+    print(table)
+    print(summary, flush=True)
+    return result
 
-def targets(rows: list[dict[str, Any]], students: list[dict[str, Any]], teacher_test: dict[str, dict[str, float]],
-            layout: TaskLayout) -> dict[str, Any]:
-    """The issue's targets, measured: size <= 1% of the teacher, within 0.03 of its mean, KD beats no-KD."""
-    out: dict[str, Any] = {}
-    teacher_mean = float(np.mean([r["teacher"] for r in rows if r["teacher"] is not None]))
-    out["teacher_mean"] = teacher_mean
-    families = sorted({k.removesuffix("_kd") for r in rows for k in r if k.endswith("_kd")})
-    for fam in families:
-        kd = [r[f"{fam}_kd"] for r in rows if r.get(f"{fam}_kd") is not None]
-        nokd = [r[f"{fam}_nokd"] for r in rows if r.get(f"{fam}_nokd") is not None]
-        params = max(r[f"{fam}_params"] for r in rows if f"{fam}_params" in r)
-        speed = [r[f"{fam}_speedup"] for r in rows if r.get(f"{fam}_speedup") is not None]
-        out[f"{fam}_kd_mean"] = float(np.mean(kd))
-        if nokd:
-            out[f"{fam}_nokd_mean"] = float(np.mean(nokd))
-            out[f"{fam}_kd_gain"] = out[f"{fam}_kd_mean"] - out[f"{fam}_nokd_mean"]
-        out[f"{fam}_gap_to_teacher"] = teacher_mean - out[f"{fam}_kd_mean"]
-        out[f"{fam}_param_ratio"] = params / rows[0]["teacher_params"]
-        out[f"{fam}_min_speedup"] = float(min(speed)) if speed else float("nan")
-    return out
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def format_targets(t: dict[str, Any]) -> str:
-    lines = [f"teacher mean test metric: {t['teacher_mean']:.3f}"]
-    fams = sorted({k.removesuffix("_kd_mean") for k in t if k.endswith("_kd_mean")})
-    for f in fams:
-        gap, ratio = t[f"{f}_gap_to_teacher"], t[f"{f}_param_ratio"]
-        parts = [f"{f}: KD mean {t[f'{f}_kd_mean']:.3f}"]
-        if f"{f}_nokd_mean" in t:
-            gain = t[f"{f}_kd_gain"]
-            parts.append(f"no-KD mean {t[f'{f}_nokd_mean']:.3f} (KD gain {gain:+.3f}: "
-                         f"{'met' if gain > 0 else 'MISSED'})")
-        parts.append(f"gap to teacher {gap:+.3f} ({'met' if gap <= 0.03 else 'MISSED'} <= 0.03)")
-        parts.append(f"params {ratio:.2%} of teacher ({'met' if ratio <= 0.01 else 'MISSED'} <= 1%)")
-        parts.append(f"min speed-up {t[f'{f}_min_speedup']:.1f}x ({'met' if t[f'{f}_min_speedup'] >= 10 else 'MISSED'}"
-                     " >= 10x)")
-        lines.append("; ".join(parts))
-    return "\n".join(lines)

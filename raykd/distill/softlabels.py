@@ -8,51 +8,60 @@ import numpy as np
 import pandas as pd
 
 from raykd.data import ScoringDataset
+from raykd.data.prepared import text_digest
 from raykd.errors import DataError
 from raykd.tasks import TaskLayout
-from raykd.teacher.export import read_soft_labels, text_digest
+from raykd.teacher.export import read_soft_labels
 
 SUM_TOLERANCE = 1e-3
 
 
-def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool = True) -> pd.DataFrame:
+def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool = True,
+                       source: str = "the teacher") -> pd.DataFrame:
     """The dataset's rows plus a `soft` column: the teacher's probability vector for that response.
 
     Every labelled row must have teacher probabilities (unlabelled rows may lack them when
     `require_all` is false); the teacher's label layout must equal the dataset's; multi-class vectors
-    must sum to 1; and the text must be the one the teacher scored (by digest).
+    must sum to 1; the text must be the one the teacher scored (by digest), and the response must be in
+    the same split as when the teacher scored it. Errors name `source`, the stage that made the labels.
     """
-    path = str(path)
     soft, meta = read_soft_labels(path)
+    where = f"{path} (soft labels from {source})"
     teacher_layout = TaskLayout.from_list(meta.get("tasks", []))
     for name, spec in ds.tasks.items():
         if name not in teacher_layout.names:
-            raise DataError(path, f"the teacher did not score task {name!r} (it has {teacher_layout.names})")
+            raise DataError(where, f"the teacher did not score task {name!r} (it has {teacher_layout.names})")
         theirs = teacher_layout.spec(name)
         if theirs.labels != spec.labels or theirs.kind != spec.kind:
-            raise DataError(path, f"task {name!r}: the teacher has {len(theirs.labels)} {theirs.kind} labels "
+            raise DataError(where, f"task {name!r}: the teacher has {len(theirs.labels)} {theirs.kind} labels "
                                   f"{list(theirs.labels)}, the data has {len(spec.labels)} {list(spec.labels)}")
     if not soft["id"].is_unique:
-        raise DataError(path, f"duplicate response ids, e.g. {soft['id'][soft['id'].duplicated()].iloc[0]!r}")
+        raise DataError(where, f"duplicate response ids, e.g. {soft['id'][soft['id'].duplicated()].iloc[0]!r}")
     soft = soft.set_index("id")
     frame = ds.frame.copy()
-    joined = frame.join(soft[["task", "text_sha256"]].rename(columns={"task": "t_task"}), on="id")
+    joined = frame.join(soft[["task", "split", "text_sha256"]].rename(columns={"task": "t_task", "split": "t_split"}),
+                        on="id")
     present = joined["t_task"].notna().to_numpy()
     needed = (frame["y"].notna() | require_all).to_numpy()
     missing = frame.loc[needed & ~present, "id"]
     if len(missing):
-        raise DataError(path, f"{len(missing)} response id(s) have no teacher probabilities, e.g. "
+        raise DataError(where, f"{len(missing)} response id(s) have no teacher probabilities, e.g. "
                               f"{missing.head(3).tolist()}")
     wrong_task = present & (joined["t_task"] != frame["task"]).to_numpy()
     if wrong_task.any():
         i = int(np.flatnonzero(wrong_task)[0])
-        raise DataError(path, f"response {frame['id'].iloc[i]!r}: teacher row is for task "
+        raise DataError(where, f"response {frame['id'].iloc[i]!r}: teacher row is for task "
                               f"{joined['t_task'].iloc[i]!r}, data says {frame['task'].iloc[i]!r}")
+    moved = present & (joined["t_split"] != frame["split"]).to_numpy()
+    if moved.any():
+        i = int(np.flatnonzero(moved)[0])
+        raise DataError(where, f"response {frame['id'].iloc[i]!r} was scored as {joined['t_split'].iloc[i]!r} but is "
+                              f"{frame['split'].iloc[i]!r} here: the soft labels were made from another split")
     digests = np.array([text_digest(t) if p else "" for t, p in zip(frame["text"], present, strict=True)])
     changed = present & (digests != joined["text_sha256"].fillna("").to_numpy())
     if changed.any():
         rid = frame["id"].iloc[int(np.flatnonzero(changed)[0])]
-        raise DataError(path, f"response {rid!r}: its text differs from the text the teacher scored")
+        raise DataError(where, f"response {rid!r}: its text differs from the text the teacher scored")
     vectors: list[np.ndarray | None] = [None] * len(frame)
     for task, spec in ds.tasks.items():
         rows = np.flatnonzero(present & (frame["task"] == task).to_numpy())
@@ -62,14 +71,14 @@ def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool =
         bad = ~np.isfinite(block).all(1) | (block < 0).any(1) | (block > 1).any(1)
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise DataError(path, f"response {frame['id'].iloc[rows[k]]!r}: probabilities {block[k].tolist()} "
+            raise DataError(where, f"response {frame['id'].iloc[rows[k]]!r}: probabilities {block[k].tolist()} "
                                   "are not in [0, 1]")
         if spec.kind == "multiclass":
             sums = block.sum(1)
             off = np.abs(sums - 1.0) > SUM_TOLERANCE
             if off.any():
                 k = int(np.flatnonzero(off)[0])
-                raise DataError(path, f"response {frame['id'].iloc[rows[k]]!r}: multi-class probabilities sum to "
+                raise DataError(where, f"response {frame['id'].iloc[rows[k]]!r}: multi-class probabilities sum to "
                                       f"{sums[k]:.4f}, not 1")
         for r, vec in zip(rows, block.astype(np.float32), strict=True):
             vectors[r] = vec

@@ -8,7 +8,6 @@ soft term only; with kd_weight = 0 they are left out and the fit is the no-KD ba
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,13 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader
 
 from raykd.config import DistillConfig, StudentConfig
-from raykd.data.dataset import MULTICLASS
 from raykd.distill.losses import hard_loss, load_balance, mix, soft_loss
-from raykd.students.artifact import build_student, save_student
-from raykd.students.vocab import Vocabulary, student_inputs
-from raykd.tasks import TaskLayout, evaluate, primary, probabilities, tune_thresholds
+from raykd.inputs import model_inputs
+from raykd.students.architectures import make_model
+from raykd.students.artifact import save_student
+from raykd.students.vocab import Vocabulary
+from raykd.tasks import TaskLayout, TaskScores, row_probabilities, score_tasks
 
 
 @dataclass
@@ -33,9 +34,7 @@ class FitResult:
     arch: str
     vocab: Vocabulary
     layout: TaskLayout
-    thresholds: dict[str, list[float]]
-    val_metrics: dict[str, float]
-    val_score: float
+    validation: TaskScores  # at the best epoch; its thresholds are the student's
     best_epoch: int
     epochs_run: int
     seconds: float
@@ -47,31 +46,36 @@ class FitResult:
     def parameters(self) -> int:
         return int(sum(p.numel() for p in self.model.parameters()))
 
+    @property
+    def thresholds(self) -> dict[str, list[float]]:
+        return self.validation.thresholds
+
+    @property
+    def val_score(self) -> float:
+        return self.validation.score
+
 
 def build_vocab(cfg: StudentConfig, texts: list[str], teacher_tokenizer: str | None = None) -> Vocabulary:
     return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, cfg.tokenizer,
                             teacher_tokenizer if cfg.tokenizer == "wordpiece" else None)
 
 
-def make_model(cfg: StudentConfig, vocab_size: int, layout: TaskLayout) -> torch.nn.Module:
-    if cfg.arch == "lstm":
-        spec = dict(vocab_size=vocab_size, num_outputs=layout.total, embed_dim=cfg.embed_dim, hidden=cfg.hidden,
-                    layers=cfg.layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout)
-    else:
-        spec = dict(vocab_size=vocab_size, num_outputs=layout.total, num_tasks=len(layout.tasks),
-                    embed_dim=cfg.embed_dim, hidden=cfg.hidden, num_experts=cfg.num_experts,
-                    expert_hidden=cfg.expert_hidden, task_embed_dim=cfg.task_embed_dim, dropout=cfg.dropout)
-    return build_student(cfg.arch, spec)
+@dataclass
+class Batch:
+    rows: np.ndarray  # positions in the Encoded frame
+    ids: torch.Tensor  # (batch, longest) token ids, right-padded with 0
+    task_ids: torch.Tensor
 
 
 class Encoded:
-    """Token ids, task ids, gold labels and teacher vectors of a frame, ready for batching."""
+    """Token ids, task ids, gold labels and teacher vectors of a frame; `loader` batches it with padding."""
 
     def __init__(self, frame: pd.DataFrame, vocab: Vocabulary, layout: TaskLayout, max_len: int,
                  include_question: bool = False):
         self.frame = frame.reset_index(drop=True)
-        texts = student_inputs(self.frame["text"].tolist(), self.frame["question"].tolist(), include_question)
-        self.ids = [vocab.encode([t], max_len)[0] for t in texts]
+        texts = model_inputs(self.frame["text"].tolist(), self.frame["question"].tolist(),
+                             self.frame["reference"].tolist(), include_question)
+        self.ids = [torch.tensor(x, dtype=torch.long) for x in vocab.ids(texts, max_len)]
         index = {t: i for i, t in enumerate(layout.names)}
         self.task_ids = torch.tensor([index[t] for t in self.frame["task"]], dtype=torch.long)
         self.tasks = self.frame["task"].to_numpy()
@@ -81,17 +85,22 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def batch_ids(self, rows: np.ndarray) -> torch.Tensor:
-        width = max(len(self.ids[i]) for i in rows)
-        out = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, i in enumerate(rows):
-            out[j, : len(self.ids[i])] = self.ids[i]
-        return out
+    def collate(self, rows: list[int]) -> Batch:
+        rows_arr = np.asarray(rows)
+        ids = torch.nn.utils.rnn.pad_sequence([self.ids[i] for i in rows], batch_first=True, padding_value=0)
+        return Batch(rows_arr, ids, self.task_ids[rows_arr])
+
+    def loader(self, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return DataLoader(range(len(self)), batch_size=batch_size, shuffle=shuffle, generator=generator,
+                          collate_fn=self.collate)
 
 
 def batch_objective(out: dict[str, torch.Tensor], data: Encoded, rows: np.ndarray, layout: TaskLayout,
                     cfg: DistillConfig) -> torch.Tensor:
-    """mix(hard, soft, kd_weight) over the batch's tasks, plus the MoE balance term when there is a gate."""
+    """mix(hard, soft, kd_weight) over the batch's tasks, each term averaged over the rows that have it (gold
+    labels for the hard term, teacher vectors for the soft one), plus the MoE balance term when there is a
+    gate. With kd_weight 0 the loss is the hard term alone."""
     logits = out["logits"]
     hard_terms, soft_terms = [], []
     for task in np.unique(data.tasks[rows]):
@@ -121,81 +130,59 @@ def batch_objective(out: dict[str, torch.Tensor], data: Encoded, rows: np.ndarra
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int = 256) -> np.ndarray:
     model.eval()
-    parts = []
-    for start in range(0, len(data), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(data)))
-        parts.append(model(data.batch_ids(rows), data.task_ids[rows])["logits"].numpy())
+    parts = [model(b.ids, b.task_ids)["logits"].numpy() for b in data.loader(batch_size)]
     model.train()
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
-def score(logits: np.ndarray, data: Encoded, layout: TaskLayout, thresholds: dict[str, list[float]] | None = None,
-          tune: bool = False) -> tuple[dict[str, float], dict[str, list[float]], float]:
-    """Per-task metrics (`{task}/{metric}`), thresholds (tuned when `tune`), and the mean primary metric."""
-    out: dict[str, float] = {}
-    thresholds = dict(thresholds or {})
-    primaries = []
-    for task in layout.names:
-        rows = np.flatnonzero((data.tasks == task) & np.array([y is not None for y in data.y], dtype=bool))
-        if not len(rows):
-            continue
-        spec = layout.spec(task)
-        probs = probabilities(logits[rows][:, layout.span(task)], spec)
-        y = np.asarray([data.y[i] for i in rows])
-        if spec.kind != MULTICLASS and tune:
-            thresholds[task] = tune_thresholds(probs, y)
-        scores = evaluate(probs, y, spec, thresholds.get(task))
-        out.update({f"{task}/{k}": v for k, v in scores.items()})
-        primaries.append(scores[primary(spec)])
-    return out, thresholds, float(np.mean(primaries)) if primaries else float("nan")
+def score(model: torch.nn.Module, data: Encoded, layout: TaskLayout,
+          thresholds: dict[str, list[float]] | None = None, tune: bool = False) -> TaskScores:
+    """The model's per-task metrics on the labelled rows of `data` (thresholds tuned here when `tune`)."""
+    probs = row_probabilities(predict_logits(model, data), list(data.tasks), layout)
+    return score_tasks(probs, list(data.tasks), data.y, layout, thresholds, tune)
 
 
 def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, validation: pd.DataFrame,
                 layout: TaskLayout, teacher_tokenizer: str | None = None,
                 on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
-    """Train one student. `train` may hold unlabelled rows (y None) with teacher vectors in `soft`."""
+    """Train one student. `train` may hold unlabelled rows (y None) with teacher vectors in `soft`; the best
+    validation epoch is kept (early stopping after `patience` epochs without improvement)."""
     torch.manual_seed(dcfg.seed)
     torch.set_num_threads(max(1, dcfg.threads))
-    rng = np.random.default_rng(dcfg.seed)
     if dcfg.kd_weight == 0 or not dcfg.use_unlabelled:
         train = train[train["y"].notna()]
     if dcfg.kd_weight > 0 and ("soft" not in train or train["soft"].isna().any()):
         raise ValueError("knowledge distillation needs teacher probabilities for every training row")
-    inputs = student_inputs(train["text"].tolist(), train["question"].tolist(), scfg.include_question)
+    inputs = model_inputs(train["text"].tolist(), train["question"].tolist(), train["reference"].tolist(),
+                          scfg.include_question)
     vocab = build_vocab(scfg, inputs, teacher_tokenizer)
     model = make_model(scfg, len(vocab), layout)
     tr = Encoded(train, vocab, layout, scfg.max_len, scfg.include_question)
     va = Encoded(validation, vocab, layout, scfg.max_len, scfg.include_question)
     n_params = int(sum(p.numel() for p in model.parameters()))
     opt = torch.optim.Adam(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
-    best_state, best_score, best_epoch, bad = None, -math.inf, -1, 0
-    best_metrics: dict[str, float] = {}
-    best_thresholds: dict[str, list[float]] = {}
+    best_state, best, best_epoch, bad = None, None, -1, 0
     history = []
     t0 = time.time()
     epoch = -1
     for epoch in range(dcfg.epochs):
         model.train()
-        order = rng.permutation(len(tr))
         losses = []
-        for start in range(0, len(order), dcfg.batch_size):
-            rows = order[start:start + dcfg.batch_size]
-            out = model(tr.batch_ids(rows), tr.task_ids[rows])
-            loss = batch_objective(out, tr, rows, layout, dcfg)
+        for batch in tr.loader(dcfg.batch_size, shuffle=True, seed=dcfg.seed + epoch):
+            loss = batch_objective(model(batch.ids, batch.task_ids), tr, batch.rows, layout, dcfg)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             losses.append(loss.item())
-        metrics, thresholds, val_score = score(predict_logits(model, va), va, layout, tune=True)
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_score": val_score,
+        scores = score(model, va, layout, tune=True)
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_score": scores.score,
                   "parameters": n_params}
         history.append(record)
         if on_epoch is not None:
-            on_epoch(epoch + 1, {**record, **{f"val/{k}": v for k, v in metrics.items()}})
-        if val_score > best_score:
-            best_state, best_score, best_epoch, bad = copy.deepcopy(model.state_dict()), val_score, epoch, 0
-            best_metrics, best_thresholds = metrics, thresholds
+            on_epoch(epoch + 1, {**record, **scores.flat("val/")})
+        if best is None or scores.score > best.score:
+            best_state, best, best_epoch, bad = copy.deepcopy(model.state_dict()), scores, epoch, 0
         else:
             bad += 1
             if bad >= dcfg.patience:
@@ -203,15 +190,15 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return FitResult(model, scfg.arch, vocab, layout, best_thresholds, best_metrics, best_score, best_epoch + 1,
+    return FitResult(model, scfg.arch, vocab, layout, best or TaskScores({}, {}, float("nan")), best_epoch + 1,
                      epoch + 1, time.time() - t0, scfg.max_len, scfg.include_question, history)
 
 
-def evaluate_frame(fit: Any, frame: pd.DataFrame) -> tuple[dict[str, float], float]:
-    """Metrics of a fitted student (a FitResult or a loaded StudentScorer) on the labelled rows of `frame`."""
+def evaluate_fit(fit: Any, frame: pd.DataFrame) -> TaskScores:
+    """A fitted student's (a FitResult or a loaded StudentScorer) per-task metrics on the labelled rows of
+    `frame`, with its own thresholds."""
     data = Encoded(frame, fit.vocab, fit.layout, fit.max_len, fit.include_question)
-    metrics, _, s = score(predict_logits(fit.model, data), data, fit.layout, fit.thresholds)
-    return metrics, s
+    return score(fit.model, data, fit.layout, fit.thresholds)
 
 
 def save_fit(fit: FitResult, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:

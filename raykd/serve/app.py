@@ -50,6 +50,9 @@ from raykd.config import ServeConfig, from_dict
 logger = logging.getLogger("raykd.serve")
 API_VERSION = "1"
 STATIC = Path(__file__).resolve().parent / "static"
+# A student scores this many responses in a few milliseconds on the event loop; a larger batch (or any teacher
+# batch) runs in a thread, so the loop keeps answering, and HAProxy's health checks keep passing.
+INLINE_RESPONSES = 256
 
 
 class ResponseIn(BaseModel):
@@ -297,10 +300,11 @@ class ScoringDeployment:
             texts = [x for i in mine for x in jobs[i].texts]
             scorer = served.scorer
             t0 = time.perf_counter()
-            if scorer.kind == "student":
-                probs = scorer.predict_proba(texts, tasks)
-            else:  # a teacher takes long enough to block the event loop: run it beside the loop
-                probs = await asyncio.to_thread(scorer.predict_proba, texts, tasks, None, None, 32)
+            if scorer.kind == "student" and len(texts) <= INLINE_RESPONSES:
+                probs = scorer.predict_proba(texts, tasks)  # milliseconds: a thread hop would cost more
+            else:  # long enough to stall the event loop (and HAProxy's health checks): run beside it
+                probs = await asyncio.to_thread(scorer.predict_proba, texts, tasks, None, None,
+                                                64 if scorer.kind == "student" else 32)
             seconds = time.perf_counter() - t0
             self.admission.observe(len(texts), seconds)
             at = 0

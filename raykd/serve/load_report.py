@@ -111,7 +111,7 @@ def ratios(r: LoadReport, student: str) -> list[tuple[str, int, float]]:
 
 
 def markdown(r: LoadReport, command: str) -> str:
-    from raykd.report import table
+    from raykd.tables import markdown as table
 
     lines = [f"All figures from one run of `{command}` on {r.machine.get('cpus')} CPU cores; wrk as the client "
              f"(--timeout {r.wrk_timeout_s:g}s), on the same machine; each level measured after a {WARMUP_S} s "

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from raykd.inputs import model_inputs
 from raykd.io import atomic_dir
-from raykd.students.vocab import Vocabulary, student_inputs
+from raykd.students.vocab import Vocabulary
 from raykd.tasks import TaskLayout, probabilities
 
 MANIFEST = "raykd_model.json"
@@ -28,17 +29,6 @@ ONNX_FILE = "student.onnx"
 # step for every row of a chunk, so small chunks of similar lengths waste less, until per-call costs dominate.
 # LSTM students: 52 us/response at 32 rows, 66 at 64; MoE students: 95 at 32, 85 at 64-128.
 INFERENCE_CHUNK = {"lstm": 32, "moe": 64}
-
-
-def build_student(arch: str, spec: dict[str, Any]) -> Any:
-    from raykd.students.lstm import LSTMSpec, LSTMStudent
-    from raykd.students.moe import MoESpec, MoEStudent
-
-    if arch == "lstm":
-        return LSTMStudent(LSTMSpec(**spec))
-    if arch == "moe":
-        return MoEStudent(MoESpec(**spec))
-    raise ValueError(f"unknown student architecture {arch!r}")
 
 
 def save_student(out_dir: str | Path, model: Any, arch: str, vocab: Vocabulary, layout: TaskLayout,
@@ -99,6 +89,8 @@ class StudentScorer:
         if self._model is None:
             from safetensors.torch import load_file
 
+            from raykd.students.architectures import build_student
+
             self._model = build_student(self.manifest["arch"], self.manifest["spec"])
             self._model.load_state_dict(load_file(self.path / "weights.safetensors"))
             self._model.eval()
@@ -134,7 +126,7 @@ class StudentScorer:
         responses run together (memory only: results do not depend on it)."""
         if not texts:
             return []
-        inputs = student_inputs(texts, questions, self.include_question)
+        inputs = model_inputs(texts, questions, references, self.include_question)
         task_ids = np.fromiter((self._task_index[t] for t in tasks), dtype=np.int64, count=len(tasks))
         chunk = max(1, min(batch_size, INFERENCE_CHUNK.get(self.manifest["arch"], 64)))
         logits = self.logits(self.vocab.ids(inputs, self.max_len), task_ids, chunk=chunk)

@@ -21,13 +21,6 @@ PAD, UNK = "<pad>", "<unk>"
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 
 
-def student_inputs(texts: Sequence[str], questions: Sequence[str | None] | None, include_question: bool) -> list[str]:
-    """What a student reads: the response, or the question and the response when `include_question`."""
-    if not include_question or questions is None:
-        return list(texts)
-    return [f"{q or ''} || {t}" for q, t in zip(questions, texts, strict=True)]
-
-
 class Vocabulary:
     def __init__(self, tokens: Sequence[str], mode: str = "words", tokenizer_path: str | None = None):
         if list(tokens[:2]) != [PAD, UNK]:

@@ -18,9 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from raykd.config import LoraConfig, ModelConfig, from_dict
+from raykd.inputs import model_inputs
 from raykd.io import atomic_dir
 from raykd.tasks import TaskLayout, probabilities
-from raykd.teacher.model import build_model, build_tokenizer, count_parameters, format_inputs
+from raykd.teacher.model import build_model, build_tokenizer, count_parameters
 
 MANIFEST = "raykd_model.json"
 
@@ -54,6 +55,15 @@ class TeacherScorer:
 
     kind = "teacher"
 
+    @staticmethod
+    def read_manifest(path: str | Path) -> dict[str, Any]:
+        return json.loads((Path(path) / MANIFEST).read_text())
+
+    @staticmethod
+    def read_thresholds(path: str | Path) -> dict[str, list[float]]:
+        """The multi-label thresholds tuned on validation, without loading the model."""
+        return TeacherScorer.read_manifest(path).get("thresholds", {})
+
     def __init__(self, path: str | Path, device: str | None = None):
         self.path = Path(path)
         self.manifest = json.loads((self.path / MANIFEST).read_text())
@@ -79,7 +89,7 @@ class TeacherScorer:
     def predict_proba(self, texts: list[str], tasks: list[str], questions: list[str | None] | None = None,
                       references: list[str | None] | None = None, batch_size: int = 32) -> list[np.ndarray]:
         """One probability vector per response, over its task's classes/labels."""
-        inputs = format_inputs(texts, questions, references, self.model_cfg.include_question)
+        inputs = model_inputs(texts, questions, references, self.model_cfg.include_question)
         out: list[np.ndarray] = []
         for start in range(0, len(inputs), batch_size):
             chunk = inputs[start:start + batch_size]

@@ -8,7 +8,6 @@ label). The file's schema metadata carries the tasks, so a consumer can check th
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raykd.data.prepared import text_digests
 from raykd.io import atomic_path
 from raykd.scoring import plain_columns, prob_columns, prob_matrix
 from raykd.tasks import TaskLayout
 
 META_KEY = b"raykd"
 ID_COLUMNS = ["id", "task", "split", "text_sha256"]
-
-
-def text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class TeacherBatchPredictor:
@@ -50,7 +46,7 @@ def soft_label_rows(batch: pd.DataFrame, probs: list[np.ndarray], layout: TaskLa
     """`id, task, split, text_sha256, p_<label>...` for a batch of scored responses."""
     out = pd.DataFrame({"id": batch["id"].astype(str).to_numpy(), "task": batch["task"].to_numpy(),
                         "split": batch["split"].to_numpy(),
-                        "text_sha256": [text_digest(t) for t in batch["text"]]})
+                        "text_sha256": text_digests(batch["text"])})
     matrix = prob_matrix(layout, batch["task"].tolist(), probs)
     for j, col in enumerate(prob_columns(layout)):
         out[col] = matrix[:, j]
@@ -92,6 +88,19 @@ def write_soft_labels(frame: pd.DataFrame, path: str | Path, metadata: dict[str,
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(metadata)})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def soft_label_scores(soft: pd.DataFrame, ds: Any, split: str, thresholds: dict[str, list[float]]) -> Any:
+    """The teacher's per-task metrics on one split, from its exported probabilities."""
+    from raykd.tasks import score_tasks
+
+    layout = TaskLayout.of(ds.tasks)
+    rows = soft[soft["split"] == split]
+    gold = ds.frame.set_index("id")["y"]
+    columns = {c: j for j, c in enumerate(prob_columns(layout))}
+    matrix = rows[list(columns)].to_numpy(dtype=np.float64)
+    probs = [matrix[i, [columns[f"p_{lab}"] for lab in layout.spec(t).labels]] for i, t in enumerate(rows["task"])]
+    return score_tasks(probs, rows["task"].tolist(), gold.loc[rows["id"]].tolist(), layout, thresholds)
 
 
 def read_soft_labels(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from raykd.config import LoraConfig, ModelConfig
+from raykd.config import LoraConfig, ModelConfig, lora_applies
 from raykd.errors import ConfigError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download weights at run time
@@ -128,7 +128,7 @@ def build_model(cfg: ModelConfig, lora: LoraConfig, num_labels: int, tokenizer: 
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
-    if lora.enabled:
+    if lora_applies(cfg, lora):
         model = apply_lora(model, lora)
     return model
 
@@ -153,19 +153,6 @@ def apply_lora(model: nn.Module, lora: LoraConfig) -> nn.Module:
     # Adapters in the base's dtype: peft would make them fp32 beside a bf16 head, and DeepSpeed's bf16 ZeRO
     # optimizer needs one dtype across trainable parameters (it keeps its own fp32 master copy).
     return get_peft_model(model, conf, autocast_adapter_dtype=False)
-
-
-def format_inputs(texts: list[str], questions: list[str | None] | None, references: list[str | None] | None,
-                  include_question: bool) -> list[str]:
-    """The text the teacher reads: the response, optionally after the question and reference answer."""
-    if not include_question or questions is None:
-        return list(texts)
-    out = []
-    for i, text in enumerate(texts):
-        q = questions[i] or ""
-        r = (references[i] if references is not None else None) or ""
-        out.append(f"Question: {q}\nReference: {r}\nAnswer: {text}" if (q or r) else text)
-    return out
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -1,12 +1,15 @@
-"""Ray Tune over student hyperparameters, the champion, and its MLflow lineage.
+"""The Tune stage: a Ray Tune search over student hyperparameters, the champion, and its MLflow lineage.
 
-Each trial is a Tune function that fits one student (raykd.distill.train.fit_student) and reports the
-validation metric every epoch, so ASHA can stop weak trials early; the trial's final report carries the
-trained student as a checkpoint. Students are single-process, so training runs directly inside the Tune
-function (the Train V2 pattern: a Trainer is launched inside the function, never passed to the Tuner).
-After the search, the winner is the best validation score among trials within the size (and optional
-speed) constraint; only the winner is evaluated on test, registered in MLflow and aliased `champion`.
-Re-running the same command after an interruption restores the experiment (`Tuner.restore`).
+    reuse     the teacher's prepared data and soft labels (as the distill stage does)
+    search    each trial a Tune function fitting one student (raykd.distill.train.fit_student), reporting the
+              validation metric every epoch so ASHA can stop weak trials early; its final report carries the
+              trained student as a checkpoint. Students are single-process, so training runs inside the Tune
+              function (the Train V2 pattern: a Trainer is launched inside a function, never passed to Tuner).
+              Re-running the same command after an interruption restores the experiment (`Tuner.restore`).
+    choose    the best validation score among finished trials within the size limit and, when set, at least
+              `min_speedup` times the teacher's CPU throughput; only the winner is evaluated on test
+    record    a child run per trial, the champion logged, registered and aliased `champion`, search.png
+The result is a `TuneResult` (tune_result.json).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import math
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,10 @@ import pandas as pd
 from raykd.config import DistillConfig, ParamRange, StudentConfig, TuneJobConfig, from_dict
 from raykd.errors import ConfigError, RaykdError
 from raykd.io import copy_dir_atomic, write_text_atomic
-from raykd.tasks import TaskLayout
+from raykd.measure import throughput
+from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
+from raykd.tasks import TaskLayout, TaskScores
+from raykd.teacher.job import TeacherOutput
 
 STATE = "tune_state.json"
 METRIC = "val_score"
@@ -88,65 +95,60 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
                     checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
-def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> dict[str, Any]:
-    import mlflow
+@dataclass
+class TrialResult:
+    trial_id: str
+    params: dict[str, Any]
+    val_score: float
+    epochs: int
+    complete: bool  # trained to its end (not stopped by ASHA) and saved its student
+    parameters: int
+    history: list[dict[str, float]]
+    error: str | None = None
+
+
+@dataclass
+class Registration:
+    name: str
+    version: str
+    alias: str
+
+
+@dataclass
+class TuneResult:
+    output_dir: str
+    parent_run_id: str
+    tracking_uri: str
+    trials: list[TrialResult]
+    stopped_early: int
+    search_seconds: float
+    winner: TrialResult
+    test: TaskScores
+    teacher_parameters: int
+    speedup: float  # the champion's CPU throughput against the teacher's, same responses
+    champion_dir: str
+    champion_run_id: str
+    registered: Registration | None = None
+
+
+def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskLayout, teacher: TeacherOutput,
+           resume: bool) -> tuple[list[TrialResult], dict[str, Any], float]:
+    """Run (or resume) the Tune experiment; returns the trials, their checkpoints by id, and the seconds."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from raykd.data.prepare import prepare_dataset
-    from raykd.distill.job import throughput
-    from raykd.distill.softlabels import attach_soft_labels
-    from raykd.runtime import ensure_ray
-    from raykd.scoring import load_scorer
-    from raykd.tracking import default_tracking_uri, flatten, git_commit, log_dataset_input, setup_experiment
-
-    out = Path(cfg.output_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    teacher_dir = Path(cfg.teacher).expanduser().resolve()
-    if not (teacher_dir / "soft_labels.parquet").is_file():
-        raise ConfigError("teacher", f"{teacher_dir} is not a teacher job's output (soft_labels.parquet missing)")
-    teacher_info = json.loads((teacher_dir / "teacher_result.json").read_text())
-    ds = prepare_dataset(cfg.data)
-    frame = attach_soft_labels(ds, teacher_dir / "soft_labels.parquet", require_all=False)
-    frame = frame[frame["y"].notna() | frame["soft"].notna()]
-    layout = TaskLayout.of(ds.tasks)
-    teacher = load_scorer(str(teacher_dir / "model"))
-    teacher_params = teacher.num_parameters
-    max_params = cfg.max_param_ratio * teacher_params
-
-    ensure_ray()
-    tracking_uri = tracking_uri or cfg.tracking.tracking_uri or teacher_info.get("tracking_uri") \
-        or default_tracking_uri()
-    experiment_id = setup_experiment(tracking_uri, cfg.tracking.experiment)
-    storage = out / "ray_tune"
+    storage = run.out / "ray_tune"
     exp_path = storage / cfg.name
-    state_path = out / STATE
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
     trainable = tune.with_resources(
         tune.with_parameters(trial, cfg_dict=dataclasses.asdict(cfg), frame=frame, tasks=layout.to_list(),
-                             teacher_tokenizer=str(teacher_dir / "model" / "tokenizer")),
+                             teacher_tokenizer=str(teacher.model_dir / "tokenizer")),
         {"cpu": cfg.cpus_per_trial})
-    resumed = tune.Tuner.can_restore(str(exp_path)) and bool(state.get("parent_run_id"))
-    lineage = {"raykd.teacher_run_id": teacher_info.get("run_id") or "",
-               "raykd.soft_labels_digest": teacher_info.get("soft_labels_digest", ""),
-               "raykd.soft_labels_artifact": _soft_labels_uri(teacher_info),
-               "raykd.data_digest": ds.digest(), "raykd.git_commit": git_commit()}
-    if resumed:
-        print(f"[tune] resuming the interrupted search at {exp_path}", flush=True)
+    if resume:
+        run.say(f"resuming the interrupted search at {exp_path}")
         tuner = tune.Tuner.restore(str(exp_path), trainable=trainable, resume_unfinished=True, resume_errored=True)
-        parent_id = state["parent_run_id"]
     else:
         if exp_path.exists():
             shutil.rmtree(exp_path)  # an earlier search that never got far enough to restore
-        with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.tracking.run_name or cfg.name,
-                              tags={**lineage, "raykd.stage": "tune"}) as parent:
-            mlflow.log_params({**flatten({k: v for k, v in dataclasses.asdict(cfg).items()
-                                          if k in ("student", "distill")}),
-                               "num_samples": cfg.num_samples, "search_alg": cfg.search_alg,
-                               "space": json.dumps({k: dataclasses.asdict(v) for k, v in cfg.space.items()})})
-            log_dataset_input(ds.frame, name=Path(cfg.data.path).name, digest=ds.digest(), source=str(cfg.data.path))
-            parent_id = parent.info.run_id
-        write_text_atomic(state_path, json.dumps({"parent_run_id": parent_id, "started": time.time()}))
         tuner = tune.Tuner(
             trainable,
             param_space=search_space(cfg.space),
@@ -163,59 +165,97 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> dict[str, A
         )
     t0 = time.time()
     grid = tuner.fit()
-    search_s = time.time() - t0
-    trials = _collect(grid)
+    trials, checkpoints = _collect(grid)
     if not trials:
         raise RaykdError("no trial finished; see the Ray Tune logs under " + str(exp_path))
-    eligible = [t for t in trials if t["complete"] and t["parameters"] <= max_params]
+    return trials, checkpoints, time.time() - t0
+
+
+def choose(cfg: TuneJobConfig, trials: list[TrialResult], checkpoints: dict[str, Any], teacher_params: int,
+           teacher_speed: float, bench: pd.DataFrame, champion_dir: Path) -> tuple[TrialResult, float]:
+    """The best finished trial within the size limit and, when `min_speedup` is set, fast enough; its student is
+    copied to `champion_dir`. Returns the winner and its speed-up over the teacher."""
+    from raykd.students.artifact import StudentScorer
+
+    max_params = cfg.max_param_ratio * teacher_params
+    eligible = sorted((t for t in trials if t.complete and t.parameters <= max_params), key=lambda t: -t.val_score)
     if not eligible:
-        raise RaykdError(f"no finished trial fits the size constraint (<= {max_params:,.0f} parameters)")
-    winner = max(eligible, key=lambda t: t[METRIC])
+        raise RaykdError(f"no finished trial fits the size limit (<= {max_params:,.0f} parameters)")
+    texts, tasks = bench["text"].tolist(), bench["task"].tolist()
+    for candidate in eligible:
+        with checkpoints[candidate.trial_id].as_directory() as d:
+            speedup = throughput(StudentScorer(Path(d) / "student"), texts, tasks, 64, repeats=3) / teacher_speed
+            if cfg.min_speedup is None or speedup >= cfg.min_speedup:
+                copy_dir_atomic(Path(d) / "student", champion_dir)
+                return candidate, speedup
+        say("tune", f"trial {candidate.trial_id} is {speedup:.1f}x the teacher, below min_speedup {cfg.min_speedup}")
+    raise RaykdError(f"no finished trial within the size limit is {cfg.min_speedup}x faster than the teacher")
 
-    champion_dir = out / "champion"
-    with winner["checkpoint"].as_directory() as d:
-        copy_dir_atomic(Path(d) / "student", champion_dir)
 
-    test = _test_winner(champion_dir, frame[frame["split"] == "test"], layout)
-    bench = frame[frame["split"].isin(["validation", "test"])].head(256)
-    from raykd.scoring import load_scorer as _load
+def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
+    from raykd.data.prepared import reuse
+    from raykd.distill.softlabels import attach_soft_labels
+    from raykd.distill.train import evaluate_fit
+    from raykd.runtime import ensure_ray
+    from raykd.scoring import load_scorer
+    from raykd.students.artifact import StudentScorer
 
-    speed = throughput(_load(str(champion_dir)), bench["text"].tolist(), bench["task"].tolist(), 64, repeats=3)
-    teacher_speed = throughput(teacher, bench["text"].tolist(), bench["task"].tolist(), 64)
-    if cfg.min_speedup and speed / teacher_speed < cfg.min_speedup:
-        print(f"[tune] warning: the winner is {speed / teacher_speed:.1f}x faster than the teacher, "
-              f"below min_speedup {cfg.min_speedup}", flush=True)
-    early = sum(1 for t in trials if not t["complete"])
-    summary = {"trials": len(trials), "stopped_early": early, "search_seconds": search_s,
-               "winner": {k: v for k, v in winner.items() if k != "checkpoint"}, "test": test,
-               "teacher_parameters": teacher_params, "speedup": speed / teacher_speed,
-               "parent_run_id": parent_id, "tracking_uri": tracking_uri, "champion_dir": str(champion_dir)}
-    plot_path = out / "search.png"
-    plot_search(trials, winner, teacher_info, layout, plot_path)
-
-    with mlflow.start_run(run_id=parent_id):
-        champion_run, champion_uri = _log_trials(trials, winner, cfg.student.arch, experiment_id, parent_id,
-                                                 lineage, champion_dir, test, speed, teacher_speed)
-        mlflow.log_metrics({"trials": len(trials), "stopped_early": early, "search_seconds": search_s,
-                            "winner.val_score": winner[METRIC], "winner.test_score": test["score"],
-                            "winner.parameters": winner["parameters"], "winner.speedup": speed / teacher_speed})
-        mlflow.log_artifact(str(plot_path))
-        summary["champion_run_id"] = champion_run
+    teacher = TeacherOutput.load(cfg.teacher)
+    ds = reuse(teacher.folder, cfg.data, "tune")
+    frame = attach_soft_labels(ds, teacher.soft_labels, require_all=False,
+                               source=f"the teacher stage at {teacher.folder}")
+    frame = frame[frame["y"].notna() | frame["soft"].notna()]
+    layout = TaskLayout.of(ds.tasks)
+    ensure_ray()
+    out = Path(cfg.output_dir).expanduser().resolve()
+    state_path = out / STATE
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    resume = bool(state.get("parent_run_id")) and _can_restore(out / "ray_tune" / cfg.name)
+    lineage = teacher.lineage(ds.digest())
+    params = {**{k: v for k, v in dataclasses.asdict(cfg).items() if k in ("student", "distill")},
+              "num_samples": cfg.num_samples, "search_alg": cfg.search_alg,
+              "space": json.dumps({k: dataclasses.asdict(v) for k, v in cfg.space.items()})}
+    with StageRun.open("tune", cfg.name, out, cfg.tracking,
+                       resolve_tracking_uri(tracking_uri, cfg.tracking, teacher.result.tracking_uri), lineage, params,
+                       dataset=ds, data_source=(cfg.data or teacher.prepared.data).path,
+                       resume_run_id=state.get("parent_run_id") if resume else None) as run:
+        write_text_atomic(state_path, json.dumps({"parent_run_id": run.run_id, "started": time.time()}))
+        trials, checkpoints, seconds = search(cfg, run, frame, layout, teacher, resume)
+        bench = frame[frame["split"].isin(["validation", "test"])].head(256)
+        scorer = load_scorer(str(teacher.model_dir))
+        teacher_speed = throughput(scorer, bench["text"].tolist(), bench["task"].tolist(), 64)
+        winner, speedup = choose(cfg, trials, checkpoints, scorer.num_parameters, teacher_speed, bench,
+                                 out / "champion")
+        test = evaluate_fit(StudentScorer(out / "champion"), frame[frame["split"] == "test"])
+        plot_search(trials, winner, teacher.result, layout, out / "search.png")
+        champion_run, champion_uri = _log_trials(trials, winner, cfg.student.arch, run, lineage, out / "champion",
+                                                 test, speedup)
+        early = sum(1 for t in trials if not t.complete)
+        run.log_metrics({"trials": len(trials), "stopped_early": early, "search_seconds": seconds,
+                         "winner.val_score": winner.val_score, "winner.test_score": test.score,
+                         "winner.parameters": winner.parameters, "winner.speedup": speedup})
+        run.log_artifact(out / "search.png")
+        registered = None
         if cfg.register_as:
             from raykd.registry import register_champion
 
-            version = register_champion(champion_uri, cfg.register_as,
-                                        {**lineage, "raykd.tune_run_id": parent_id})
-            summary["registered"] = {"name": cfg.register_as, "version": version.version, "alias": "champion"}
-        write_text_atomic(out / "tune_result.json", json.dumps(summary, indent=2, default=str))
-        mlflow.log_artifact(str(out / "tune_result.json"))
+            tags = {**lineage.tags(), "raykd.tune_run_id": run.run_id}
+            version = register_champion(champion_uri, cfg.register_as, tags)
+            registered = Registration(cfg.register_as, str(version.version), "champion")
+        result = TuneResult(output_dir=str(out), parent_run_id=run.run_id, tracking_uri=run.tracking_uri,
+                            trials=trials, stopped_early=early, search_seconds=seconds, winner=winner, test=test,
+                            teacher_parameters=scorer.num_parameters, speedup=speedup,
+                            champion_dir=str(out / "champion"), champion_run_id=champion_run, registered=registered)
+        run.save(result, "tune_result.json")
     state_path.unlink(missing_ok=True)  # finished: the next run starts a new search
-    print_summary(summary, trials)
-    return summary
+    print_summary(result)
+    return result
 
 
-def _soft_labels_uri(info: dict[str, Any]) -> str:
-    return f"runs:/{info['run_id']}/soft_labels/soft_labels.parquet" if info.get("run_id") else ""
+def _can_restore(path: Path) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(path))
 
 
 def build_searcher(cfg: TuneJobConfig) -> Any:
@@ -234,38 +274,30 @@ def build_searcher(cfg: TuneJobConfig) -> Any:
     return ConcurrencyLimiter(OptunaSearch(seed=cfg.seed), max_concurrent=cfg.max_concurrent_trials)
 
 
-def _collect(grid: Any) -> list[dict[str, Any]]:
-    trials = []
+def _collect(grid: Any) -> tuple[list[TrialResult], dict[str, Any]]:
+    trials, checkpoints = [], {}
     for r in grid:
         if r.metrics is None or METRIC not in r.metrics:
             continue
         history = r.metrics_dataframe
-        trials.append({
-            "trial_id": r.metrics.get("trial_id"), "params": {k: _plain(v) for k, v in r.config.items()},
-            METRIC: float(r.metrics[METRIC]), "epochs": int(r.metrics.get("epoch", 0)),
-            "complete": bool(r.metrics.get("final")) and r.checkpoint is not None,
-            "parameters": int(r.metrics.get("parameters", 0)),
-            "history": history[[METRIC, "epoch"]].to_dict("records") if history is not None else [],
-            "checkpoint": r.checkpoint, "error": str(r.error) if r.error else None,
-        })
-    return trials
+        t = TrialResult(trial_id=str(r.metrics.get("trial_id")), params={k: _plain(v) for k, v in r.config.items()},
+                        val_score=float(r.metrics[METRIC]), epochs=int(r.metrics.get("epoch", 0)),
+                        complete=bool(r.metrics.get("final")) and r.checkpoint is not None,
+                        parameters=int(r.metrics.get("parameters", 0)),
+                        history=history[[METRIC, "epoch"]].to_dict("records") if history is not None else [],
+                        error=str(r.error) if r.error else None)
+        trials.append(t)
+        if r.checkpoint is not None:
+            checkpoints[t.trial_id] = r.checkpoint
+    return trials, checkpoints
 
 
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _test_winner(model_dir: Path, test: pd.DataFrame, layout: TaskLayout) -> dict[str, Any]:
-    from raykd.distill.train import evaluate_frame
-    from raykd.students.artifact import StudentScorer
-
-    metrics, score = evaluate_frame(StudentScorer(model_dir), test)
-    return {"score": score, **metrics}
-
-
-def _log_trials(trials: list[dict[str, Any]], winner: dict[str, Any], arch: str, experiment_id: str,
-                parent_id: str, lineage: dict[str, str], champion_dir: Path, test: dict[str, Any], speed: float,
-                teacher_speed: float) -> tuple[str, str]:
+def _log_trials(trials: list[TrialResult], winner: TrialResult, arch: str, run: StageRun, lineage: Lineage,
+                champion_dir: Path, test: TaskScores, speedup: float) -> tuple[str, str]:
     """A child run per trial (params, per-epoch validation metric); the winner's also holds the model.
     Returns the winner's run id and logged-model URI."""
     import mlflow
@@ -275,24 +307,25 @@ def _log_trials(trials: list[dict[str, Any]], winner: dict[str, Any], arch: str,
     champion = ("", "")
     for t in trials:
         is_winner = t is winner
-        with mlflow.start_run(experiment_id=experiment_id, nested=True, run_name=f"trial-{t['trial_id']}",
-                              tags={**lineage, "raykd.stage": "student", "mlflow.parentRunId": parent_id,
-                                    "raykd.tune_run_id": parent_id, "raykd.trial_complete": str(t["complete"]),
-                                    **({"raykd.champion": "true"} if is_winner else {})}) as run:
-            mlflow.log_params({"student.arch": arch, **t["params"]})
-            for i, h in enumerate(t["history"], start=1):
+        with mlflow.start_run(experiment_id=run.experiment_id, nested=True, run_name=f"trial-{t.trial_id}",
+                              tags={**lineage.tags(), "raykd.stage": "student", "mlflow.parentRunId": run.run_id,
+                                    "raykd.tune_run_id": run.run_id, "raykd.trial_complete": str(t.complete),
+                                    **({"raykd.champion": "true"} if is_winner else {})}) as child:
+            mlflow.log_params({"student.arch": arch, **t.params})
+            for i, h in enumerate(t.history, start=1):
                 mlflow.log_metric("val.score", float(h[METRIC]), step=int(h.get("epoch") or i))
-            mlflow.log_metrics({"parameters": t["parameters"], "epochs": t["epochs"]})
+            mlflow.log_metrics({"parameters": t.parameters, "epochs": t.epochs})
             if is_winner:
-                mlflow.log_metrics({"val.score": t[METRIC], "test.score": test["score"], "responses_per_s": speed,
-                                    "speedup_vs_teacher": speed / teacher_speed,
-                                    **{f"test.{k.replace('/', '.')}": v for k, v in test.items() if k != "score"}})
-                champion = (run.info.run_id, log_model(champion_dir).model_uri)
+                mlflow.log_metrics({"val.score": t.val_score, "test.score": test.score,
+                                    "speedup_vs_teacher": speedup,
+                                    **{k.replace("/", "."): v for k, v in test.flat("test.").items()
+                                       if math.isfinite(v)}})
+                champion = (child.info.run_id, log_model(champion_dir).model_uri)
     return champion
 
 
-def plot_search(trials: list[dict[str, Any]], winner: dict[str, Any], teacher_info: dict[str, Any],
-                layout: TaskLayout, path: Path) -> None:
+def plot_search(trials: list[TrialResult], winner: TrialResult, teacher: Any, layout: TaskLayout,
+                path: Path) -> None:
     """Validation metric against parameters for every trial; the winner marked; the teacher as a line."""
     import matplotlib
 
@@ -300,15 +333,16 @@ def plot_search(trials: list[dict[str, Any]], winner: dict[str, Any], teacher_in
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    done = [t for t in trials if t["complete"]]
-    stopped = [t for t in trials if not t["complete"]]
-    ax.scatter([t["parameters"] for t in done], [t[METRIC] for t in done], label="finished trial", alpha=0.8)
+    done = [t for t in trials if t.complete]
+    stopped = [t for t in trials if not t.complete]
+    ax.scatter([t.parameters for t in done], [t.val_score for t in done], label="finished trial", alpha=0.8)
     if stopped:
-        ax.scatter([t["parameters"] for t in stopped], [t[METRIC] for t in stopped], marker="x", color="grey",
+        ax.scatter([t.parameters for t in stopped], [t.val_score for t in stopped], marker="x", color="grey",
                    label="stopped early (ASHA)")
-    ax.scatter([winner["parameters"]], [winner[METRIC]], s=180, marker="*", color="crimson", label="champion",
+    ax.scatter([winner.parameters], [winner.val_score], s=180, marker="*", color="crimson", label="champion",
                zorder=5)
-    teacher_val = _teacher_val(teacher_info, layout)
+    validation = teacher.splits.get("validation")
+    teacher_val = validation.score if validation is not None else None
     if teacher_val is not None:
         ax.axhline(teacher_val, color="black", linestyle="--", label=f"teacher ({teacher_val:.3f})")
     ax.set_xscale("log")
@@ -323,27 +357,18 @@ def plot_search(trials: list[dict[str, Any]], winner: dict[str, Any], teacher_in
     plt.close(fig)
 
 
-def _teacher_val(info: dict[str, Any], layout: TaskLayout) -> float | None:
-    from raykd.tasks import primary
-
-    vals = [info.get("metrics", {}).get(f"validation/{t.name}/{primary(t)}") for t in layout.tasks]
-    vals = [v for v in vals if v is not None]
-    return float(np.mean(vals)) if vals else None
-
-
-def print_summary(summary: dict[str, Any], trials: list[dict[str, Any]]) -> None:
-    w = summary["winner"]
-    print(f"[tune] {summary['trials']} trials in {summary['search_seconds']:.0f}s; "
-          f"{summary['stopped_early']} stopped early by ASHA", flush=True)
-    for t in sorted(trials, key=lambda t: -t[METRIC]):
-        mark = "*" if t["trial_id"] == w["trial_id"] else " "
+def print_summary(result: TuneResult) -> None:
+    w = result.winner
+    say("tune", f"{len(result.trials)} trials in {result.search_seconds:.0f}s; {result.stopped_early} stopped early "
+                "by ASHA")
+    for t in sorted(result.trials, key=lambda t: -t.val_score):
+        mark = "*" if t.trial_id == w.trial_id else " "
         short = ", ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
-                          for k, v in t["params"].items())
-        print(f"[tune] {mark} {t['trial_id']} val {t[METRIC]:.4f} epochs {t['epochs']:2d} "
-              f"params {t['parameters']:>8,} {'done' if t['complete'] else 'stopped'}  {short}")
-    print(f"[tune] champion: trial {w['trial_id']} val {w[METRIC]:.4f} test {summary['test']['score']:.4f} "
-          f"params {w['parameters']:,} ({w['parameters'] / summary['teacher_parameters']:.2%} of the teacher), "
-          f"{summary['speedup']:.0f}x faster", flush=True)
-    if summary.get("registered"):
-        r = summary["registered"]
-        print(f"[tune] registered as models:/{r['name']}@champion (version {r['version']})", flush=True)
+                          for k, v in t.params.items())
+        say("tune", f"{mark} {t.trial_id} val {t.val_score:.4f} epochs {t.epochs:2d} params {t.parameters:>8,} "
+                    f"{'done' if t.complete else 'stopped'}  {short}")
+    say("tune", f"champion: trial {w.trial_id} val {w.val_score:.4f} test {result.test.score:.4f} params "
+                f"{w.parameters:,} ({w.parameters / result.teacher_parameters:.2%} of the teacher), "
+                f"{result.speedup:.0f}x faster")
+    if result.registered:
+        say("tune", f"registered as models:/{result.registered.name}@champion (version {result.registered.version})")

@@ -1,38 +1,81 @@
-"""The distill job end to end on the tiny teacher's soft labels: table, artifacts, MLflow lineage."""
+"""The distill stage end to end on the tiny teacher: typed result, artifacts, MLflow lineage, and refusing
+soft labels or data that are not what the teacher stage prepared."""
+
+import shutil
 
 import mlflow
+import pytest
 
 from raykd.config import DataConfig, DistillConfig, DistillJobConfig, StudentConfig
-from raykd.distill.job import run_distill
+from raykd.distill.job import DistillResult, run_distill
+from raykd.errors import DataError
+from raykd.pipeline import load_result
 from raykd.students.artifact import StudentScorer
+from raykd.teacher.export import read_soft_labels, write_soft_labels
+
+
+def distill_cfg(teacher_dir, out, **extra) -> DistillJobConfig:
+    base = dict(name="d", output_dir=str(out), teacher=str(teacher_dir),
+                students={"lstm": StudentConfig(min_freq=1), "moe": StudentConfig(arch="moe", per_task=False,
+                                                                                 min_freq=1)},
+                distill=DistillConfig(epochs=3, patience=2), throughput_responses=32, throughput_batch=16)
+    return DistillJobConfig(**{**base, **extra})
 
 
 def test_distill_job(tiny_teacher, tracking_uri, tmp_path):
-    cfg = DistillJobConfig(
-        name="d", output_dir=str(tmp_path / "distill"), teacher=tiny_teacher.output_dir,
-        data=DataConfig(path="asap_sas", options={"sets": [1]}, include_unlabelled=True, limit_per_task=16),
-        students={"lstm": StudentConfig(min_freq=1), "moe": StudentConfig(arch="moe", per_task=False, min_freq=1)},
-        distill=DistillConfig(epochs=3, patience=2), throughput_responses=32, throughput_batch=16,
-    )
-    report = run_distill(cfg, tracking_uri=tracking_uri)
+    # No data section: the stage reuses the data and splits the teacher stage recorded.
+    result = run_distill(distill_cfg(tiny_teacher.output_dir, tmp_path / "distill"), tracking_uri=tracking_uri)
 
-    (row,) = report["table"]
-    assert row["task"] == "asap_1" and row["metric"] == "qwk"
-    for key in ("teacher", "lstm_kd", "lstm_nokd", "moe_kd", "moe_nokd", "lstm_params", "lstm_speedup"):
-        assert row[key] is not None, key
-    assert row["lstm_params"] < row["teacher_params"]
-    assert {"lstm_kd_gain", "moe_gap_to_teacher", "moe_param_ratio"} <= set(report["targets"])
-    assert (tmp_path / "distill" / "distill_report.md").read_text().startswith("| task |")
+    assert result.families == ["lstm", "moe"]
+    assert {(s.family, s.variant) for s in result.students} == {(f, v) for f in ("lstm", "moe") for v in ("kd", "nokd")}
+    kd = result.student("lstm", "kd", "asap_1")
+    assert kd.group == "lstm-asap_1" and kd.parameters < result.teacher.parameters
+    assert 0 < kd.param_ratio < 1 and kd.speedup > 0 and kd.bytes > 0 and "asap_1" in kd.test.tasks
+    assert result.metric("moe", "nokd", "asap_1", "qwk") == result.student("moe", "nokd", "asap_1").test.tasks[
+        "asap_1"]["qwk"]
+    (lstm,) = [t for t in result.targets if t.family == "lstm"]
+    assert lstm.nokd_mean is not None and lstm.gap == pytest.approx(lstm.teacher_mean - lstm.kd_mean)
+    table = (tmp_path / "distill" / "distill_report.md").read_text()
+    assert table.startswith("| task | metric | teacher | lstm kd | lstm nokd | moe kd | moe nokd |")
+    again = load_result(DistillResult, tmp_path / "distill" / "distill_result.json")
+    assert again == result  # the saved result reads back typed and equal
 
-    kd = next(s for s in report["students"] if s["group"] == "lstm-asap_1" and s["variant"] == "kd")
-    scorer = StudentScorer(kd["model_dir"])
-    assert scorer.manifest["kd_weight"] == 0.5 and kd["bytes"] > 0 and kd["responses_per_s"] > 0
-
+    assert StudentScorer(kd.model_dir).manifest["kd_weight"] == 0.5
     client = mlflow.tracking.MlflowClient(tracking_uri)
-    parent = client.get_run(report["run_id"])
+    parent = client.get_run(result.run_id)
     assert parent.data.tags["mlflow.parentRunId"] == tiny_teacher.run_id
     assert parent.data.tags["raykd.soft_labels_digest"] == tiny_teacher.soft_labels_digest
-    child = client.get_run(kd["run_id"])
-    assert child.data.tags["mlflow.parentRunId"] == report["run_id"]
+    assert parent.data.tags["raykd.data_digest"] == tiny_teacher.data_digest
+    child = client.get_run(kd.run_id)
+    assert child.data.tags["mlflow.parentRunId"] == result.run_id
     assert child.data.tags["raykd.teacher_run_id"] == tiny_teacher.run_id
-    assert "test.score" in child.data.metrics and client.list_artifacts(kd["run_id"], "model")
+    assert "test.score" in child.data.metrics and client.list_artifacts(kd.run_id, "model")
+
+
+def copy_teacher(tiny_teacher, tmp_path):
+    folder = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher.output_dir, folder, ignore=shutil.ignore_patterns("ray_results"))
+    return folder
+
+
+def test_soft_labels_from_another_split_are_refused(tiny_teacher, tmp_path):
+    folder = copy_teacher(tiny_teacher, tmp_path)
+    soft, meta = read_soft_labels(folder / "soft_labels.parquet")
+    moved = soft.index[soft["split"] == "validation"][0]
+    soft.loc[moved, "split"] = "train"  # soft labels made from another split of the same data
+    write_soft_labels(soft, folder / "soft_labels.parquet", meta)
+    with pytest.raises(DataError, match="scored as 'train' but is 'validation'") as e:
+        run_distill(distill_cfg(folder, tmp_path / "d"))
+    assert f"soft labels from the teacher stage at {folder}" in str(e.value)
+
+
+def test_data_other_than_the_teachers_is_refused(tiny_teacher, tmp_path):
+    folder = tiny_teacher.output_dir
+    other_set = DataConfig(path="asap_sas", options={"sets": [2]}, include_unlabelled=True, limit_per_task=16)
+    with pytest.raises(DataError, match=r"task\(s\) \['asap_2'\] were not prepared by the teacher stage at"):
+        run_distill(distill_cfg(folder, tmp_path / "d", data=other_set))
+    other_split = DataConfig(path="asap_sas", options={"sets": [1]}, include_unlabelled=True, limit_per_task=16,
+                             validation=0.3)
+    with pytest.raises(DataError, match="data.validation is 0.3 but the teacher stage at .* prepared the data with "
+                                        "0.1"):
+        run_distill(distill_cfg(folder, tmp_path / "d", data=other_split))

@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 
 from raykd.data import ColumnMap, read_generic
+from raykd.data.prepared import text_digest
 from raykd.distill.softlabels import attach_soft_labels
 from raykd.errors import DataError
 from raykd.tasks import TaskLayout
-from raykd.teacher.export import text_digest, write_soft_labels
+from raykd.teacher.export import write_soft_labels
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from raykd.config import ServeConfig, TeacherJobConfig, TuneJobConfig, from_dict
+from raykd.config import DistillJobConfig, ServeConfig, TeacherJobConfig, TuneJobConfig, from_dict
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "raykd"
@@ -105,6 +105,11 @@ def test_wiring(helm):
     (tune,) = by_kind(docs, "RayJob", "-tune")
     assert tune["spec"]["entrypoint"] == "python jobs/tune.py --config /etc/raykd/tune.yaml"
     from_dict(TuneJobConfig, yaml.safe_load(configs["tune.yaml"])).validate()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    (cpu,) = tune["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    assert cpu["template"]["spec"]["containers"][0]["resources"] == values["tune"]["workers"]["resources"]
+    assert cpu["maxReplicas"] == values["tune"]["workers"]["maxReplicas"]
+    assert not by_kind(docs, "RayJob", "-distill") and "distill.yaml" not in configs  # off by default
 
     (service,) = by_kind(docs, "RayService")
     (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
@@ -113,9 +118,14 @@ def test_wiring(helm):
     module, attr = app["import_path"].split(":")
     assert module == serve_app.__name__ and getattr(serve_app, attr) is serve_app.app_builder
     # `raykd serve` runs build_app(config); the RayService's builder builds the same deployment from its args.
+    served = from_dict(ServeConfig, app["args"])
     built = serve_app.app_builder(app["args"])
-    assert type(built) is type(serve_app.build_app(ServeConfig(model=app["args"]["model"])))
-    assert from_dict(ServeConfig, app["args"]).model == "models:/asap-science-student@champion"
+    options = serve_app.deployment_options(served)
+    config = built._bound_deployment._deployment_config
+    assert config.max_ongoing_requests == options["max_ongoing_requests"] == served.max_ongoing_requests
+    assert config.max_queued_requests == served.max_queued_requests
+    assert config.autoscaling_config.max_replicas == app["args"]["autoscaling"]["max_replicas"]
+    assert served.model == "models:/asap-science-student@champion"
 
     # Admission and the proxy time-out reach Serve: the time-out sits above the replica's admission limit.
     serve_cfg = yaml.safe_load(service["spec"]["serveConfigV2"])
@@ -151,6 +161,24 @@ def test_wiring(helm):
     policies = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")}
     mlflow_policy = policies["rk-raykd-mlflow"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
     assert mlflow_policy["raykd.io/mlflow-client"] == "true"
+
+
+def test_student_stages_have_their_own_jobs_and_the_old_key_still_works(helm):
+    docs = render(helm, None, "--set", "distill.enabled=true")
+    configs = by_kind(docs, "ConfigMap", "-configs")[0]["data"]
+    (distill,) = by_kind(docs, "RayJob", "-distill")
+    assert distill["spec"]["entrypoint"] == "python jobs/distill.py --config /etc/raykd/distill.yaml"
+    cfg = from_dict(DistillJobConfig, yaml.safe_load(configs["distill.yaml"]))
+    cfg.validate()
+    assert cfg.data is None and set(cfg.students) == {"lstm", "moe"}  # data: the teacher's record
+    # Deprecated for one release: `distill.stage: tune` runs the Tune stage from the distill key's config.
+    docs = render(helm, None, "--set", "distill.stage=tune", "--set", "tune.enabled=false",
+                  "--set", "distill.config.name=legacy-tune", "--set", "distill.config.num_samples=3")
+    (tune,) = by_kind(docs, "RayJob", "-tune")
+    assert tune["spec"]["entrypoint"] == "python jobs/tune.py --config /etc/raykd/tune.yaml"
+    legacy = yaml.safe_load(by_kind(docs, "ConfigMap", "-configs")[0]["data"]["tune.yaml"])
+    assert legacy["name"] == "legacy-tune" and legacy["num_samples"] == 3
+    assert not by_kind(docs, "RayJob", "-distill")
 
 
 def test_plain_manifests_match_the_chart(helm):

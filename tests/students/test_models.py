@@ -4,7 +4,7 @@ import torch
 
 from raykd.config import DistillConfig, StudentConfig
 from raykd.data import TaskSpec
-from raykd.distill.train import make_model
+from raykd.students.architectures import make_model
 from raykd.students.artifact import StudentScorer, save_student
 from raykd.students.vocab import Vocabulary
 from raykd.tasks import TaskLayout

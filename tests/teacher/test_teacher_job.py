@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from raykd.teacher.artifact import TeacherScorer
 from raykd.teacher.export import read_soft_labels
 from raykd.teacher.job import run_teacher
+from raykd.teacher.train import KillPoint
 from tests.fixtures import CRITERIA, tiny_teacher_config, write_pasta_task
 
 
@@ -62,11 +63,10 @@ def test_killed_worker_resumes_from_last_checkpoint(ray_session, tracking_uri, t
     cfg = tiny_cfg(tmp_path, data={"path": str(data), "options": {}, "include_unlabelled": False,
                                    "limit_per_task": None, "validation": 0.25},
                    model={"kind": "llm", "tiny": "llama", "max_length": 24}, deepspeed={"zero_stage": 2},
-                   train={"epochs": 3, "batch_size": 8, "lr": 3e-3, "pos_weight": True, "patience": 5},
-                   chaos={"kill_rank": 1, "at_epoch": 1, "at_step": 1})
-    res = run_teacher(cfg, tracking_uri=tracking_uri)
+                   train={"epochs": 3, "batch_size": 8, "lr": 3e-3, "pos_weight": True, "patience": 5})
+    res = run_teacher(cfg, tracking_uri=tracking_uri, kill_worker=KillPoint(rank=1, epoch=1, step=1))
 
-    assert (tmp_path / "teacher" / ".chaos_fired").exists()
+    assert (tmp_path / "teacher" / ".worker_killed").exists()
     assert res.epochs_run == 3
     # Epoch 1 was checkpointed before the kill: after the restart training went on from epoch 2,
     # so each epoch reported its metrics exactly once.
