@@ -206,6 +206,14 @@ class TeacherJobConfig:
             raise ConfigError(f"{where}.model.name_or_path", "an llm teacher needs an LLM, not minilm")
 
 
+def validate_sections(cfg: Any, where: str, *names: str) -> None:
+    """Run each named section's own `validate` (sections left out, None, are skipped)."""
+    for name in names:
+        section = getattr(cfg, name)
+        if section is not None:
+            section.validate(f"{where}.{name}")
+
+
 # ------------------------------------------------------------------------------------------ loading
 def _config_error(cls: type, where: str, error: dict[str, Any]) -> ConfigError:
     """A pydantic error as raykd words it: the key path, and what was expected instead of what was found."""
@@ -369,9 +377,7 @@ class DistillJobConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self, where: str = "config") -> None:
-        if self.data is not None:
-            self.data.validate(f"{where}.data")
-        self.distill.validate(f"{where}.distill")
+        validate_sections(self, where, "data", "distill")
         if not self.students:
             raise ConfigError(f"{where}.students", "name at least one student")
 
@@ -423,9 +429,7 @@ class TuneJobConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self, where: str = "config") -> None:
-        if self.data is not None:
-            self.data.validate(f"{where}.data")
-        self.distill.validate(f"{where}.distill")
+        validate_sections(self, where, "data", "distill")
         known = {f"student.{f.name}" for f in dataclasses.fields(StudentConfig)} | {
             f"distill.{f.name}" for f in dataclasses.fields(DistillConfig)}
         for key, rng in self.space.items():

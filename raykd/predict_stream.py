@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from raykd.data.files import json_records
 from raykd.errors import DataError
 from raykd.io import atomic_path
 from raykd.scoring import plain_columns
@@ -93,15 +94,7 @@ def _json_blocks(path: Path, block_rows: int) -> Iterator[pa.Table]:
     records: list[dict] = []
     start = 2
     with open(path, encoding="utf-8-sig") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(str(path), f"invalid JSON ({e.msg})", row=line_no) from None
-            if not isinstance(obj, dict):
-                raise DataError(str(path), "each line must be a JSON object", row=line_no)
+        for _, obj in json_records(path, f):
             records.append({k: None if v is None else str(v) for k, v in obj.items()})
             if len(records) == block_rows:
                 yield _numbered(pa.Table.from_pylist(records), start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -42,18 +43,7 @@ def read_table(path: str | Path, sep: str | None = None, data: bytes | None = No
         except Exception as e:  # pyarrow raises many types for a corrupt file
             raise DataError(str(path), f"not a readable Parquet file ({e.__class__.__name__}: {e})") from None
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        for i, line in enumerate(read_text(path, data).splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(str(path), f"invalid JSON ({e.msg})", row=i) from None
-            if not isinstance(obj, dict):
-                raise DataError(str(path), "each line must be a JSON object", row=i)
-            rows.append(obj)
-        frame = pd.DataFrame(rows)
+        frame = pd.DataFrame([obj for _, obj in json_records(path, read_text(path, data).splitlines())])
     elif suffix in (".csv", ".tsv", ".txt"):
         text = read_text(path, data)
         if sep is None:
@@ -73,6 +63,20 @@ def read_table(path: str | Path, sep: str | None = None, data: bytes | None = No
         raise DataError(str(path), f"unsupported file type {suffix!r} (use .csv, .tsv, .jsonl or .parquet)")
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.astype(object).where(frame.notna(), None)
+
+
+def json_records(path: str | Path, lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON-lines file; a bad line names its number."""
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(str(path), f"invalid JSON ({e.msg})", row=i) from None
+        if not isinstance(obj, dict):
+            raise DataError(str(path), "each line must be a JSON object", row=i)
+        yield i, obj
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], path: str | Path) -> None:

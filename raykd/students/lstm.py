@@ -1,6 +1,6 @@
 """The LSTM student of arXiv 2312.15842: embedding -> LSTM -> dropout -> dense.
 
-Sized in the paper's 0.02-0.1M-parameter range by default. The dense layer has one output per
+Sized in the paper's 0.02-0.1M-parameter range by the default StudentConfig. The dense layer has one output per
 class/label of every task it serves (see raykd.tasks.TaskLayout), so one student can also serve
 several tasks.
 """
@@ -14,14 +14,20 @@ from torch import nn
 
 
 @dataclass
-class LSTMSpec:
+class StudentSpec:
+    """Sizes every student has (from StudentConfig by field name; saved in its manifest)."""
+
     vocab_size: int
     num_outputs: int
-    embed_dim: int = 16
-    hidden: int = 32
-    layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.3
+    embed_dim: int
+    hidden: int
+    dropout: float
+
+
+@dataclass
+class LSTMSpec(StudentSpec):
+    layers: int
+    bidirectional: bool
 
 
 class LSTMStudent(nn.Module):

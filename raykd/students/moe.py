@@ -15,27 +15,23 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from raykd.students.lstm import LSTMSpec, LSTMStudent
+from raykd.students.lstm import LSTMSpec, LSTMStudent, StudentSpec
 
 
 @dataclass
-class MoESpec:
-    vocab_size: int
-    num_outputs: int
+class MoESpec(StudentSpec):
     num_tasks: int
-    embed_dim: int = 32
-    hidden: int = 48
-    num_experts: int = 4
-    expert_hidden: int = 64
-    task_embed_dim: int = 8
-    dropout: float = 0.3
+    num_experts: int
+    expert_hidden: int
+    task_embed_dim: int
 
 
 class MoEStudent(nn.Module):
     def __init__(self, spec: MoESpec):
         super().__init__()
         self.spec = spec
-        self.encoder = LSTMStudent(LSTMSpec(spec.vocab_size, 1, spec.embed_dim, spec.hidden, 1, True, spec.dropout))
+        self.encoder = LSTMStudent(LSTMSpec(vocab_size=spec.vocab_size, num_outputs=1, embed_dim=spec.embed_dim,
+                                            hidden=spec.hidden, dropout=spec.dropout, layers=1, bidirectional=True))
         del self.encoder.head  # the encoder part only
         width = 2 * spec.hidden
         self.task_embed = nn.Embedding(spec.num_tasks, spec.task_embed_dim)
