@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from raykd import tables
 from raykd.errors import RaykdError
@@ -65,27 +66,31 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     return list(args.set) + extra
 
 
-def cmd_teacher(args: argparse.Namespace) -> int:
-    from raykd.config import TeacherJobConfig, load_config
-    from raykd.teacher.job import run_teacher
-
-    run_teacher(load_config(args.config, TeacherJobConfig, config_overrides(args)), tracking_uri=args.tracking_uri)
-    return 0
-
-
-def cmd_distill(args: argparse.Namespace) -> int:
-    from raykd.config import DistillJobConfig, load_config
-    from raykd.distill.job import run_distill
-
-    run_distill(load_config(args.config, DistillJobConfig, config_overrides(args)), tracking_uri=args.tracking_uri)
-    return 0
+# Pipeline stages: (config class, runner) as "module:name" pairs, imported when the stage runs.
+STAGES = {
+    "teacher": ("TeacherJobConfig", "raykd.teacher.job:run_teacher"),
+    "ensemble": ("EnsembleJobConfig", "raykd.teacher.ensemble:run_ensemble"),
+    "distill": ("DistillJobConfig", "raykd.distill.job:run_distill"),
+    "tune": ("TuneJobConfig", "raykd.tune.search:run_tune"),
+}
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
-    from raykd.config import TuneJobConfig, load_config
-    from raykd.tune.search import run_tune
+def stage_parts(stage: str) -> tuple[type, Callable[..., Any]]:
+    """A stage's config class and runner."""
+    import importlib
 
-    run_tune(load_config(args.config, TuneJobConfig, config_overrides(args)), tracking_uri=args.tracking_uri)
+    from raykd import config
+
+    cls_name, target = STAGES[stage]
+    module, fn = target.split(":")
+    return getattr(config, cls_name), getattr(importlib.import_module(module), fn)
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from raykd.config import load_config
+
+    config_cls, runner = stage_parts(args.command)
+    runner(load_config(args.config, config_cls, config_overrides(args)), tracking_uri=args.tracking_uri)
     return 0
 
 
@@ -167,17 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--strict", action="store_true", help="exit 1 when any row is invalid")
     inspect.set_defaults(func=cmd_data_inspect)
 
-    teacher = sub.add_parser("teacher", help="fine-tune the teacher (Ray Train + DeepSpeed) and export soft labels")
-    add_job_args(teacher)
-    teacher.set_defaults(func=cmd_teacher)
-
-    distill = sub.add_parser("distill", help="train KD students and no-KD baselines from a teacher's soft labels")
-    add_job_args(distill, takes_teacher=True)
-    distill.set_defaults(func=cmd_distill)
-
-    tune = sub.add_parser("tune", help="Ray Tune search over student hyperparameters; registers the champion")
-    add_job_args(tune, takes_teacher=True)
-    tune.set_defaults(func=cmd_tune)
+    for stage, takes_teacher, text in (
+            ("teacher", False, "fine-tune the teacher (Ray Train + DeepSpeed) and export soft labels"),
+            ("ensemble", False, "combine several teachers' soft labels (mean or weights fit on validation)"),
+            ("distill", True, "train KD students and no-KD baselines from a teacher's soft labels"),
+            ("tune", True, "Ray Tune search over student hyperparameters; registers the champion")):
+        p = sub.add_parser(stage, help=text)
+        add_job_args(p, takes_teacher=takes_teacher)
+        p.set_defaults(func=cmd_stage)
 
     lin = sub.add_parser("lineage", help="print a registered model's chain back to its data")
     lin.add_argument("model", help="NAME@ALIAS (e.g. asap1-student@champion), NAME/VERSION or models:/...")

@@ -214,6 +214,23 @@ def validate_sections(cfg: Any, where: str, *names: str) -> None:
             section.validate(f"{where}.{name}")
 
 
+@dataclass
+class EnsembleJobConfig:
+    """Several teachers' soft labels combined (raykd.teacher.ensemble): `mean`, or per-task weights `fit` on
+    validation. The teachers must have prepared the same data."""
+
+    __pydantic_config__ = STRICT
+    name: Str = "ensemble"
+    output_dir: Str = "runs/ensemble"
+    teachers: list[Str] = field(default_factory=list)  # teacher stages' output folders
+    weights: Literal["mean", "fit"] = "mean"
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def validate(self, where: str = "config") -> None:
+        if len(self.teachers) < 2:
+            raise ConfigError(f"{where}.teachers", "name at least two teacher output folders")
+
+
 # ------------------------------------------------------------------------------------------ loading
 def _config_error(cls: type, where: str, error: dict[str, Any]) -> ConfigError:
     """A pydantic error as raykd words it: the key path, and what was expected instead of what was found."""

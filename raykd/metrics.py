@@ -6,7 +6,8 @@ Multi-label: per-label F1, micro/macro-F1 and exact match (subset accuracy).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
@@ -66,6 +67,72 @@ def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[s
     return out
 
 
+def metric_fn(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The function behind a primary metric's name."""
+    return {"qwk": qwk, "macro_f1": macro_f1, "accuracy": accuracy}[name]
+
+
 def primary_metric(kind: str, ordinal: bool) -> str:
     """The metric a task is judged by: QWK for ordinal scores, macro-F1 otherwise."""
     return "qwk" if kind == "multiclass" and ordinal else "macro_f1"
+
+
+def confusions(y_true: np.ndarray, y_pred: np.ndarray, samples: np.ndarray, k: int) -> np.ndarray:
+    """Confusion matrices (B, k, k) of B resamples at once; `samples` holds each resample's row indices."""
+    b = np.repeat(np.arange(len(samples)), samples.shape[1])
+    cells = b * k * k + y_true[samples].ravel() * k + y_pred[samples].ravel()
+    return np.bincount(cells, minlength=len(samples) * k * k).reshape(len(samples), k, k).astype(np.float64)
+
+
+def batched(name: str, cm: np.ndarray) -> np.ndarray:
+    """A metric of each confusion matrix in `cm` (B, k, k), as scikit-learn computes it from the labels:
+    quadratic weighted kappa (1 when both raters use one identical class), macro-F1 over the classes present
+    in either rater (0 where undefined), accuracy."""
+    n = cm.sum((1, 2))
+    if name == "accuracy":
+        return np.trace(cm, axis1=1, axis2=2) / n
+    rows, cols = cm.sum(2), cm.sum(1)
+    if name == "qwk":
+        # scikit-learn weighs by position among the labels present in either rater, per resample.
+        present = (rows > 0) | (cols > 0)
+        rank = np.cumsum(present, axis=1) - 1
+        w = (rank[:, :, None] - rank[:, None, :]) ** 2
+        expected = rows[:, :, None] * cols[:, None, :] / n[:, None, None]
+        observed_w, expected_w = (w * cm).sum((1, 2)), (w * expected).sum((1, 2))
+        single = present.sum(1) == 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(single, 1.0, 1 - observed_w / expected_w)
+    if name == "macro_f1":
+        tp = np.diagonal(cm, axis1=1, axis2=2)
+        denom = rows + cols
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(denom > 0, 2 * tp / denom, 0.0)
+        present = denom > 0
+        return (f1 * present).sum(1) / present.sum(1)
+    raise ValueError(f"no batched form of {name!r}")
+
+
+def bootstrap_interval(name: str, y_true: Sequence[Any], y_pred: Sequence[Any], n: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of metric `name` over resampled responses (seeded)."""
+    return bootstrap_mean_interval(name, [(y_true, y_pred)], n, level, seed)
+
+
+def bootstrap_mean_interval(name: str, groups: Sequence[tuple[Sequence[Any], Sequence[Any]]], n: int = 1000,
+                            level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Interval of the mean of metric `name` over several tasks, each task's responses resampled within it.
+    Class labels are integer indices (multi-class); multi-label matrices are resampled one by one."""
+    rng = np.random.default_rng(seed)
+    totals = np.zeros(n)
+    for t, p in groups:
+        t, p = np.asarray(t), np.asarray(p)
+        samples = rng.integers(0, len(t), size=(n, len(t)))
+        if t.ndim == 1:
+            k = int(max(t.max(), p.max())) + 1
+            totals += batched(name, confusions(t.astype(np.int64), p.astype(np.int64), samples, k))
+        else:
+            fn = metric_fn(name)
+            totals += np.array([fn(t[idx], p[idx]) for idx in samples])
+    values = totals / len(groups)
+    low, high = np.percentile(values, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(low), float(high)

@@ -112,6 +112,11 @@ def lineage(ref: str, tracking_uri: str | None = None) -> list[tuple[str, str]]:
         score = tm.get("test.score", tm.get("validation.score", float("nan")))
         backbone = teacher.data.tags.get("raykd.backbone", "?")
         chain.append(("teacher run", f"{teacher.info.run_id}: backbone {backbone}, test score {score:.4f}"))
+        for member_id in filter(None, teacher.data.tags.get("raykd.member_run_ids", "").split(",")):
+            member = client.get_run(member_id)  # an ensemble's teachers
+            mm = member.data.metrics
+            chain.append(("  member", f"{member_id}: backbone {member.data.tags.get('raykd.backbone', '?')}, "
+                                      f"test score {mm.get('test.score', float('nan')):.4f}"))
         for ds_input in teacher.inputs.dataset_inputs:
             chain.append(("teacher data", f"{ds_input.dataset.name} (MLflow dataset digest {ds_input.dataset.digest})"))
     chain.append(("data digest", tags.get("raykd.data_digest", "?")))

@@ -9,7 +9,7 @@ per-task metrics.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -104,6 +104,9 @@ class TaskScores:
     tasks: dict[str, dict[str, float]]
     thresholds: dict[str, list[float]]
     score: float
+    # Bootstrap 95% intervals of each task's primary metric and of `score` (when asked for: test evaluations).
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    score_interval: tuple[float, float] | None = None
 
     def flat(self, prefix: str = "") -> dict[str, float]:
         """`{prefix}{task}/{metric}` for every metric, and `{prefix}score`."""
@@ -125,15 +128,17 @@ def row_probabilities(logits: np.ndarray, tasks: Sequence[str], layout: TaskLayo
 
 
 def score_tasks(probs: Sequence[np.ndarray], tasks: Sequence[str], gold: Sequence[Any], layout: TaskLayout,
-                thresholds: Mapping[str, Sequence[float]] | None = None, tune: bool = False) -> TaskScores:
+                thresholds: Mapping[str, Sequence[float]] | None = None, tune: bool = False,
+                intervals: bool = False) -> TaskScores:
     """Metrics per task over the responses with a gold label (`gold[i]` None: skipped). `probs[i]` is response
     i's probability vector over its task's labels. Multi-label thresholds come from `thresholds`, or are tuned
-    here on these responses when `tune` (validation only)."""
+    here on these responses when `tune` (validation only). With `intervals`, bootstrap 95% intervals of each
+    task's primary metric and of the mean over tasks (responses resampled within their task)."""
     used = dict(thresholds or {})
     names = np.asarray(tasks)
     labelled = np.array([y is not None for y in gold], dtype=bool)
     per_task: dict[str, dict[str, float]] = {}
-    primaries = []
+    primaries, pairs, ranges = [], [], {}
     for spec in layout.tasks:
         rows = np.flatnonzero((names == spec.name) & labelled)
         if not len(rows):
@@ -144,5 +149,12 @@ def score_tasks(probs: Sequence[np.ndarray], tasks: Sequence[str], gold: Sequenc
             used[spec.name] = tune_thresholds(p, y)
         per_task[spec.name] = evaluate(p, y, spec, used.get(spec.name))
         primaries.append(per_task[spec.name][primary(spec)])
+        if intervals:
+            pred = decide(p, spec, used.get(spec.name))
+            ranges[spec.name] = metrics.bootstrap_interval(primary(spec), y, pred)
+            pairs.append((y, pred, primary(spec)))
+    mean_range = None
+    if intervals and pairs and len({m for _, _, m in pairs}) == 1:  # one metric: a mean over tasks makes sense
+        mean_range = metrics.bootstrap_mean_interval(pairs[0][2], [(y, p) for y, p, _ in pairs])
     return TaskScores(per_task, {k: list(v) for k, v in used.items()},
-                      float(np.mean(primaries)) if primaries else float("nan"))
+                      float(np.mean(primaries)) if primaries else float("nan"), ranges, mean_range)

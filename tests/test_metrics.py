@@ -38,3 +38,24 @@ def test_primary_metric():
     assert metrics.primary_metric("multiclass", ordinal=True) == "qwk"
     assert metrics.primary_metric("multiclass", ordinal=False) == "macro_f1"
     assert metrics.primary_metric("multilabel", ordinal=False) == "macro_f1"
+
+
+def test_batched_bootstrap_metrics_equal_scikit_learn():
+    """The bootstrap computes metrics from batched confusion matrices; each equals scikit-learn on its sample,
+    also when a resample lacks a class (scikit-learn then weighs kappa by the labels present)."""
+    from raykd.metrics import batched, bootstrap_interval, confusions, metric_fn
+
+    rng = np.random.default_rng(1)
+    for k in (2, 3, 4):
+        t = rng.integers(0, k, 40)
+        t[t == 1] = 0 if k == 4 else t[t == 1]  # with k = 4, class 1 never occurs
+        p = np.where(rng.random(40) < 0.6, t, rng.integers(0, k, 40))
+        samples = rng.integers(0, 40, size=(60, 40))
+        cm = confusions(t, p, samples, k)
+        for name in ("qwk", "macro_f1", "accuracy"):
+            expected = np.array([metric_fn(name)(t[s], p[s]) for s in samples])
+            np.testing.assert_allclose(batched(name, cm), expected, atol=1e-12)
+    low, high = bootstrap_interval("qwk", t, p)
+    assert low < metric_fn("qwk")(t, p) < high
+    wide = bootstrap_interval("qwk", t[:15], p[:15])
+    assert wide[1] - wide[0] > high - low  # fewer responses, a wider interval

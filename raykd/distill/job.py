@@ -153,7 +153,8 @@ def teacher_reference(teacher: TeacherOutput, frame: pd.DataFrame, layout: TaskL
 
     scorer = load_scorer(str(teacher.model_dir))
     test = frame[(frame["split"] == "test") & frame["soft"].notna()]
-    scores = score_tasks(test["soft"].tolist(), test["task"].tolist(), test["y"].tolist(), layout, scorer.thresholds)
+    scores = score_tasks(test["soft"].tolist(), test["task"].tolist(), test["y"].tolist(), layout, scorer.thresholds,
+                         intervals=True)
     rps = throughput(scorer, bench["text"].tolist(), bench["task"].tolist(), cfg.throughput_batch)
     say("distill", f"teacher: {scorer.num_parameters:,} parameters, {rps:.1f} responses/s (CPU, batch "
                    f"{cfg.throughput_batch}, {len(bench)} responses)")
@@ -181,7 +182,7 @@ def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str,
 
         fit = fit_student(scfg, dcfg, train, part[part["split"] == "validation"], layout,
                           str(teacher.model_dir / "tokenizer"), on_epoch=log_epoch)
-        test = evaluate_fit(fit, part[part["split"] == "test"])
+        test = evaluate_fit(fit, part[part["split"] == "test"], intervals=True)
         model_dir = save_fit(fit, run.out / "students" / group / variant,
                              extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": reference.run_id})
         mine = bench[bench["task"].isin(layout.names)].head(cfg.throughput_responses)

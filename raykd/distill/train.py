@@ -136,10 +136,11 @@ def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int = 256)
 
 
 def score(model: torch.nn.Module, data: Encoded, layout: TaskLayout,
-          thresholds: dict[str, list[float]] | None = None, tune: bool = False) -> TaskScores:
-    """The model's per-task metrics on the labelled rows of `data` (thresholds tuned here when `tune`)."""
+          thresholds: dict[str, list[float]] | None = None, tune: bool = False, intervals: bool = False) -> TaskScores:
+    """The model's per-task metrics on the labelled rows of `data` (thresholds tuned here when `tune`;
+    bootstrap intervals with `intervals`)."""
     probs = row_probabilities(predict_logits(model, data), list(data.tasks), layout)
-    return score_tasks(probs, list(data.tasks), data.y, layout, thresholds, tune)
+    return score_tasks(probs, list(data.tasks), data.y, layout, thresholds, tune, intervals)
 
 
 def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, validation: pd.DataFrame,
@@ -194,11 +195,11 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
                      epoch + 1, time.time() - t0, scfg.max_len, scfg.include_question, history)
 
 
-def evaluate_fit(fit: Any, frame: pd.DataFrame) -> TaskScores:
+def evaluate_fit(fit: Any, frame: pd.DataFrame, intervals: bool = False) -> TaskScores:
     """A fitted student's (a FitResult or a loaded StudentScorer) per-task metrics on the labelled rows of
-    `frame`, with its own thresholds."""
+    `frame`, with its own thresholds (and bootstrap 95% intervals when `intervals`: test evaluations)."""
     data = Encoded(frame, fit.vocab, fit.layout, fit.max_len, fit.include_question)
-    return score(fit.model, data, fit.layout, fit.thresholds)
+    return score(fit.model, data, fit.layout, fit.thresholds, intervals=intervals)
 
 
 def save_fit(fit: FitResult, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:

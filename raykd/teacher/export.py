@@ -91,7 +91,8 @@ def write_soft_labels(frame: pd.DataFrame, path: str | Path, metadata: dict[str,
 
 
 def soft_label_scores(soft: pd.DataFrame, ds: Any, split: str, thresholds: dict[str, list[float]]) -> Any:
-    """The teacher's per-task metrics on one split, from its exported probabilities."""
+    """The teacher's per-task metrics on one split, from its exported probabilities (with bootstrap intervals
+    on test)."""
     from raykd.tasks import score_tasks
 
     layout = TaskLayout.of(ds.tasks)
@@ -100,7 +101,8 @@ def soft_label_scores(soft: pd.DataFrame, ds: Any, split: str, thresholds: dict[
     columns = {c: j for j, c in enumerate(prob_columns(layout))}
     matrix = rows[list(columns)].to_numpy(dtype=np.float64)
     probs = [matrix[i, [columns[f"p_{lab}"] for lab in layout.spec(t).labels]] for i, t in enumerate(rows["task"])]
-    return score_tasks(probs, rows["task"].tolist(), gold.loc[rows["id"]].tolist(), layout, thresholds)
+    return score_tasks(probs, rows["task"].tolist(), gold.loc[rows["id"]].tolist(), layout, thresholds,
+                       intervals=split == "test")
 
 
 def read_soft_labels(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:

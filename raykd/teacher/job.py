@@ -38,6 +38,8 @@ class TeacherResult:
     epochs_run: int
     backbone: str = ""
     splits: dict[str, TaskScores] = field(default_factory=dict)  # the teacher on validation and test
+    members: list[str] = field(default_factory=list)  # an ensemble's member teacher runs (raykd.teacher.ensemble)
+    weights: dict[str, list[float]] = field(default_factory=dict)  # an ensemble's weights per task
 
 
 @dataclass

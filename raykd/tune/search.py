@@ -226,7 +226,7 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
         teacher_speed = throughput(scorer, bench["text"].tolist(), bench["task"].tolist(), 64)
         winner, speedup = choose(cfg, trials, checkpoints, scorer.num_parameters, teacher_speed, bench,
                                  out / "champion")
-        test = evaluate_fit(StudentScorer(out / "champion"), frame[frame["split"] == "test"])
+        test = evaluate_fit(StudentScorer(out / "champion"), frame[frame["split"] == "test"], intervals=True)
         plot_search(trials, winner, teacher.result, layout, out / "search.png")
         champion_run, champion_uri = _log_trials(trials, winner, cfg.student.arch, run, lineage, out / "champion",
                                                  test, speedup)
