@@ -148,6 +148,23 @@ def add_job_args(p: argparse.ArgumentParser, takes_teacher: bool = False) -> Non
         p.add_argument("--teacher", help="teacher output folder (overrides teacher)")
 
 
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from raykd import zoo
+
+    if args.zoo_command == "list":
+        rows = [[b.name, b.kind, b.parameters, b.licence, zoo.status(b.name), b.source] for b in zoo.ZOO.values()]
+        print(tables.plain(["name", "kind", "parameters", "licence", "status", "source"], rows))
+        print(f"cache: {zoo.cache_dir()}")
+        return 0
+    chosen = args.names or [b.name for b in zoo.ZOO.values() if zoo.status(b.name) != "missing"]
+    for name in chosen:
+        if args.zoo_command == "prepare":
+            print(f"{name}: {zoo.prepare(name, force=args.force)}")
+        else:
+            print(f"{name}: ok ({zoo.verify(name)})")
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from raykd.quickstart import run_quickstart
 
@@ -220,6 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="stream the file through Ray Data with bounded memory (auto: files over 50 MB)")
     predict.add_argument("--workers", type=int, help="scoring actors when streaming (default: one per CPU)")
     predict.set_defaults(func=cmd_predict)
+
+    zoo = sub.add_parser("zoo", help="the offline model zoo: list, prepare and verify pretrained backbones")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
+    zoo_sub.add_parser("list", help="backbones, their licence and whether they are installed and prepared")
+    for verb, text in (("prepare", "check the installed parts and prepare backbones into the cache"),
+                       ("verify", "rehash prepared backbones against their checksums")):
+        p = zoo_sub.add_parser(verb, help=text)
+        p.add_argument("names", nargs="*", help="backbones (default: every installed one)")
+        if verb == "prepare":
+            p.add_argument("--force", action="store_true", help="prepare again even when the cache looks intact")
+    zoo.set_defaults(func=cmd_zoo)
 
     quick = sub.add_parser("quickstart", help="run the whole pipeline end to end on a small ASAP-SAS slice")
     quick.add_argument("--workdir", default="runs/quickstart", help="where runs, models and MLflow go")

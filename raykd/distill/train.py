@@ -40,6 +40,7 @@ class FitResult:
     seconds: float
     max_len: int
     include_question: bool = False
+    overlap: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -71,10 +72,10 @@ class Encoded:
     """Token ids, task ids, gold labels and teacher vectors of a frame; `loader` batches it with padding."""
 
     def __init__(self, frame: pd.DataFrame, vocab: Vocabulary, layout: TaskLayout, max_len: int,
-                 include_question: bool = False):
+                 include_question: bool = False, overlap: bool = False):
         self.frame = frame.reset_index(drop=True)
         texts = model_inputs(self.frame["text"].tolist(), self.frame["question"].tolist(),
-                             self.frame["reference"].tolist(), include_question)
+                             self.frame["reference"].tolist(), include_question, overlap)
         self.ids = [torch.tensor(x, dtype=torch.long) for x in vocab.ids(texts, max_len)]
         index = {t: i for i, t in enumerate(layout.names)}
         self.task_ids = torch.tensor([index[t] for t in self.frame["task"]], dtype=torch.long)
@@ -155,11 +156,11 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
     if dcfg.kd_weight > 0 and ("soft" not in train or train["soft"].isna().any()):
         raise ValueError("knowledge distillation needs teacher probabilities for every training row")
     inputs = model_inputs(train["text"].tolist(), train["question"].tolist(), train["reference"].tolist(),
-                          scfg.include_question)
+                          scfg.include_question, scfg.overlap)
     vocab = build_vocab(scfg, inputs, teacher_tokenizer)
     model = make_model(scfg, len(vocab), layout)
-    tr = Encoded(train, vocab, layout, scfg.max_len, scfg.include_question)
-    va = Encoded(validation, vocab, layout, scfg.max_len, scfg.include_question)
+    tr = Encoded(train, vocab, layout, scfg.max_len, scfg.include_question, scfg.overlap)
+    va = Encoded(validation, vocab, layout, scfg.max_len, scfg.include_question, scfg.overlap)
     n_params = int(sum(p.numel() for p in model.parameters()))
     opt = torch.optim.Adam(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
     best_state, best, best_epoch, bad = None, None, -1, 0
@@ -192,17 +193,17 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
         model.load_state_dict(best_state)
     model.eval()
     return FitResult(model, scfg.arch, vocab, layout, best or TaskScores({}, {}, float("nan")), best_epoch + 1,
-                     epoch + 1, time.time() - t0, scfg.max_len, scfg.include_question, history)
+                     epoch + 1, time.time() - t0, scfg.max_len, scfg.include_question, scfg.overlap, history)
 
 
 def evaluate_fit(fit: Any, frame: pd.DataFrame, intervals: bool = False) -> TaskScores:
     """A fitted student's (a FitResult or a loaded StudentScorer) per-task metrics on the labelled rows of
     `frame`, with its own thresholds (and bootstrap 95% intervals when `intervals`: test evaluations)."""
-    data = Encoded(frame, fit.vocab, fit.layout, fit.max_len, fit.include_question)
+    data = Encoded(frame, fit.vocab, fit.layout, fit.max_len, fit.include_question, fit.overlap)
     return score(fit.model, data, fit.layout, fit.thresholds, intervals=intervals)
 
 
 def save_fit(fit: FitResult, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Save a fitted student as a self-describing artifact (see raykd.students.artifact)."""
     return save_student(out_dir, fit.model, fit.arch, fit.vocab, fit.layout, fit.thresholds, fit.max_len,
-                        extra=extra, include_question=fit.include_question)
+                        extra=extra, include_question=fit.include_question, overlap=fit.overlap)

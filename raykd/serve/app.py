@@ -60,6 +60,8 @@ class ResponseIn(BaseModel):
     task: str = Field(min_length=1, max_length=200, description="rubric task, as listed by GET /v1/tasks")
     text: str = Field(description="the student's response")
     id: str | None = Field(default=None, max_length=200, description="your id for the response, echoed back")
+    question: str | None = Field(default=None, description="the question asked (question-aware models read it)")
+    reference: str | None = Field(default=None, description="reference answer(s) (question-aware models)")
 
 
 class ScoreRequest(BaseModel):
@@ -204,6 +206,8 @@ class Job:
     served: Served
     tasks: list[str]
     texts: list[str]
+    questions: list[str | None]
+    references: list[str | None]
 
 
 class Admission:
@@ -298,12 +302,15 @@ class ScoringDeployment:
             mine = [i for i, j in enumerate(jobs) if j.served is served]
             tasks = [t for i in mine for t in jobs[i].tasks]
             texts = [x for i in mine for x in jobs[i].texts]
+            questions = [x for i in mine for x in jobs[i].questions]
+            references = [x for i in mine for x in jobs[i].references]
             scorer = served.scorer
             t0 = time.perf_counter()
             if scorer.kind == "student" and len(texts) <= INLINE_RESPONSES:
-                probs = scorer.predict_proba(texts, tasks)  # milliseconds: a thread hop would cost more
+                # milliseconds: a thread hop would cost more
+                probs = scorer.predict_proba(texts, tasks, questions, references)
             else:  # long enough to stall the event loop (and HAProxy's health checks): run beside it
-                probs = await asyncio.to_thread(scorer.predict_proba, texts, tasks, None, None,
+                probs = await asyncio.to_thread(scorer.predict_proba, texts, tasks, questions, references,
                                                 64 if scorer.kind == "student" else 32)
             seconds = time.perf_counter() - t0
             self.admission.observe(len(texts), seconds)
@@ -341,13 +348,17 @@ class ScoringDeployment:
                                                             f"this model serves {known}")
             if not item.text.strip():
                 raise HTTPException(status_code=422, detail=f"responses[{i}]: empty text")
-            if len(item.text) > self.cfg.max_text_chars:
-                raise HTTPException(status_code=422, detail=f"responses[{i}]: text has {len(item.text)} characters; "
-                                                            f"at most {self.cfg.max_text_chars}")
+            for field_name in ("text", "question", "reference"):
+                value = getattr(item, field_name) or ""
+                if len(value) > self.cfg.max_text_chars:
+                    raise HTTPException(status_code=422, detail=f"responses[{i}]: {field_name} has {len(value)} "
+                                                                f"characters; at most {self.cfg.max_text_chars}")
         tasks = [item.task for item in items]
         self.admission.admit(len(items))
         try:
-            probs, model_s, batch_start = await self._batch(Job(served, tasks, [item.text for item in items]))
+            probs, model_s, batch_start = await self._batch(Job(served, tasks, [item.text for item in items],
+                                                                [item.question for item in items],
+                                                                [item.reference for item in items]))
         finally:
             self.admission.done(len(items))
         layout = served.scorer.layout

@@ -71,8 +71,10 @@ def score_file(url: str, input_path: str, output_path: str | None = None, token:
     with tqdm(total=len(frame), desc="scoring", unit="resp") as bar:
         for start in range(0, len(frame), batch_size):
             chunk = frame.iloc[start:start + batch_size]
-            payload = [{"id": rid, "task": task, "text": text}
-                       for rid, task, text in zip(chunk["id"], chunk["task"], chunk["text"], strict=True)]
+            payload = [{"id": rid, "task": task, "text": text,
+                        **({"question": q} if q else {}), **({"reference": r} if r else {})}
+                       for rid, task, text, q, r in zip(chunk["id"], chunk["task"], chunk["text"], chunk["question"],
+                                                         chunk["reference"], strict=True)]
             results.extend(client.score(payload)["results"])
             bar.update(len(chunk))
     tasks = [r["task"] for r in results]

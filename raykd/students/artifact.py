@@ -33,7 +33,7 @@ INFERENCE_CHUNK = {"lstm": 32, "moe": 64}
 
 def save_student(out_dir: str | Path, model: Any, arch: str, vocab: Vocabulary, layout: TaskLayout,
                  thresholds: dict[str, list[float]], max_len: int, extra: dict[str, Any] | None = None,
-                 include_question: bool = False) -> Path:
+                 include_question: bool = False, overlap: bool = False) -> Path:
     from safetensors.torch import save_file
 
     from raykd.students.onnx import onnx_available, to_onnx
@@ -46,7 +46,7 @@ def save_student(out_dir: str | Path, model: Any, arch: str, vocab: Vocabulary, 
         vocab.save(tmp)
         manifest = {"type": "student", "arch": arch, "spec": dataclasses.asdict(model.spec),
                     "tasks": layout.to_list(), "thresholds": thresholds, "max_len": max_len,
-                    "include_question": include_question,
+                    "include_question": include_question, "overlap": overlap,
                     "parameters": sum(p.numel() for p in model.parameters()), **(extra or {})}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return Path(out_dir)
@@ -74,6 +74,7 @@ class StudentScorer:
         self.vocab = Vocabulary.load(self.path)
         self.max_len = int(self.manifest["max_len"])
         self.include_question = bool(self.manifest.get("include_question", False))
+        self.overlap = bool(self.manifest.get("overlap", False))
         self._model: Any = None
         self._task_index = {t: i for i, t in enumerate(self.layout.names)}
         self._onnx: OnnxStudent | None = None
@@ -126,7 +127,7 @@ class StudentScorer:
         responses run together (memory only: results do not depend on it)."""
         if not texts:
             return []
-        inputs = model_inputs(texts, questions, references, self.include_question)
+        inputs = model_inputs(texts, questions, references, self.include_question, self.overlap)
         task_ids = np.fromiter((self._task_index[t] for t in tasks), dtype=np.int64, count=len(tasks))
         chunk = max(1, min(batch_size, INFERENCE_CHUNK.get(self.manifest["arch"], 64)))
         logits = self.logits(self.vocab.ids(inputs, self.max_len), task_ids, chunk=chunk)

@@ -90,15 +90,16 @@ class TeacherScorer:
                       references: list[str | None] | None = None, batch_size: int = 32) -> list[np.ndarray]:
         """One probability vector per response, over its task's classes/labels."""
         inputs = model_inputs(texts, questions, references, self.model_cfg.include_question)
-        out: list[np.ndarray] = []
+        # Chunks of similar length pad little: far less work than chunks in file order.
+        order = np.argsort([len(x) for x in inputs], kind="stable")
+        out: list[np.ndarray] = [None] * len(inputs)  # type: ignore[list-item]
         for start in range(0, len(inputs), batch_size):
-            chunk = inputs[start:start + batch_size]
-            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.model_cfg.max_length,
-                                 return_tensors="pt").to(self.device)
-            logits = self.model(**enc).logits.float()
-            for i, task in enumerate(tasks[start:start + batch_size]):
-                spec = self.layout.spec(task)
-                out.append(probabilities(logits[i, self.layout.span(task)].cpu().numpy(), spec))
+            rows = order[start:start + batch_size]
+            enc = self.tokenizer([inputs[i] for i in rows], padding=True, truncation=True,
+                                 max_length=self.model_cfg.max_length, return_tensors="pt").to(self.device)
+            logits = self.model(**enc).logits.float().cpu().numpy()
+            for j, i in enumerate(rows):
+                out[i] = probabilities(logits[j, self.layout.span(tasks[i])], self.layout.spec(tasks[i]))
         return out
 
 

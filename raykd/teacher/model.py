@@ -38,8 +38,13 @@ def minilm_path() -> str:
 
 
 def resolve_model_path(name_or_path: str) -> str:
+    """A zoo name (raykd.zoo: prepared on first use), a local folder, or a hub id already in the local cache."""
+    from raykd import zoo
+
     if name_or_path == "minilm":
         return minilm_path()
+    if name_or_path in zoo.ZOO:
+        return str(zoo.resolve(name_or_path))
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         return str(p)
@@ -51,7 +56,8 @@ def resolve_model_path(name_or_path: str) -> str:
     except Exception:
         raise ConfigError(
             "model.name_or_path",
-            f"unknown backbone {name_or_path!r}: not a local folder, not 'minilm', and not in the local "
+            f"unknown backbone {name_or_path!r}: not a local folder, not in the model zoo ({', '.join(zoo.ZOO)}), "
+            "and not in the local "
             "Hugging Face cache (raykd never downloads weights; use model.tiny for a tiny random model)",
         ) from None
 
@@ -64,6 +70,9 @@ def build_tokenizer(cfg: ModelConfig) -> Any:
     if tok.pad_token is None:
         # Decoder tokenizers often lack a pad token; the EOS token serves (attention masks hide it).
         tok.pad_token = tok.eos_token
+    if cfg.include_question:
+        # The answer ends the input (raykd.inputs): a long prompt loses its beginning, never the answer.
+        tok.truncation_side = "left"
     return tok
 
 

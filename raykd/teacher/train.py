@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from raykd.config import TeacherJobConfig, from_dict
+from raykd.config import TeacherJobConfig, TrainConfig, from_dict
 from raykd.data.dataset import MULTICLASS
 from raykd.distill.losses import hard_loss
+from raykd.errors import ConfigError
 from raykd.inputs import model_inputs
 from raykd.io import copy_dir_atomic
 from raykd.pipeline import say
@@ -86,6 +87,17 @@ def chunks(idx: np.ndarray, size: int) -> list[np.ndarray]:
     return [idx[i:i + size] for i in range(0, len(idx), size)]
 
 
+def length_batches(idx: np.ndarray, lengths: np.ndarray, size: int, seed: int, window: int = 32) -> list[np.ndarray]:
+    """Batches of similar lengths in random order: the (already shuffled) rows are cut into windows of `window`
+    batches, sorted by length inside each window and cut into batches, and the batches are shuffled. Padding,
+    most of a CPU step's work on short answers, shrinks; every rank gets the same number of batches."""
+    out = []
+    for start in range(0, len(idx), size * window):
+        part = idx[start:start + size * window]
+        out.extend(chunks(part[np.argsort(lengths[part], kind="stable")], size))
+    return [out[i] for i in np.random.default_rng(seed).permutation(len(out))]
+
+
 def encode(tokenizer: Any, frame: pd.DataFrame, rows: np.ndarray, cfg: TeacherJobConfig,
            device: torch.device) -> dict[str, torch.Tensor]:
     sub = frame.iloc[rows]
@@ -96,7 +108,7 @@ def encode(tokenizer: Any, frame: pd.DataFrame, rows: np.ndarray, cfg: TeacherJo
 
 
 def batch_loss(logits: torch.Tensor, sub: pd.DataFrame, layout: TaskLayout,
-               pos_weights: dict[str, torch.Tensor]) -> torch.Tensor:
+               weights: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean hard loss over the batch, each row scored by its own task's head slice and weighted by its share."""
     total = logits.new_zeros(())
     tasks = sub["task"].to_numpy()
@@ -105,19 +117,35 @@ def batch_loss(logits: torch.Tensor, sub: pd.DataFrame, layout: TaskLayout,
         spec = layout.spec(task)
         target = torch.tensor(sub["y"].iloc[idx].tolist(), device=logits.device)
         lg = logits[torch.as_tensor(idx, device=logits.device), layout.span(task)].float()
-        total = total + hard_loss(lg, target, spec.kind, pos_weights.get(task)) * (len(idx) / len(sub))
+        total = total + hard_loss(lg, target, spec.kind, weights.get(task)) * (len(idx) / len(sub))
     return total
 
 
-def positive_weights(frame: pd.DataFrame, layout: TaskLayout, device: torch.device) -> dict[str, torch.Tensor]:
-    """Per multi-label task: negatives / positives per label (BCE pos_weight)."""
+def loss_weights(frame: pd.DataFrame, layout: TaskLayout, train: TrainConfig,
+                 device: torch.device) -> dict[str, torch.Tensor]:
+    """Per task, the hard loss's weights: BCE pos_weight (negatives / positives per label) for multi-label tasks
+    when `pos_weight`; balanced class weights (capped) for multi-class tasks when `class_weight` is on."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    unknown = sorted(set(train.class_weight_tasks or []) - {spec.name for spec in layout.tasks})
+    if unknown:
+        raise ConfigError("train.class_weight_tasks", f"no task named {unknown[0]!r} in the data")
     out = {}
     for spec in layout.tasks:
-        if spec.kind == MULTICLASS or not (frame["task"] == spec.name).any():
+        rows = frame["task"] == spec.name
+        if not rows.any():
             continue
-        y = np.asarray(frame.loc[frame["task"] == spec.name, "y"].tolist(), dtype=np.float32)
-        pos = y.sum(axis=0)
-        out[spec.name] = torch.tensor((len(y) - pos) / np.maximum(pos, 1.0), device=device)
+        if spec.kind != MULTICLASS and train.pos_weight:
+            y = np.asarray(frame.loc[rows, "y"].tolist(), dtype=np.float32)
+            pos = y.sum(axis=0)
+            out[spec.name] = torch.tensor((len(y) - pos) / np.maximum(pos, 1.0), device=device)
+        elif spec.kind == MULTICLASS and train.class_weight == "balanced" and (
+                train.class_weight_tasks is None or spec.name in train.class_weight_tasks):
+            y = frame.loc[rows, "y"].astype(int).to_numpy()
+            present = np.unique(y)
+            w = np.ones(len(spec.labels), dtype=np.float32)  # classes absent from training keep weight 1
+            w[present] = compute_class_weight("balanced", classes=present, y=y)
+            out[spec.name] = torch.tensor(np.minimum(w, train.class_weight_max), device=device)
     return out
 
 
@@ -197,7 +225,7 @@ class Worker:
     parameters: dict[str, int]
     steps_per_epoch: int
     base: dict[str, torch.Tensor] | None
-    pos_weights: dict[str, torch.Tensor]
+    loss_weights: dict[str, torch.Tensor]
 
 
 def setup(config: dict[str, Any]) -> Worker:
@@ -236,7 +264,7 @@ def setup(config: dict[str, Any]) -> Worker:
     del zero_init
     return Worker(cfg, layout, train_df, config["validation"], rank, world, device, on_gpu, tokenizer, engine,
                   {"total": n_total, "trainable": n_trainable}, steps_per_epoch, base,
-                  positive_weights(train_df, layout, device) if cfg.train.pos_weight else {})
+                  loss_weights(train_df, layout, cfg.train, device))
 
 
 def restore(w: Worker) -> tuple[TrainState, dict[str, torch.Tensor] | None]:
@@ -264,13 +292,17 @@ def train_epoch(w: Worker, epoch: int, kill: KillPoint | None, kill_marker: str 
     leaves out one-off warm-up such as kernel compilation and caches)."""
     w.engine.train()
     mine = shard_indices(len(w.train), w.rank, w.world, seed=w.cfg.train.seed + epoch)
-    batches = chunks(mine, w.cfg.train.batch_size)[:w.steps_per_epoch]
+    if w.cfg.train.group_by_length:
+        batches = length_batches(mine, w.train["text"].str.len().to_numpy(), w.cfg.train.batch_size,
+                                 seed=w.cfg.train.seed + epoch)[:w.steps_per_epoch]
+    else:
+        batches = chunks(mine, w.cfg.train.batch_size)[:w.steps_per_epoch]
     t0, seen, running = time.time(), 0, 0.0
     t1, seen1 = t0, 0
     for step, rows in enumerate(batches):
         maybe_kill(kill, kill_marker, w.rank, epoch, step)
         logits = w.engine(**encode(w.tokenizer, w.train, rows, w.cfg, w.device)).logits
-        loss = batch_loss(logits, w.train.iloc[rows], w.layout, w.pos_weights)
+        loss = batch_loss(logits, w.train.iloc[rows], w.layout, w.loss_weights)
         w.engine.backward(loss)
         w.engine.step()
         seen += len(rows) * w.world
@@ -294,8 +326,10 @@ def predict_logits(w: Worker, frame: pd.DataFrame) -> np.ndarray:
 
     w.engine.eval()
     mine = shard_indices(len(frame), w.rank, w.world, seed=None)
-    parts = [w.engine(**encode(w.tokenizer, frame, rows, w.cfg, w.device)).logits.float().cpu().numpy()
-             for rows in chunks(mine, w.cfg.export.batch_size)]
+    mine = mine[np.argsort(frame["text"].str.len().to_numpy()[mine], kind="stable")]  # similar lengths pad little
+    with torch.no_grad():
+        parts = [w.engine(**encode(w.tokenizer, frame, rows, w.cfg, w.device)).logits.float().cpu().numpy()
+                 for rows in chunks(mine, w.cfg.export.batch_size)]
     local = (mine, np.concatenate(parts) if parts else np.zeros((0, 0), np.float32))
     gathered: list[Any] = [local]
     if w.world > 1:

@@ -3,11 +3,18 @@
     reuse     the teacher's prepared data and soft labels (as the distill stage does)
     search    each trial a Tune function fitting one student (raykd.distill.train.fit_student), reporting the
               validation metric every epoch so ASHA can stop weak trials early; its final report carries the
-              trained student as a checkpoint. Students are single-process, so training runs inside the Tune
-              function (the Train V2 pattern: a Trainer is launched inside a function, never passed to Tuner).
+              trained student as a checkpoint. With `folds: k` (k > 1) a trial is scored by k-fold
+              cross-validation over the labelled train and validation rows instead (folds stratified by task
+              and score, the same for every trial; one report per fold, so ASHA stops weak trials after a
+              fold), then refit on all of them for the folds' mean best epoch count: a 150-response
+              validation split ranks students by noise, the mean of k folds much less. Students are
+              single-process, so training runs inside the Tune function (the Train V2 pattern: a Trainer is
+              launched inside a function, never passed to Tuner).
               Re-running the same command after an interruption restores the experiment (`Tuner.restore`).
-    choose    the best validation score among finished trials within the size limit and, when set, at least
-              `min_speedup` times the teacher's CPU throughput; only the winner is evaluated on test
+    choose    the best validation (or CV) score among finished trials within the size limit and, when set, at
+              least `min_speedup` times the teacher's CPU throughput; only the winner is evaluated on test.
+              The space may search `student.arch` (lstm, moe) and include `distill.kd_weight: 0`, so the
+              champion is chosen among families and against the no-KD student
     record    a child run per trial, the champion logged, registered and aliased `champion`, search.png
 The result is a `TuneResult` (tune_result.json).
 """
@@ -50,6 +57,8 @@ def search_space(space: dict[str, ParamRange]) -> dict[str, Any]:
             out[key] = tune.loguniform(r.low, r.high)
         elif r.type == "randint":
             out[key] = tune.randint(int(r.low), int(r.high) + 1)
+        elif r.type == "grid":
+            out[key] = tune.grid_search(list(r.values or []))
         else:
             out[key] = tune.choice(list(r.values or []))
     return out
@@ -76,6 +85,8 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
     scfg, dcfg = trial_configs(cfg, params)
     layout = TaskLayout.from_list(tasks)
     dcfg = dataclasses.replace(dcfg, threads=1)
+    if cfg.folds > 1:
+        return _cross_validated_trial(cfg, scfg, dcfg, frame, layout, teacher_tokenizer)
     train = frame[frame["split"].isin(["train", "unlabelled"])]
     val = frame[frame["split"] == "validation"]
     holder: dict[str, Any] = {}
@@ -92,6 +103,48 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
         last = holder.get("last", {})
         tune.report({METRIC: fit.val_score, "epoch": fit.epochs_run, "train_loss": last.get("train_loss", math.nan),
                      "best_epoch": fit.best_epoch, "parameters": fit.parameters, "final": True},
+                    checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def cv_folds(frame: pd.DataFrame, k: int, seed: int) -> np.ndarray:
+    """Fold (0..k-1) of each labelled train/validation row, stratified by task and score; -1 for other rows."""
+    from sklearn.model_selection import StratifiedKFold
+
+    pool = (frame["split"].isin(["train", "validation"]) & frame["y"].notna()).to_numpy()
+    strata = (frame.loc[pool, "task"] + "|" + frame.loc[pool, "y"].astype(str)).to_numpy()
+    folds = np.full(len(frame), -1)
+    where = np.flatnonzero(pool)
+    for i, (_, held) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(where, strata)):
+        folds[where[held]] = i
+    return folds
+
+
+def _cross_validated_trial(cfg: TuneJobConfig, scfg: StudentConfig, dcfg: DistillConfig, frame: pd.DataFrame,
+                           layout: TaskLayout, teacher_tokenizer: str) -> None:
+    from ray import tune
+
+    from raykd.distill.train import fit_student, save_fit
+
+    fold = frame["fold"].to_numpy()
+    unlabelled = (frame["split"] == "unlabelled").to_numpy()
+    scores, best_epochs = [], []
+    for i in range(cfg.folds):
+        fit = fit_student(scfg, dcfg, frame[unlabelled | ((fold >= 0) & (fold != i))], frame[fold == i], layout,
+                          teacher_tokenizer)
+        scores.append(fit.val_score)
+        best_epochs.append(fit.best_epoch + 1)
+        if i < cfg.folds - 1:
+            tune.report({METRIC: float(np.mean(scores)), "epoch": i + 1, "parameters": fit.parameters})
+    # The student to keep learns from every labelled row for as many epochs as the folds found best; the
+    # validation split it reports on is then inside its training data, so its selection score is the CV mean.
+    epochs = max(1, round(float(np.mean(best_epochs))))
+    final = fit_student(scfg, dataclasses.replace(dcfg, epochs=epochs, patience=epochs),
+                        frame[unlabelled | (fold >= 0)], frame[frame["split"] == "validation"], layout,
+                        teacher_tokenizer)
+    with tempfile.TemporaryDirectory(prefix="raykd-trial-") as tmp:
+        save_fit(final, Path(tmp) / "student", extra={"kd_weight": dcfg.kd_weight, "cv_folds": cfg.folds})
+        tune.report({METRIC: float(np.mean(scores)), "cv_std": float(np.std(scores)), "epoch": cfg.folds,
+                     "best_epoch": epochs - 1, "parameters": final.parameters, "final": True},
                     checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
@@ -139,6 +192,10 @@ def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskL
 
     storage = run.out / "ray_tune"
     exp_path = storage / cfg.name
+    if cfg.folds > 1:
+        frame = frame.assign(fold=cv_folds(frame, cfg.folds, cfg.seed))
+    # ASHA's rungs are epochs, or folds when cross-validating (a weak trial stops after its first fold).
+    max_t, grace = (cfg.folds, 1) if cfg.folds > 1 else (cfg.distill.epochs, cfg.asha.grace_period)
     trainable = tune.with_resources(
         tune.with_parameters(trial, cfg_dict=dataclasses.asdict(cfg), frame=frame, tasks=layout.to_list(),
                              teacher_tokenizer=str(teacher.model_dir / "tokenizer")),
@@ -154,8 +211,7 @@ def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskL
             param_space=search_space(cfg.space),
             tune_config=tune.TuneConfig(
                 metric=METRIC, mode="max", num_samples=cfg.num_samples, search_alg=build_searcher(cfg),
-                scheduler=ASHAScheduler(time_attr="training_iteration", max_t=cfg.distill.epochs,
-                                        grace_period=cfg.asha.grace_period,
+                scheduler=ASHAScheduler(time_attr="training_iteration", max_t=max_t, grace_period=grace,
                                         reduction_factor=cfg.asha.reduction_factor),
                 time_budget_s=cfg.time_budget_s),
             # One checkpoint per trial (its final student); with num_to_keep set, Tune snapshots the
@@ -228,8 +284,8 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
                                  out / "champion")
         test = evaluate_fit(StudentScorer(out / "champion"), frame[frame["split"] == "test"], intervals=True)
         plot_search(trials, winner, teacher.result, layout, out / "search.png")
-        champion_run, champion_uri = _log_trials(trials, winner, cfg.student.arch, run, lineage, out / "champion",
-                                                 test, speedup)
+        champion_run, champion_uri = _log_trials(trials, winner, cfg, run, lineage, out / "champion", test,
+                                                 speedup)
         early = sum(1 for t in trials if not t.complete)
         run.log_metrics({"trials": len(trials), "stopped_early": early, "search_seconds": seconds,
                          "winner.val_score": winner.val_score, "winner.test_score": test.score,
@@ -296,7 +352,7 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _log_trials(trials: list[TrialResult], winner: TrialResult, arch: str, run: StageRun, lineage: Lineage,
+def _log_trials(trials: list[TrialResult], winner: TrialResult, cfg: TuneJobConfig, run: StageRun, lineage: Lineage,
                 champion_dir: Path, test: TaskScores, speedup: float) -> tuple[str, str]:
     """A child run per trial (params, per-epoch validation metric); the winner's also holds the model.
     Returns the winner's run id and logged-model URI."""
@@ -311,7 +367,8 @@ def _log_trials(trials: list[TrialResult], winner: TrialResult, arch: str, run: 
                               tags={**lineage.tags(), "raykd.stage": "student", "mlflow.parentRunId": run.run_id,
                                     "raykd.tune_run_id": run.run_id, "raykd.trial_complete": str(t.complete),
                                     **({"raykd.champion": "true"} if is_winner else {})}) as child:
-            mlflow.log_params({"student.arch": arch, **t.params})
+            mlflow.log_params({"student.arch": trial_configs(cfg, t.params)[0].arch, "cv_folds": cfg.folds,
+                               **t.params})
             for i, h in enumerate(t.history, start=1):
                 mlflow.log_metric("val.score", float(h[METRIC]), step=int(h.get("epoch") or i))
             mlflow.log_metrics({"parameters": t.parameters, "epochs": t.epochs})

@@ -1,5 +1,10 @@
+import shutil
+
+import pytest
+
 from raykd.data import load_dataset, read_asap
 from raykd.data.asap import SCIENCE_SETS
+from raykd.errors import DataError
 
 # Per-set counts from the ASAP-SAS provenance table (Kaggle train = GOLD train + GOLD test).
 SET_COUNTS = {1: 1672, 2: 1278, 3: 1808, 4: 1657, 5: 1795, 6: 1797, 7: 1799, 8: 1799, 9: 1798, 10: 1640}
@@ -42,3 +47,31 @@ def test_digest_is_stable_and_content_sensitive(shared_data):
     shuffled = a.subset(a.frame.index >= 0)
     shuffled.frame = shuffled.frame.sample(frac=1.0, random_state=1)
     assert shuffled.digest() == a.digest()
+
+
+def test_prompts_carry_each_sets_question_and_key(shared_data, tmp_path):
+    ds = read_asap(shared_data / "asap_sas", sets=[1, 2], include_unlabelled=True, prompts=True)
+    f = ds.frame
+    one = f[f["task"] == "asap_1"]
+    assert one["question"].nunique() == 1 and "replicate the experiment" in one["question"].iloc[0]
+    assert one["reference"].iloc[0].count(";") >= 2  # the key elements, one per line in the file
+    two = f[f["task"] == "asap_2"]
+    assert (two["split"] == "unlabelled").any() and two["question"].str.contains("conclusion").all()
+    assert two["reference"].isna().all()  # set 2 has no key file
+    assert read_asap(shared_data / "asap_sas", sets=[1]).frame["question"].isna().all()  # off by default
+
+    # A copy of the data without the descriptions: the missing file is named.
+    shutil.copytree(shared_data / "asap_sas" / "gold_train_test_split", tmp_path / "gold_train_test_split")
+    with pytest.raises(DataError, match=r"essay_1_description.txt: missing"):
+        read_asap(tmp_path, sets=[1], prompts=True)
+
+
+def test_question_aware_teacher_tokenizer_keeps_the_answer():
+    from raykd.config import ModelConfig
+    from raykd.inputs import model_input
+    from raykd.teacher.model import build_tokenizer
+
+    tok = build_tokenizer(ModelConfig(include_question=True, max_length=16))
+    text = model_input("the answer is photosynthesis", "long prompt " * 50, None)
+    ids = tok(text, truncation=True, max_length=16)["input_ids"]
+    assert "photosynthesis" in tok.decode(ids)

@@ -108,3 +108,11 @@ def test_load_balance():
 def test_unknown_objective():
     with pytest.raises(ValueError, match="unknown KD objective"):
         losses.soft_loss(logits(), teacher(), "multiclass", "js")
+
+
+def test_weighted_hard_loss_hand_computed():
+    # Two rows, q = [0.5, 0.25, 0.25] each, gold 0 and 1, class weights [1, 3, 1]:
+    # (1 * -log 0.5 + 3 * -log 0.25) / (1 + 3).
+    z = torch.log(torch.tensor([Q, Q]))
+    got = losses.hard_loss(z, torch.tensor([0, 1]), "multiclass", torch.tensor([1.0, 3.0, 1.0]))
+    assert got.item() == pytest.approx((-math.log(0.5) - 3 * math.log(0.25)) / 4, rel=1e-6)

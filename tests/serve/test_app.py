@@ -285,3 +285,43 @@ def test_server_timing_names_where_a_request_spends_its_time(endpoint):
     timing = dict(part.strip().split(";dur=") for part in r.headers["server-timing"].split(","))
     assert set(timing) == {"queue", "model", "app"}
     assert 0 < float(timing["model"]) <= float(timing["app"]) and float(timing["queue"]) >= 0
+
+
+def test_question_aware_student_scores_the_same_through_predict_and_http(shared_data, endpoint, tmp_path):
+    """A student that reads question and reference answer (SemEval-style) gets them from `raykd predict`'s
+    columns, the request schema and the client alike, with the same answers; the question is really read."""
+    from ray import serve
+
+    from raykd.config import DistillConfig, StudentConfig
+    from raykd.data import make_splits, read_semeval
+    from raykd.distill.train import fit_student, save_fit
+    from raykd.serve.client import score_file
+    from raykd.tasks import TaskLayout
+
+    ds = make_splits(read_semeval(shared_data / "semeval2013_task7", "sciEntsBank", 2), seed=0)
+    f = ds.frame
+    fit = fit_student(StudentConfig(include_question=True, overlap=True, hidden=16, min_freq=1),
+                      DistillConfig(kd_weight=0.0, epochs=2), f[f["split"] == "train"].head(600),
+                      f[f["split"] == "validation"].head(100), TaskLayout.of(ds.tasks))
+    model = save_fit(fit, tmp_path / "qa")
+    rows = f[f["split"] == "test"].head(20)
+    rows[["id", "task", "text", "question", "reference"]].to_csv(tmp_path / "qa.csv", index=False)
+    assert main(["predict", "--model", str(model), "--input", str(tmp_path / "qa.csv"),
+                 "--output", str(tmp_path / "offline.csv")]) == 0
+    offline = pd.read_csv(tmp_path / "offline.csv", dtype={"id": str, "prediction": str})
+
+    serve.run(build_app(ServeConfig(model=str(model), poll_interval_s=0)), name="qa", route_prefix="/qa")
+    try:
+        served = score_file(f"{endpoint}/qa", str(tmp_path / "qa.csv"), str(tmp_path / "served.csv"))
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "served.csv", dtype={"id": str, "prediction": str}),
+                                      offline, check_exact=False, atol=1e-5)
+        assert len(served) == 20
+        one = rows.iloc[0]
+        item = {"task": one["task"], "text": one["text"], "question": one["question"], "reference": one["reference"]}
+        got = requests.post(f"{endpoint}/qa/v1/score", json=item, timeout=30).json()["results"][0]["probabilities"]
+        assert list(got.values()) == pytest.approx(offline.filter(like="p_").iloc[0].tolist(), abs=1e-5)
+        other = {**item, "question": "Why is the sky blue?", "reference": "Rayleigh scattering of sunlight."}
+        moved = requests.post(f"{endpoint}/qa/v1/score", json=other, timeout=30).json()["results"][0]["probabilities"]
+        assert moved != pytest.approx(got, abs=1e-6)  # the question and reference are part of what it reads
+    finally:
+        serve.delete("qa")

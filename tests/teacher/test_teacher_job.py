@@ -110,3 +110,27 @@ def test_train_only_run_reports_throughput(ray_session, tracking_uri, tmp_path):
     assert json.loads((tmp_path / "teacher" / "teacher_result.json").read_text())["run_id"] == res.run_id
     run = mlflow.tracking.MlflowClient(tracking_uri).get_run(res.run_id)
     assert run.data.metrics["fit_seconds"] > 0 and "train_samples_per_s" in run.data.metrics
+
+
+def test_smollm2_lora_two_steps_zero2_two_workers(shared_data, ray_session, tracking_uri, smollm2, tmp_path):
+    """The real SmolLM2-135M from the model zoo, LoRA-tuned for 2 steps through Ray Train + DeepSpeed ZeRO-2 on
+    2 CPU workers, exports soft labels that the saved artifact reproduces."""
+    cfg = tiny_cfg(tmp_path, model={"kind": "llm", "tiny": None, "name_or_path": str(smollm2), "max_length": 32},
+                   data={"limit_per_task": 8}, train={"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 2},
+                   deepspeed={"zero_stage": 2})
+    res = run_teacher(cfg, tracking_uri=tracking_uri)
+
+    soft, meta = read_soft_labels(res.soft_labels)
+    assert len(soft) == 4 * 8 and meta["teacher_run_id"] == res.run_id
+    probs = soft[["p_0", "p_1", "p_2", "p_3"]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert probs.std(axis=0).max() > 0  # the responses are read: not one constant distribution
+    manifest = json.loads(Path(res.model_dir, "raykd_model.json").read_text())
+    assert 130e6 < manifest["parameters"]["total"] < 140e6
+    assert manifest["parameters"]["trainable"] < manifest["parameters"]["total"] / 50
+    trained = load_file(f"{res.model_dir}/trainable.safetensors")
+    assert trained and all("lora_" in k or "score" in k for k in trained)
+
+    rows = soft.head(4).merge(ray_frame(shared_data), on="id")
+    again = np.stack(TeacherScorer(res.model_dir).predict_proba(rows["text"].tolist(), rows["task"].tolist()))
+    np.testing.assert_allclose(again, rows[["p_0", "p_1", "p_2", "p_3"]].to_numpy(), atol=1e-4)

@@ -42,3 +42,44 @@ def test_train_state_tracks_the_best_epoch_and_patience():
     assert state.record(0, 0.5) and state.best_epoch == 0
     assert not state.record(1, 0.4) and state.bad_epochs == 1
     assert state.record(2, 0.6) and (state.best_epoch, state.bad_epochs, state.epoch) == (2, 0, 2)
+
+
+def test_balanced_class_weights_for_skewed_tasks_only():
+    import pandas as pd
+
+    from raykd.config import TrainConfig
+    from raykd.data.dataset import MULTICLASS, TaskSpec
+    from raykd.errors import ConfigError
+    from raykd.tasks import TaskLayout
+    from raykd.teacher.train import loss_weights
+
+    layout = TaskLayout.of({"a": TaskSpec("a", MULTICLASS, ("0", "1", "2", "3")),
+                            "b": TaskSpec("b", MULTICLASS, ("0", "1"))})
+    # Task a: 6 zeros, 2 ones, 0 twos, 2 threes (n=10, 3 classes present): weight n / (3 * count), capped at 1.5.
+    frame = pd.DataFrame({"task": ["a"] * 10 + ["b"] * 4, "y": [0] * 6 + [1] * 2 + [3] * 2 + [0, 0, 1, 1]})
+    cpu = torch.device("cpu")
+    w = loss_weights(frame, layout, TrainConfig(class_weight="balanced", class_weight_tasks=["a"],
+                                                class_weight_max=1.5), cpu)
+    assert set(w) == {"a"}
+    np.testing.assert_allclose(w["a"].numpy(), [10 / 18, 1.5, 1.0, 1.5], rtol=1e-6)
+    assert loss_weights(frame, layout, TrainConfig(), cpu) == {}
+    with pytest.raises(ConfigError, match=r"train.class_weight_tasks: no task named 'c'"):
+        loss_weights(frame, layout, TrainConfig(class_weight="balanced", class_weight_tasks=["c"]), cpu)
+
+
+def test_length_batches_cover_every_row_with_little_padding():
+    from raykd.teacher.train import length_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 200, size=1000)
+    idx = rng.permutation(1000)
+    batches = length_batches(idx, lengths, size=16, seed=3, window=8)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert [len(b) for b in batches].count(16) >= len(batches) - 8  # one short batch per window at most
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    plain = sum(len(b) * lengths[b].max() for b in (idx[i:i + 16] for i in range(0, 1000, 16)))
+    assert padded < 0.75 * plain
+    again = length_batches(idx, lengths, size=16, seed=3, window=8)
+    assert all((a == b).all() for a, b in zip(batches, again, strict=True))
+    assert not all((a == b).all() for a, b in zip(batches, length_batches(idx, lengths, 16, seed=4, window=8),
+                                                   strict=True))

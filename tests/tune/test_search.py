@@ -74,6 +74,12 @@ def test_bad_search_space_is_named():
     cfg = from_dict(TuneJobConfig, {"space": {"distill.lr": {"type": "loguniform", "low": 0, "high": 1}}})
     with pytest.raises(ConfigError, match="low > 0"):
         cfg.validate()
+    cfg = from_dict(TuneJobConfig, {"space": {"student.arch": {"type": "grid", "values": ["lstm", "moe"]}}})
+    with pytest.raises(ConfigError, match=r"config.space.student.arch: a grid needs search_alg: random"):
+        cfg.validate()
+    cfg = from_dict(TuneJobConfig, {"folds": 2})
+    with pytest.raises(ConfigError, match=r"config.folds: use 1 .* or at least 3 folds"):
+        cfg.validate()
 
 
 def test_searchers_limit_concurrent_trials():
@@ -127,3 +133,41 @@ def wait_for_finished_trials(exp: Path, n: int, timeout: float) -> set[str]:
     while time.time() < deadline and len(finished_trials(exp)) < n:
         time.sleep(0.2)
     return finished_trials(exp)
+
+
+def test_cross_validated_search_over_families(tiny_teacher, ray_session, tracking_uri, tmp_path):
+    """folds: 3 scores every trial by 3-fold CV (one report per fold) and keeps a refit student; a grid crosses
+    the families (LSTM, MoE) with kd_weight 0 and 0.5, and the champion is the best CV mean of them all."""
+    space = {"student.arch": {"type": "grid", "values": ["lstm", "moe"]},
+             "distill.kd_weight": {"type": "grid", "values": [0.0, 0.5]},
+             "distill.lr": {"type": "loguniform", "low": 2.0e-3, "high": 5.0e-3}}
+    cfg = from_dict(TuneJobConfig, tune_dict(tiny_teacher, tmp_path / "cv", space=space, folds=3, num_samples=1,
+                                             register_as=None, distill={"epochs": 3, "patience": 3},
+                                             student={"arch": "lstm", "min_freq": 1, "num_experts": 2}))
+    cfg.validate()
+    result = run_tune(cfg, tracking_uri=tracking_uri)
+
+    assert {(t.params["student.arch"], t.params["distill.kd_weight"]) for t in result.trials} == {
+        ("lstm", 0.0), ("lstm", 0.5), ("moe", 0.0), ("moe", 0.5)}  # the grid: each family, with and without KD
+    finished = [t for t in result.trials if t.complete]
+    assert finished and all(len(t.history) == 3 for t in finished)  # one report per fold
+    assert result.winner.val_score == max(t.val_score for t in finished)
+    manifest = json.loads((tmp_path / "cv" / "champion" / "raykd_model.json").read_text())
+    assert manifest["arch"] == result.winner.params["student.arch"]
+    assert manifest["cv_folds"] == 3
+
+
+def test_cv_folds_are_stratified_and_stable():
+    import numpy as np
+    import pandas as pd
+
+    from raykd.tune.search import cv_folds
+
+    frame = pd.DataFrame({"task": ["a"] * 40 + ["b"] * 20, "split": (["train"] * 30 + ["validation"] * 6
+                                                                      + ["test"] * 4) + ["unlabelled"] * 20,
+                          "y": [i % 2 for i in range(40)] + [None] * 20})
+    folds = cv_folds(frame, 3, seed=0)
+    assert (folds[36:] == -1).all() and set(folds[:36]) == {0, 1, 2}
+    for y in (0, 1):  # each score is spread evenly over the folds
+        assert np.bincount(folds[:36][np.arange(36) % 2 == y]).tolist() == [6, 6, 6]
+    assert (cv_folds(frame, 3, seed=0) == folds).all()

@@ -1,0 +1,155 @@
+"""SciEntsBank 2-way with whole questions held out: does a student score questions it never saw?
+
+    .venv/bin/python bench/semeval_lqo.py --workdir runs/bench_lqo [--folds 5] [--teacher-epochs 1]
+
+The SciEntsBank training questions are split into `--folds` groups (scikit-learn's GroupKFold on the question).
+For each fold, the pipeline runs as a user would run it on a new question set: a question-aware MiniLM teacher
+(question + reference answers + answer, Ray Train + DeepSpeed on 2 workers) -> soft labels -> question-aware
+LSTM students, with and without the answer/reference overlap tokens (raykd.inputs), each with KD and no-KD.
+Validation is carved from the training questions; every response of the held-out questions is test.
+
+Reported per fold and over folds: accuracy with a bootstrap 95% interval, the majority rate of the held-out
+responses, and whether each student is within 0.03 of the teacher and above the majority rate. Results go to
+`--workdir/lqo.json` and `lqo.md` (stages are cached per fold, so an interrupted run picks up where it stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.run_all import distill_stage, teacher_stage  # noqa: E402
+from raykd import tables  # noqa: E402
+from raykd.data import data_dir, read_semeval  # noqa: E402
+from raykd.io import write_text_atomic  # noqa: E402
+from raykd.metrics import bootstrap_interval  # noqa: E402
+
+TASK = "scientsbank_2way"
+STUDENTS = {
+    "lstm_q": {"arch": "lstm", "per_task": True, "include_question": True, "vocab_size": 4000},
+    "lstm_q_overlap": {"arch": "lstm", "per_task": True, "include_question": True, "overlap": True,
+                       "vocab_size": 4000},
+}
+
+
+def fold_files(workdir: Path, folds: int) -> tuple[list[Path], list[str]]:
+    """One generic-format file per fold: the held-out questions' responses as `test`, the rest `train`."""
+    from sklearn.model_selection import GroupKFold
+
+    ds = read_semeval(data_dir() / "semeval2013_task7", "sciEntsBank", 2)
+    f = ds.frame[(ds.frame["split"] == "train") & ds.frame["y"].notna()].reset_index(drop=True)
+    labels = list(ds.tasks[TASK].labels)
+    frame = pd.DataFrame({"id": f["id"], "text": f["text"], "label": [labels[int(y)] for y in f["y"]],
+                          "question": f["question"], "reference": f["reference"]})
+    paths = []
+    for k, (_, held) in enumerate(GroupKFold(n_splits=folds).split(frame, groups=frame["question"])):
+        path = workdir / f"fold{k}.parquet"
+        if not path.exists():
+            split = np.full(len(frame), "train", dtype=object)
+            split[held] = "test"
+            tmp = path.with_suffix(".tmp")
+            frame.assign(split=split).to_parquet(tmp, index=False)
+            tmp.replace(path)
+        paths.append(path)
+    return paths, labels
+
+
+def teacher_config(path: Path, labels: list[str], epochs: int) -> dict[str, Any]:
+    columns = {"text": "text", "id": "id", "label": "label", "question": "question", "reference": "reference",
+               "split": "split", "task_name": TASK}
+    return {
+        "name": f"lqo-teacher-{path.stem}",
+        "data": {"path": str(path), "format": "generic", "options": {"columns": columns, "labels": labels},
+                 "validation": 0.1, "seed": 0},
+        "model": {"kind": "encoder", "name_or_path": "minilm", "max_length": 128, "include_question": True},
+        "train": {"epochs": epochs, "batch_size": 16, "lr": 1.5e-4, "head_lr": 1.0e-3, "weight_decay": 0.01,
+                  "max_grad_norm": 1.0, "betas": [0.9, 0.999], "log_every": 100},
+        "deepspeed": {"zero_stage": 2},
+        "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},
+        "export": {"batch_size": 64, "concurrency": 2},
+    }
+
+
+def accuracy_row(name: str, y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    low, high = bootstrap_interval("accuracy", y, pred)
+    return {"model": name, "accuracy": float((y == pred).mean()), "low": low, "high": high}
+
+
+def run_fold(path: Path, labels: list[str], work: Path, tracking: str, epochs: int) -> dict[str, Any]:
+    from raykd.scoring import load_scorer
+    from raykd.teacher.export import read_soft_labels
+
+    saved = work / "result.json"
+    if saved.exists():
+        return json.loads(saved.read_text())
+    t0 = time.time()
+    teacher = teacher_stage(teacher_config(path, labels, epochs), work / "teacher", tracking)
+    distill = distill_stage(work / "teacher", STUDENTS, {"kd_weight": 0.5, "temperature": 2.0, "epochs": 20,
+                                                          "patience": 3}, work / "distill", tracking)
+    soft, _ = read_soft_labels(teacher.soft_labels)
+    test = soft[soft["split"] == "test"]
+    data = pd.read_parquet(path).set_index("id").loc[test["id"]]
+    y = np.array([labels.index(v) for v in data["label"]])
+    rows = [accuracy_row("teacher", y, test[[f"p_{lab}" for lab in labels]].to_numpy().argmax(1))]
+    for s in distill.students:
+        scorer = load_scorer(str(work / "distill" / "students" / s.group / s.variant))
+        probs = scorer.predict_proba(data["text"].tolist(), [TASK] * len(data), data["question"].tolist(),
+                                     data["reference"].tolist())
+        rows.append(accuracy_row(f"{s.family} {s.variant}", y, np.stack(probs).argmax(1)))
+    result = {"fold": path.stem, "test_responses": len(y), "test_questions": int(data["question"].nunique()),
+              "majority": float(np.bincount(y).max() / len(y)), "rows": rows, "seconds": time.time() - t0}
+    write_text_atomic(saved, json.dumps(result, indent=2))
+    return result
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    models = [r["model"] for r in results[0]["rows"]]
+    header = ["fold", "questions", "responses", "majority"] + models
+    body = []
+    for res in results:
+        acc = {r["model"]: r for r in res["rows"]}
+        body.append([res["fold"], res["test_questions"], res["test_responses"], f"{res['majority']:.3f}"]
+                    + [f"{acc[m]['accuracy']:.3f} [{acc[m]['low']:.3f}, {acc[m]['high']:.3f}]" for m in models])
+    means = {m: float(np.mean([next(r["accuracy"] for r in res["rows"] if r["model"] == m) for res in results]))
+             for m in models}
+    body.append(["mean", "", "", f"{np.mean([r['majority'] for r in results]):.3f}"]
+                + [f"{means[m]:.3f}" for m in models])
+    lines = [tables.markdown(header, body), ""]
+    for m in models[1:]:
+        within = all(next(r["accuracy"] for r in res["rows"] if r["model"] == m)
+                     >= next(r["accuracy"] for r in res["rows"] if r["model"] == "teacher") - 0.03 for res in results)
+        above = all(next(r["accuracy"] for r in res["rows"] if r["model"] == m) > res["majority"] for res in results)
+        lines.append(f"- {m}: within 0.03 of the teacher on every fold: {'met' if within else '**MISSED**'}; "
+                     f"above the majority rate on every fold: {'met' if above else '**MISSED**'}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default="runs/bench_lqo")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--teacher-epochs", type=int, default=1)
+    args = parser.parse_args()
+    work = Path(args.workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    tracking = f"sqlite:///{work / 'mlflow.db'}"
+    paths, labels = fold_files(work, args.folds)
+    results = [run_fold(p, labels, work / p.stem, tracking, args.teacher_epochs) for p in paths]
+    write_text_atomic(work / "lqo.json", json.dumps(results, indent=2))
+    text = summary(results)
+    write_text_atomic(work / "lqo.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
