@@ -11,6 +11,7 @@ Stages (each cached in --workdir, so an interrupted run picks up where it stoppe
      1-256 connections, a replica killed under load, `raykd predict` streaming 1,000,000 responses
   5. teacher training samples/s with 1 and 2 Ray Train workers
   6. student training and inference time against dataset size
+  6b. (when configured) knowledge tracing on ASSISTments 2009: `raykd kt` with the config named by `kt.config`
   7. (when configured) LLM teacher training throughput with LoRA, e.g. a gpt-oss-20b-shaped model on a GPU
   8. `raykd report`: Markdown + PNG plots, logged to MLflow
 All numbers are measured in this run on this machine; speeds are reported as ratios. On a GPU machine:
@@ -256,6 +257,21 @@ def growth_stage(cfg: dict) -> dict:
     return out
 
 
+def kt_stage(cfg: dict, work: Path, tracking: str) -> dict:
+    """Knowledge tracing (raykd kt): the config file named by `config`, written under the workdir."""
+    from raykd.config import load_config
+    from raykd.kt.config import KTJobConfig
+    from raykd.kt.job import KTDistillResult, KTTeacherResult, distill_dir, run_kt, teacher_dir
+    from raykd.pipeline import load_result
+
+    kt = load_config(cfg["config"], KTJobConfig, [*cfg.get("set", []), f"output_dir={work / 'kt'}"])
+    simulation = run_kt(kt, tracking_uri=tracking)
+    return {"teacher": asdict(load_result(KTTeacherResult, teacher_dir(kt) / "kt_teacher_result.json")),
+            "distill": asdict(load_result(KTDistillResult, distill_dir(kt) / "kt_distill_result.json")),
+            "simulation": asdict(simulation), "plot": str(distill_dir(kt) / "simulation.png"),
+            "config": cfg["config"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="bench/config.yaml")
@@ -299,6 +315,8 @@ def main() -> int:
         "train_throughput": lambda: train_throughput_stage(at, cfg["train_throughput"], work, tracking),
         "growth": lambda: growth_stage(cfg["growth"]),
     }
+    if cfg.get("kt"):
+        stages["kt"] = lambda: kt_stage(cfg["kt"], work, tracking)
     if cfg.get("llm_throughput"):
         stages["llm_throughput"] = lambda: llm_throughput_stage(cfg["llm_throughput"], work, tracking)
     only = [x for x in args.only.split(",") if x]

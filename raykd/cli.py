@@ -18,7 +18,10 @@ Handler = Callable[[argparse.Namespace], int]
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     from raykd.data import load_dataset
     from raykd.data.dataset import problems_report
+    from raykd.kt.data import looks_like_kt
 
+    if args.format == "kt" or (args.format == "auto" and looks_like_kt(args.path)):
+        return cmd_kt_inspect(args)
     options: dict[str, object] = {}
     if args.format in ("auto", "asap") and args.sets:
         options["sets"] = [int(s) for s in args.sets.split(",")]
@@ -58,6 +61,27 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     return 1 if (args.strict and ds.problems) else 0
 
 
+def cmd_kt_inspect(args: argparse.Namespace) -> int:
+    """A knowledge-tracing folder: sequences, interactions, skills and correct rate per file, problems found."""
+    from raykd.kt.data import load_kt_folder
+
+    ds = load_kt_folder(args.path, skip_invalid=True)
+    summary = {**ds.summary(), "digest": ds.digest(), "problems": [str(p) for p in ds.problems]}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 1 if (args.strict and ds.problems) else 0
+    print(f"{args.path}: knowledge-tracing sequences, {summary['skills']} skills ({summary['named_skills']} named), "
+          f"digest {summary['digest'][:16]}")
+    rows = [[split, p["sequences"], p["interactions"], p["skills"], f"{p['correct_rate']:.3f}", p["max_length"]]
+            for split in ("train", "test") for p in [summary[split]]]
+    print(tables.plain(["file", "sequences", "interactions", "skills", "correct rate", "longest"], rows))
+    print(f"\nproblems: {len(ds.problems) or 'none'}" + (" (invalid sequences are dropped only with "
+                                                          "skip_invalid)" if ds.problems else ""))
+    for p in ds.problems[: args.show]:
+        print(f"  {p}")
+    return 1 if (args.strict and ds.problems) else 0
+
+
 def config_overrides(args: argparse.Namespace) -> list[str]:
     """`--set` overrides plus the `--output-dir` / `--teacher` shortcuts."""
     extra = [f"output_dir={args.output_dir}"] if getattr(args, "output_dir", None) else []
@@ -72,6 +96,10 @@ STAGES = {
     "ensemble": ("EnsembleJobConfig", "raykd.teacher.ensemble:run_ensemble"),
     "distill": ("DistillJobConfig", "raykd.distill.job:run_distill"),
     "tune": ("TuneJobConfig", "raykd.tune.search:run_tune"),
+    "kt": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt"),
+    "kt-teacher": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt_teacher"),
+    "kt-distill": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt_distill"),
+    "kt-simulate": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt_simulate"),
 }
 
 
@@ -82,8 +110,10 @@ def stage_parts(stage: str) -> tuple[type, Callable[..., Any]]:
     from raykd import config
 
     cls_name, target = STAGES[stage]
+    cls_module, _, cls_name = cls_name.rpartition(":")
     module, fn = target.split(":")
-    return getattr(config, cls_name), getattr(importlib.import_module(module), fn)
+    return (getattr(importlib.import_module(cls_module) if cls_module else config, cls_name),
+            getattr(importlib.import_module(module), fn))
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
@@ -108,7 +138,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from raykd.serve.app import run_serve
 
     extra = [f"{k}={v}" for k, v in (("model", args.model), ("host", args.host), ("port", args.port),
-                                     ("tracking_uri", args.tracking_uri)) if v is not None]
+                                     ("tracking_uri", args.tracking_uri), ("simulator", args.simulator))
+             if v is not None]
     run_serve(load_config(args.config, ServeConfig, list(args.set) + extra))
     return 0
 
@@ -180,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = data_sub.add_parser("inspect", help="counts, label distribution per task, problems found")
     inspect.add_argument("path", help="dataset folder or file (relative paths also resolve in $RAYKD_DATA_DIR)")
     inspect.add_argument("--format", default="auto",
-                         help="auto, asap, asap_unlabelled, semeval, semeval_dir, pasta or generic")
+                         help="auto, asap, asap_unlabelled, semeval, semeval_dir, pasta, generic or kt "
+                              "(knowledge-tracing 3-line sequences)")
     inspect.add_argument("--sets", help="ASAP-SAS essay sets, e.g. 1,2,5,6,10")
     inspect.add_argument("--no-unlabelled", action="store_true", help="ASAP-SAS: skip the unscored responses")
     inspect.add_argument("--columns", help='generic files: column map as JSON, e.g. {"text": "answer"}')
@@ -193,7 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
             ("teacher", False, "fine-tune the teacher (Ray Train + DeepSpeed) and export soft labels"),
             ("ensemble", False, "combine several teachers' soft labels (mean or weights fit on validation)"),
             ("distill", True, "train KD students and no-KD baselines from a teacher's soft labels"),
-            ("tune", True, "Ray Tune search over student hyperparameters; registers the champion")):
+            ("tune", True, "Ray Tune search over student hyperparameters; registers the champion"),
+            ("kt", False, "knowledge tracing, all stages: teacher, students, simulation"),
+            ("kt-teacher", False, "knowledge tracing: skill knowledge, attention teacher (Ray Train), soft labels"),
+            ("kt-distill", False, "knowledge tracing: DKT students on Ray Tune, KD and no-KD; the champion"),
+            ("kt-simulate", False, "knowledge tracing: the champion plays the test cohort; compared with it")):
         p = sub.add_parser(stage, help=text)
         add_job_args(p, takes_teacher=takes_teacher)
         p.set_defaults(func=cmd_stage)
@@ -207,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--config", help="YAML serve config")
     srv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     srv.add_argument("--model", help="model folder, runs:/ID/model or models:/NAME@ALIAS")
+    srv.add_argument("--simulator", help="also serve a knowledge-tracing simulator (/v1/simulate, /v1/skills): "
+                                         "its champion folder or models:/NAME@ALIAS")
     srv.add_argument("--host", help="bind address (default 127.0.0.1)")
     srv.add_argument("--port", type=int, help="port (default 8000)")
     srv.add_argument("--tracking-uri", help="MLflow tracking URI for registry models")

@@ -532,6 +532,9 @@ class ServeConfig:
     auth_token_env: Str = "RAYKD_SERVE_TOKEN"  # the bearer token's environment variable (a K8s Secret)
     allow_public_without_auth: Bool = False
     poll_interval_s: Number = 30.0  # how often a replica checks the registry alias for a new champion; 0: never
+    simulator: Str | None = None  # a knowledge-tracing champion (folder or MLflow URI): /v1/simulate, /v1/skills
+    max_history: Int = 1000  # attempts in one /v1/simulate history
+    max_next_skills: Int = 200
 
     def validate(self, where: str = "config") -> None:
         if not 0 < self.port < 65536:

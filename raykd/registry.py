@@ -50,6 +50,29 @@ def log_model(model_dir: str | Path, name: str = "model") -> Any:
                                    pip_requirements=["raykd"])
 
 
+class KTSimulatorPyfunc(mlflow.pyfunc.PythonModel):
+    """A knowledge-tracing simulator for MLflow tools: rows `history` (JSON [[skill, correct], ...]) and
+    `next_skills` (JSON [skill, ...]); output the probability of a correct answer on each next skill."""
+
+    def load_context(self, context):  # noqa: ANN001
+        from raykd.kt.simulator import Simulator
+
+        self.simulator = Simulator.load(context.artifacts["simulator"])
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001
+        import pandas as pd
+
+        out = [self.simulator.predict([(int(s), int(c)) for s, c in json.loads(h)], json.loads(n)).probabilities
+               for h, n in zip(model_input["history"], model_input["next_skills"], strict=True)]
+        return pd.DataFrame({"probabilities": [json.dumps(p) for p in out]})
+
+
+def log_simulator(folder: str | Path, name: str = "champion") -> Any:
+    """Log a knowledge-tracing champion folder as an MLflow pyfunc model in the active run."""
+    return mlflow.pyfunc.log_model(name=name, python_model=KTSimulatorPyfunc(), artifacts={"simulator": str(folder)},
+                                   pip_requirements=["raykd"])
+
+
 def register_champion(model_uri: str, registered_name: str, tags: dict[str, str]) -> Any:
     """Register `model_uri`, tag the version with its lineage and point the `champion` alias at it."""
     from mlflow.tracking import MlflowClient
@@ -92,6 +115,8 @@ def lineage(ref: str, tracking_uri: str | None = None) -> list[tuple[str, str]]:
     tags = mv.tags
     chain = [("model", f"models:/{name}@{alias}" if alias else f"models:/{name}/{version}"),
              ("version", f"{mv.version} (run {mv.run_id}, registered {_when(mv.creation_timestamp)})")]
+    if tags.get("raykd.family") == "knowledge-tracing":
+        return chain + _kt_lineage(client, tags)
     if mv.run_id:
         run = client.get_run(mv.run_id)
         m = run.data.metrics
@@ -122,3 +147,21 @@ def lineage(ref: str, tracking_uri: str | None = None) -> list[tuple[str, str]]:
     chain.append(("data digest", tags.get("raykd.data_digest", "?")))
     chain.append(("code", tags.get("raykd.git_commit", "?")))
     return chain
+
+
+def _kt_lineage(client: Any, tags: dict[str, str]) -> list[tuple[str, str]]:
+    """A knowledge-tracing simulator's chain: students and trials, soft labels, teacher, language-model knowledge."""
+    distill = client.get_run(tags["raykd.distill_run_id"])
+    m = distill.data.metrics
+    teacher = client.get_run(tags["raykd.teacher_run_id"])
+    return [("student run", f"{distill.info.run_id}: DKT champion, test AUC {m.get('champion.test_auc', math.nan):.4f}"
+                            f" (no-KD twin {m.get('twin.test_auc', math.nan):.4f}); trials "
+                            f"{distill.data.params.get('search.kd_weight', '?')} x "
+                            f"{distill.data.params.get('search.temperature', '?')} ({distill.info.run_name})"),
+            ("soft labels", f"{tags.get('raykd.soft_labels_artifact', '?')} "
+                            f"(sha256 {tags.get('raykd.soft_labels_digest', '?')})"),
+            ("teacher run", f"{teacher.info.run_id}: AttentionKT, test AUC "
+                            f"{teacher.data.metrics.get('test_auc', math.nan):.4f}"),
+            ("knowledge", tags.get("raykd.knowledge", "?")),
+            ("data digest", tags.get("raykd.data_digest", "?")),
+            ("code", tags.get("raykd.git_commit", "?"))]

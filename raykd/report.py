@@ -18,6 +18,7 @@ from raykd import targets as t
 from raykd.data.asap import SCIENCE_SETS
 from raykd.distill.job import DistillResult
 from raykd.io import write_text_atomic
+from raykd.kt.results import KTDistillResult, KTSimulateResult, KTTeacherResult
 from raykd.serve.load_report import LoadReport
 from raykd.tables import cell, markdown
 from raykd.teacher.job import TeacherResult
@@ -68,6 +69,17 @@ class LLMThroughput:
 
 
 @dataclass
+class KTBench:
+    """The knowledge-tracing stage of the bench: the three stage results and the simulation plot."""
+
+    teacher: KTTeacherResult
+    distill: KTDistillResult
+    simulation: KTSimulateResult
+    plot: str
+    config: str
+
+
+@dataclass
 class BenchResults:
     """Everything one benchmark run measured, stage by stage (absent stages are None or empty)."""
 
@@ -87,6 +99,7 @@ class BenchResults:
     train_throughput: dict[str, TrainRate] = field(default_factory=dict)
     growth: dict[str, GrowthRow] = field(default_factory=dict)
     llm_throughput: LLMThroughput | None = None
+    kt: KTBench | None = None
 
 
 def load_results(path: str | Path) -> BenchResults:
@@ -353,6 +366,41 @@ def training_sections(r: BenchResults, out: Path, cmd: str) -> list[str]:
     return md
 
 
+def kt_section(r: KTBench, out: Path, cmd: str) -> list[str]:
+    """Knowledge tracing: test AUC of the teacher and the students, size and speed, the simulated cohort."""
+    import shutil
+
+    d, c = r.distill, r.simulation.comparison
+
+    def row(name: str, s: Any) -> list[Any]:
+        low, high = s.test_auc_interval
+        return [name, f"{s.val_auc:.4f}", f"{s.test_auc:.4f} [{low:.4f}, {high:.4f}]", f"{s.parameters:,}"]
+
+    rows = [row("teacher (AttentionKT)", r.teacher),
+            row(f"champion DKT (hidden {d.champion.hidden}, lambda {d.champion.kd_weight:g}, "
+                f"T {d.champion.temperature:g})", d.champion),
+            row(f"no-KD twin (hidden {d.no_kd_twin.hidden})", d.no_kd_twin)]
+    rows += [row(f"trial: hidden {t.hidden}, lambda {t.kd_weight:g}, T {t.temperature:g}", t) for t in d.trials]
+    plot = out / "kt_simulation.png"
+    if Path(r.plot).is_file():
+        shutil.copyfile(r.plot, plot)
+    speed = d.speed
+    return ["## Knowledge tracing: ASSISTments 2009 (DKVMN split)", "",
+            f"`raykd kt --config {r.config}` inside `{cmd}` (stage kt). Next-step AUC on the test file's learners "
+            "(95% bootstrap intervals over learners); the champion is chosen on validation AUC.", "",
+            markdown(["model", "validation AUC", "test AUC", "parameters"], rows), "",
+            f"Student against teacher, same process, one thread: {r.teacher.parameters / d.champion.parameters:.0f}x "
+            f"fewer parameters, {speed.student_batched / speed.teacher_batched:.1f}x the sequences/s in batches of 64, "
+            f"{speed.student_single / speed.teacher_single:.1f}x one sequence at a time.", "",
+            f"Simulated test cohort ({c.learners:,} learners, {c.interactions:,} attempts; the mean of "
+            f"{max(1, len(r.simulation.cohorts))} simulated cohorts): correct rate "
+            f"{c.simulated_correct_rate:.3f} simulated against {c.real_correct_rate:.3f} real; per-skill correct "
+            f"rates Pearson r = {c.skill_rate_pearson_r:.3f} over {c.skills_compared} skills"
+            + (f" (single cohorts: r {min(x for _, x in r.simulation.cohorts):.3f} to "
+               f"{max(x for _, x in r.simulation.cohorts):.3f})" if r.simulation.cohorts else "") + ".", "",
+            f"![simulated against real]({plot.name})", f"*Figure: `{cmd}` (stage kt).*", ""]
+
+
 def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: str | None = None) -> Path:
     import matplotlib
 
@@ -389,6 +437,8 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
     md += serve_section(r, out, cmd)
     md += [f"![throughput ratios]({plot_ratios(r, out)})", f"*Figure: `{cmd}` (stages speed, serve_load).*", ""]
     md += training_sections(r, out, cmd)
+    if r.kt is not None:
+        md += kt_section(r.kt, out, cmd)
     page = out / "report.md"
     write_text_atomic(page, "\n".join(md) + "\n")
     if tracking_uri:

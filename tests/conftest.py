@@ -92,3 +92,23 @@ def smollm2(zoo_cache) -> Path:
     from raykd import zoo
 
     return zoo.prepare("smollm2-135m", zoo_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_kt(shared_data, ray_session, tracking_uri, tmp_path_factory):
+    """The knowledge-tracing pipeline once, tiny: 80 ASSISTments learners, MiniLM skill knowledge, a one-layer
+    attention teacher on Ray Train (2 workers), a no-KD and a KD DKT student on Ray Tune, the simulation."""
+    from raykd.config import from_dict
+    from raykd.kt.config import KTJobConfig
+    from raykd.kt.job import run_kt
+
+    cfg = from_dict(KTJobConfig, {
+        "name": "kt-tiny", "output_dir": str(tmp_path_factory.mktemp("kt")), "register_as": "kt-tiny",
+        "data": {"path": "assistments2009_kt/dkvmn_assist2009_updated", "limit": 80, "max_length": 50,
+                 "validation": 0.2},
+        "teacher": {"d_model": 16, "layers": 1, "heads": 2, "epochs": 2, "batch_size": 16},
+        "student": {"embed": 8, "hidden": 8, "epochs": 2, "batch_size": 16},
+        "search": {"hidden": [8], "kd_weight": [0.0, 1.0], "cpus_per_trial": 0.5}})
+    cfg.validate()
+    simulation = run_kt(cfg, tracking_uri=tracking_uri)
+    return cfg, simulation

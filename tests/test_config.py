@@ -52,10 +52,12 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_shipped_config_loads_and_validates(path):
     from raykd.config import DistillJobConfig, ServeConfig, TuneJobConfig
+    from raykd.kt.config import KTJobConfig
 
     name = path.name
     cls = next(c for prefix, c in (("teacher", TeacherJobConfig), ("distill", DistillJobConfig),
-                                   ("tune", TuneJobConfig), ("serve", ServeConfig)) if name.startswith(prefix))
+                                   ("tune", TuneJobConfig), ("serve", ServeConfig), ("kt", KTJobConfig))
+               if name.startswith(prefix))
     cfg = load_config(path, cls)
     if hasattr(cfg, "validate"):
         cfg.validate(str(path))

@@ -128,3 +128,36 @@ def serve_load() -> dict:
                         predict=[StreamPredict(responses=1_000_000, seconds=66.7, responses_per_s=15_000,
                                                peak_memory_gb=1.7, model="moe_kd")])
     return asdict(report)
+
+
+def test_report_knowledge_tracing_section(tmp_path):
+    from raykd.kt.results import (
+        CohortComparison,
+        KTDistillResult,
+        KTSimulateResult,
+        KTStudentResult,
+        KTTeacherResult,
+        Speed,
+    )
+
+    def kt_student(lam, auc):
+        return KTStudentResult(64, lam, 1.0, auc + 0.01, auc, (auc - 0.01, auc + 0.01), 5, 40_000)
+
+    champion, twin = kt_student(1.0, 0.812), kt_student(0.0, 0.806)
+    res = results()
+    res["kt"] = {
+        "teacher": asdict(KTTeacherResult("t", "sqlite://", "d", "minilm", 110, 2_000_000, 8, 10, 0.82, 0.815,
+                                          (0.81, 0.82), 400.0, "s")),
+        "distill": asdict(KTDistillResult("r", "t", 0.815, 2_000_000, champion, twin, [twin, champion],
+                                          Speed(100.0, 2_500.0, 20.0, 400.0))),
+        "simulation": asdict(KTSimulateResult(0, CohortComparison(1230, 101_419, 0.659, 0.662, 0.95, 100,
+                                                                  [0.6, 0.7], [0.61, 0.69], {}))),
+        "plot": str(tmp_path / "missing.png"), "config": "configs/kt_assist2009.yaml"}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(res))
+    text = build_report(path, tmp_path / "report").read_text()
+    section = text.split("## Knowledge tracing")[1]
+    assert "| teacher (AttentionKT) | 0.8200 | 0.8150 [0.8100, 0.8200] | 2,000,000 |" in section
+    assert "| champion DKT (hidden 64, lambda 1, T 1) | 0.8220 | 0.8120 [0.8020, 0.8220] | 40,000 |" in section
+    assert "50x fewer parameters, 25.0x the sequences/s in batches of 64, 20.0x one sequence at a time" in section
+    assert "correct rate 0.662 simulated against 0.659 real" in section and "Pearson r = 0.950" in section

@@ -15,6 +15,12 @@ Soft terms (`p` teacher, `q` student, both over a task's classes; all averaged o
 Every soft term is multiplied by T^2 so its gradients keep their scale as T changes (Hinton et al.).
 Teacher probabilities are tempered as softmax(log p / T) (multi-class) or sigmoid(logit(p) / T) (labels).
 
+Knowledge tracing (per step t of a learner's sequence, over the valid steps V; z_t the student's next-step
+logit, m_t its logits for every skill, y_t gold correctness, p_t / P_t the teacher's next-step / every-skill
+probabilities):
+  sequence_kd      mean_V BCE(z_t, y_t) + lam * (bernoulli_kd(z_V, p_V) + mu * bernoulli_kd(m_V, P_V))
+                   gold BCE plus lambda times per-label Bernoulli KD on the next step and on mastery
+
 Mixing with the hard (gold) loss:
   convex_mix(hard, soft, lam)    = (1 - lam) * hard + lam * soft      lam in [0, 1]; lam = 0 is plain CE
   additive_mix(hard, soft, lam)  = hard + lam * soft                   arXiv 2312.15842's form: gold CE
@@ -99,6 +105,21 @@ def bernoulli_kd(logits: torch.Tensor, teacher: torch.Tensor, temperature: float
     """Multi-label KD: per-label sigmoid BCE against the teacher's label probabilities, times T^2."""
     p = temper_label_probs(teacher, temperature)
     return F.binary_cross_entropy_with_logits(logits / temperature, p) * temperature**2
+
+
+def sequence_kd(next_logits: torch.Tensor, gold: torch.Tensor, valid: torch.Tensor, lam: float = 0.0,
+                teacher_next: torch.Tensor | None = None, mastery_logits: torch.Tensor | None = None,
+                teacher_mastery: torch.Tensor | None = None, temperature: float = 1.0,
+                mu: float = 0.0) -> torch.Tensor:
+    """Knowledge-tracing loss of the module docstring. `next_logits`, `gold`, `teacher_next`, `valid`: [B, T];
+    `mastery_logits`, `teacher_mastery`: [B, T, S]; lam = 0 is the no-KD twin."""
+    hard = F.binary_cross_entropy_with_logits(next_logits[valid], gold[valid].float())
+    if lam == 0 or teacher_next is None:
+        return hard
+    soft = bernoulli_kd(next_logits[valid], teacher_next[valid], temperature)
+    if mu and mastery_logits is not None and teacher_mastery is not None:
+        soft = soft + mu * bernoulli_kd(mastery_logits[valid], teacher_mastery[valid].float(), temperature)
+    return hard + lam * soft
 
 
 OBJECTIVES = {"soft_ce": soft_ce, "forward_kl": forward_kl, "reverse_kl": reverse_kl,

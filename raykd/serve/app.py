@@ -64,6 +64,38 @@ class ResponseIn(BaseModel):
     reference: str | None = Field(default=None, description="reference answer(s) (question-aware models)")
 
 
+class Attempt(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    skill: int = Field(description="skill id, as listed by GET /v1/skills")
+    correct: int = Field(ge=0, le=1, description="1 if the learner answered correctly, else 0")
+
+
+class SimulateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    history: list[Attempt] = Field(default_factory=list, description="the learner's attempts so far, oldest first")
+    next_skills: list[int] = Field(min_length=1, description="skills of the next questions")
+    sample: bool = Field(default=False, description="answer the next questions in order, each answer drawn "
+                                                    "and joining the history (else: each given the history)")
+    seed: int | None = Field(default=None, description="seed of the drawn answers")
+
+
+class SimulateResponse(BaseModel):
+    simulator: str
+    probabilities: list[float]
+    answers: list[int] | None = None
+
+
+class SkillInfo(BaseModel):
+    id: int
+    name: str | None = None
+
+
+class SkillsResponse(BaseModel):
+    simulator: str
+    skills: list[SkillInfo]
+    max_history: int
+
+
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     responses: list[ResponseIn] = Field(min_length=1)
@@ -249,6 +281,11 @@ class ScoringDeployment:
         self.admission = Admission(self.cfg.max_queue_wait_s, self.cfg.retry_after_s)
         self._files = asyncio.Semaphore(1)  # one file at a time per replica: files can be large
         self._load(self.cfg.model)
+        self.simulator = None
+        if self.cfg.simulator:
+            from raykd.kt.simulator import Simulator
+
+            self.simulator = Simulator.load(self.cfg.simulator, self.cfg.tracking_uri)
         self._batch.set_max_batch_size(self.cfg.max_batch_size)
         self._batch.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
         if self.served.alias and self.cfg.poll_interval_s > 0:
@@ -419,6 +456,40 @@ class ScoringDeployment:
             out.append(TaskInfo(name=t.name, kind=t.kind, labels=list(t.labels), ordinal=t.ordinal,
                                 score_range=[int(t.labels[0]), int(t.labels[-1])] if numeric else None))
         return TasksResponse(model=served.info, tasks=out)
+
+    def _simulator(self) -> Any:
+        if self.simulator is None:
+            raise HTTPException(status_code=404, detail="no simulator is served here (serve config: simulator)")
+        return self.simulator
+
+    @app.post("/v1/simulate", response_model=SimulateResponse, dependencies=[Security(require_token)],
+              responses={401: {"description": "bad token"}, 404: {"description": "no simulator served"},
+                         422: {"description": "invalid request: unknown skill, history too long, wrong types"},
+                         503: {"description": "busy: retry after the Retry-After header's seconds"}})
+    async def simulate(self, request: SimulateRequest) -> SimulateResponse:
+        from raykd.kt.simulator import UnknownSkill
+
+        sim = self._simulator()
+        self.admission.admit(0)
+        for name, items, limit in (("history", request.history, self.cfg.max_history),
+                                   ("next_skills", request.next_skills, self.cfg.max_next_skills)):
+            if len(items) > limit:
+                raise HTTPException(status_code=422, detail=f"{name} has {len(items)} items; at most {limit}")
+        try:
+            out = await asyncio.to_thread(sim.predict, [(a.skill, a.correct) for a in request.history],
+                                          request.next_skills, request.sample, request.seed)
+        except UnknownSkill as e:
+            raise HTTPException(status_code=422, detail=f"{e.where}: unknown skill {e.skill}; GET /v1/skills "
+                                                        "lists the simulator's skills") from None
+        return SimulateResponse(simulator=self.cfg.simulator or "", probabilities=out.probabilities,
+                                answers=out.answers)
+
+    @app.get("/v1/skills", response_model=SkillsResponse, dependencies=[Security(require_token)],
+             responses={401: {"description": "bad token"}, 404: {"description": "no simulator served"}})
+    async def skills(self) -> SkillsResponse:
+        sim = self._simulator()
+        return SkillsResponse(simulator=self.cfg.simulator or "", max_history=self.cfg.max_history,
+                              skills=[SkillInfo(id=s, name=sim.names.get(s)) for s in sim.skill_ids])
 
     @app.get("/healthz", response_model=Health)
     async def healthz(self) -> Health:

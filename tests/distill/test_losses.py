@@ -116,3 +116,21 @@ def test_weighted_hard_loss_hand_computed():
     z = torch.log(torch.tensor([Q, Q]))
     got = losses.hard_loss(z, torch.tensor([0, 1]), "multiclass", torch.tensor([1.0, 3.0, 1.0]))
     assert got.item() == pytest.approx((-math.log(0.5) - 3 * math.log(0.25)) / 4, rel=1e-6)
+
+
+def test_sequence_kd_hand_computed():
+    # One learner, 3 steps, 2 skills; the last step is padding (valid False) and must not count.
+    z = torch.tensor([[0.0, math.log(3.0), 5.0]])  # next-step q = 0.5, 0.75, (ignored)
+    y = torch.tensor([[1.0, 0.0, 1.0]])
+    valid = torch.tensor([[True, True, False]])
+    p = torch.tensor([[0.8, 0.25, 0.9]])
+    m = torch.zeros(1, 3, 2)  # mastery q = 0.5 everywhere
+    pm = torch.tensor([[[0.5, 0.5], [1.0, 0.0], [0.3, 0.3]]])
+    gold = -(math.log(0.5) + math.log(0.25)) / 2
+    kd_next = -(0.8 * math.log(0.5) + 0.2 * math.log(0.5) + 0.25 * math.log(0.75) + 0.75 * math.log(0.25)) / 2
+    kd_mastery = -math.log(0.5)  # BCE(0.5, p) = log 2 whatever p is
+    assert losses.sequence_kd(z, y, valid).item() == pytest.approx(gold, rel=1e-5)
+    assert losses.sequence_kd(z, y, valid, lam=0.0, teacher_next=p).item() == pytest.approx(gold, rel=1e-5)
+    assert losses.sequence_kd(z, y, valid, 0.5, p).item() == pytest.approx(gold + 0.5 * kd_next, rel=1e-5)
+    value = losses.sequence_kd(z, y, valid, 0.5, p, m, pm, mu=0.1)
+    assert value.item() == pytest.approx(gold + 0.5 * (kd_next + 0.1 * kd_mastery), rel=1e-5)

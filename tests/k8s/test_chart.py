@@ -181,6 +181,18 @@ def test_student_stages_have_their_own_jobs_and_the_old_key_still_works(helm):
     assert not by_kind(docs, "RayJob", "-distill")
 
 
+def test_knowledge_tracing_job_renders_with_a_valid_config(helm):
+    from raykd.kt.config import KTJobConfig
+
+    assert not by_kind(render(helm, None), "RayJob", "-kt")  # off by default
+    docs = render(helm, None, "--set", "kt.enabled=true")
+    (job,) = by_kind(docs, "RayJob", "-kt")
+    assert job["spec"]["entrypoint"] == "python jobs/kt.py --config /etc/raykd/kt.yaml"
+    cfg = from_dict(KTJobConfig, yaml.safe_load(by_kind(docs, "ConfigMap", "-configs")[0]["data"]["kt.yaml"]))
+    cfg.validate()
+    assert cfg.register_as == "kt-assist2009" and cfg.scaling.num_workers == 2
+
+
 def test_plain_manifests_match_the_chart(helm):
     """k8s/raykd.yaml is the chart rendered with defaults (scripts/render_k8s.sh); they must not drift."""
     shipped = [d for d in yaml.safe_load_all((REPO / "k8s" / "raykd.yaml").read_text()) if d]

@@ -1,0 +1,272 @@
+"""The knowledge-tracing stages, on raykd's stage skeleton (raykd.pipeline):
+
+    kt-teacher   data (one preparation, kt_prepared.json) -> language-model knowledge (knowledge/) ->
+                 AttentionKT on Ray Train (model/) -> soft labels per step (soft_labels.npz)
+    kt-distill   DKT students on Ray Tune (KD grid + no-KD twins) -> champion/ (registered when
+                 `register_as` is set), test AUC with intervals, speed against the teacher
+    kt-simulate  the champion plays the test cohort -> simulation.md, simulation.png
+
+Folders: `<output_dir>/teacher`, `<output_dir>/distill`; each stage's typed result is a JSON file in its folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from raykd.errors import DataError
+from raykd.io import atomic_path, write_text_atomic
+from raykd.kt import prepared as kt_prepared
+from raykd.kt.config import KTJobConfig
+from raykd.kt.results import KTDistillResult, KTSimulateResult, KTStudentResult, KTTeacherResult, Speed
+from raykd.pipeline import Lineage, StageRun, load_result, resolve_tracking_uri
+from raykd.tracking import git_commit
+
+SOFT_LABELS = "soft_labels.npz"
+
+
+def teacher_dir(cfg: KTJobConfig) -> Path:
+    return Path(cfg.output_dir).expanduser().resolve() / "teacher"
+
+
+def distill_dir(cfg: KTJobConfig) -> Path:
+    return Path(cfg.output_dir).expanduser().resolve() / "distill"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _save_soft_labels(path: Path, parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]) -> None:
+    arrays = {}
+    for split, (nxt, mas) in parts.items():
+        arrays[f"{split}_offsets"] = np.cumsum([0] + [len(x) for x in nxt])
+        arrays[f"{split}_next"] = np.concatenate(nxt).astype(np.float32)
+        if mas and mas[0].size:
+            arrays[f"{split}_mastery"] = np.concatenate(mas).astype(np.float16)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_soft_labels(path: Path, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per sequence of `split` (in kt_prepared's window order): next-step and mastery probabilities."""
+    from itertools import pairwise
+
+    z = np.load(path)
+    bounds = list(pairwise(z[f"{split}_offsets"].tolist()))
+    flat_next = z[f"{split}_next"]
+    flat_mastery = z.get(f"{split}_mastery")
+    return ([flat_next[a:b] for a, b in bounds],
+            [flat_mastery[a:b] for a, b in bounds] if flat_mastery is not None else [])
+
+
+def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeacherResult:
+    from raykd.kt import teacher
+    from raykd.kt.knowledge import build_knowledge
+    from raykd.kt.metrics import auc, auc_interval
+    from raykd.kt.models import predict
+    from raykd.runtime import ensure_ray
+
+    out = teacher_dir(cfg)
+    ds, prep = kt_prepared.prepare(cfg.data)
+    parts = prep.windows(ds)
+    uri = resolve_tracking_uri(tracking_uri, cfg.tracking)
+    lineage = Lineage(data_digest=prep.digest, git_commit=git_commit())
+    with StageRun.open("kt-teacher", cfg.name, out, cfg.tracking, uri, lineage,
+                       params={"data": dataclasses.asdict(cfg.data), "knowledge": dataclasses.asdict(cfg.knowledge),
+                               "teacher": dataclasses.asdict(cfg.teacher), "scaling": dataclasses.asdict(cfg.scaling)},
+                       tags={"raykd.family": "knowledge-tracing"}) as run:
+        kt_prepared.record(prep, out)
+        run.say(f"data {ds.name}: {len(parts['train'])} train / {len(parts['validation'])} validation / "
+                f"{len(parts['test'])} test windows of <= {prep.max_length}; {len(prep.skill_ids)} skills "
+                f"({len(ds.skill_names)} named); digest {prep.digest[:16]}")
+        knowledge = build_knowledge(prep.skill_ids, ds.skill_names, [ds.train[i] for i in prep.train_learners],
+                                    cfg.knowledge.model, cfg.knowledge.neighbours)
+        knowledge.save(out / "knowledge")
+        run.log_artifact(out / "knowledge" / "knowledge.npz", "knowledge")
+        run.say(f"skill knowledge from {knowledge.source}: embeddings {knowledge.embeddings.shape}, graph with "
+                f"{int((knowledge.graph > 0).sum())} edges")
+        ensure_ray(include_dashboard=False)
+        model_cfg = {"num_skills": len(prep.skill_ids), "max_length": prep.max_length,
+                     **{k: getattr(cfg.teacher, k) for k in ("d_model", "layers", "heads", "dropout")}}
+        t0 = time.time()
+        ckpt, state = teacher.fit(parts["train"], parts["validation"], prep.index,
+                                  {"embeddings": knowledge.embeddings, "graph": knowledge.graph}, model_cfg,
+                                  dataclasses.asdict(cfg.teacher), cfg.scaling, out / "ray_results",
+                                  run.run.info.run_name)  # a new stage run never resumes an old one
+        seconds = time.time() - t0
+        import torch
+
+        best = torch.load(ckpt / teacher.BEST, weights_only=True)
+        teacher.save_model(out / "model", model_cfg, best, {"skill_ids": prep.skill_ids,
+                                                            "knowledge_source": knowledge.source})
+        model, _ = teacher.load_model(out / "model")
+        soft = {"train": predict(model, parts["train"], prep.index, mastery=True),
+                "validation": predict(model, parts["validation"], prep.index, mastery=True),
+                "test": predict(model, parts["test"], prep.index)}
+        _save_soft_labels(out / SOFT_LABELS, soft)
+        run.log_artifact(out / SOFT_LABELS)
+        test_auc = auc(parts["test"], soft["test"][0])
+        result = KTTeacherResult(
+            run_id=run.run_id, tracking_uri=uri, data_digest=prep.digest, knowledge_source=knowledge.source,
+            knowledge_digest=_digest(out / "knowledge" / "knowledge.npz"),
+            skills=len(prep.skill_ids), parameters=sum(p.numel() for p in model.parameters()),
+            best_epoch=state.best_epoch + 1, epochs_run=state.epoch + 1, val_auc=state.best_auc, test_auc=test_auc,
+            test_auc_interval=auc_interval(parts["test"], soft["test"][0]), train_seconds=seconds,
+            soft_labels_digest=_digest(out / SOFT_LABELS), history=state.history)
+        run.log_metrics({"val_auc": result.val_auc, "test_auc": test_auc, "parameters": result.parameters,
+                         "train_seconds": seconds})
+        run.save(result, "kt_teacher_result.json")
+        run.say(f"teacher: {result.parameters:,} parameters, val AUC {result.val_auc:.4f}, test AUC {test_auc:.4f} "
+                f"[{result.test_auc_interval[0]:.4f}, {result.test_auc_interval[1]:.4f}], {seconds:.0f}s")
+    return result
+
+
+def measure_speed(teacher_model: object, student_model: object, seqs: list, index: dict[int, int],
+                  singles: int = 100) -> Speed:
+    """Sequences/s of both models on the same windows, one thread: batched (64) and one sequence at a time."""
+    import torch
+
+    from raykd.kt.models import predict
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rates = []
+        for model in (teacher_model, student_model):
+            t0 = time.perf_counter()
+            predict(model, seqs, index, batch_size=64)
+            batched = len(seqs) / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for s in seqs[:singles]:
+                predict(model, [s], index, batch_size=1)
+            rates.append((batched, min(singles, len(seqs)) / (time.perf_counter() - t0)))
+    finally:
+        torch.set_num_threads(threads)
+    return Speed(rates[0][0], rates[1][0], rates[0][1], rates[1][1])
+
+
+def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDistillResult:
+    import torch
+
+    from raykd.kt import student as kt_student
+    from raykd.kt import teacher
+    from raykd.kt.metrics import auc, auc_interval
+    from raykd.kt.models import DKT, count_parameters, predict
+    from raykd.runtime import ensure_ray
+
+    tdir, out = teacher_dir(cfg), distill_dir(cfg)
+    t_result = load_result(KTTeacherResult, tdir / "kt_teacher_result.json")
+    ds, prep = kt_prepared.reuse(tdir, cfg.data)
+    parts = prep.windows(ds)
+    if _digest(tdir / SOFT_LABELS) != t_result.soft_labels_digest:
+        raise DataError(tdir / SOFT_LABELS, "changed since the teacher stage recorded it (sha256 differs from "
+                                            "kt_teacher_result.json); rerun kt-teacher")
+    nxt, mas = load_soft_labels(tdir / SOFT_LABELS, "train")
+    test_teacher, _ = load_soft_labels(tdir / SOFT_LABELS, "test")
+    uri = resolve_tracking_uri(tracking_uri, cfg.tracking, t_result.tracking_uri)
+    lineage = Lineage(data_digest=prep.digest, git_commit=git_commit(), teacher_run_id=t_result.run_id,
+                      soft_labels_digest=t_result.soft_labels_digest,
+                      soft_labels_artifact=f"runs:/{t_result.run_id}/{SOFT_LABELS}")
+    with StageRun.open("kt-distill", cfg.name, out, cfg.tracking, uri, lineage,
+                       params={"student": dataclasses.asdict(cfg.student), "search": dataclasses.asdict(cfg.search)},
+                       tags={"raykd.family": "knowledge-tracing"}) as run:
+        ensure_ray(include_dashboard=False)
+        trials = kt_student.search(parts["train"], parts["validation"], prep.index,
+                                   kt_student.SoftLabels(nxt, mas), cfg.student, cfg.search, out / "ray_results",
+                                   run.run.info.run_name)
+        results, models = [], []
+        for trial in trials:
+            hp = dataclasses.replace(cfg.student, hidden=trial.hidden, kd_weight=trial.kd_weight,
+                                     temperature=trial.temperature)
+            model = DKT(len(prep.skill_ids), hp.embed, hp.hidden, hp.dropout)
+            model.load_state_dict(torch.load(trial.weights, weights_only=True))
+            model.eval()
+            probs = predict(model, parts["test"], prep.index)[0]
+            results.append(KTStudentResult(trial.hidden, trial.kd_weight, trial.temperature, trial.val_auc,
+                                           auc(parts["test"], probs), auc_interval(parts["test"], probs),
+                                           trial.best_epoch, count_parameters(model)))
+            models.append((model, hp))
+            run.say(f"student hidden {trial.hidden} lambda {trial.kd_weight} T {trial.temperature}: val AUC "
+                    f"{trial.val_auc:.4f}, test AUC {results[-1].test_auc:.4f}")
+        # The champion is chosen on validation among all trials, no-KD twins included.
+        best = max(range(len(results)), key=lambda i: results[i].val_auc)
+        champion, (champ_model, champ_hp) = results[best], models[best]
+        twin = next(r for r in results if r.kd_weight == 0 and r.hidden == champion.hidden)
+        kt_student.save_student(out / "champion", champ_model, champ_hp, prep.skill_ids,
+                                {"max_length": prep.max_length, "teacher_run_id": t_result.run_id,
+                                 "data_digest": prep.digest,
+                                 "skill_names": {str(k): v for k, v in ds.skill_names.items()}})
+        teacher_model, _ = teacher.load_model(tdir / "model")
+        speed = measure_speed(teacher_model, champ_model, parts["test"], prep.index)
+        result = KTDistillResult(run.run_id, t_result.run_id, auc(parts["test"], test_teacher),
+                                 t_result.parameters, champion, twin, results, speed)
+        if cfg.register_as:
+            result.registered = _register(run, out / "champion", cfg.register_as, {
+                **lineage.tags(), "raykd.family": "knowledge-tracing", "raykd.distill_run_id": run.run_id,
+                "raykd.knowledge": f"{t_result.knowledge_source} (sha256 {t_result.knowledge_digest})"})
+        run.log_metrics({"champion.val_auc": champion.val_auc, "champion.test_auc": champion.test_auc,
+                         "twin.test_auc": twin.test_auc, "teacher.test_auc": result.teacher_test_auc,
+                         "speedup.batched": speed.batched_ratio, "speedup.single": speed.single_ratio})
+        run.save(result, "kt_distill_result.json")
+        run.say(f"champion hidden {champion.hidden} lambda {champion.kd_weight}: test AUC {champion.test_auc:.4f} "
+                f"(no-KD twin {twin.test_auc:.4f}, teacher {result.teacher_test_auc:.4f}); "
+                f"{t_result.parameters / champion.parameters:.0f}x fewer parameters, {speed.batched_ratio:.0f}x "
+                f"(batched) / {speed.single_ratio:.0f}x (one sequence) faster")
+    return result
+
+
+def _register(run: StageRun, folder: Path, name: str, tags: dict[str, str]) -> str:
+    from raykd.registry import log_simulator, register_champion
+
+    info = log_simulator(folder)
+    version = register_champion(info.model_uri, name, tags)
+    return f"models:/{name}/{version.version}"
+
+
+def run_kt_simulate(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTSimulateResult:
+    from raykd.kt import simulate
+    from raykd.kt.student import load_student
+
+    tdir, out = teacher_dir(cfg), distill_dir(cfg)
+    t_result = load_result(KTTeacherResult, tdir / "kt_teacher_result.json")
+    d_result = load_result(KTDistillResult, out / "kt_distill_result.json")
+    ds, prep = kt_prepared.reuse(tdir, cfg.data)
+    model, _ = load_student(out / "champion")
+    uri = resolve_tracking_uri(tracking_uri, cfg.tracking, t_result.tracking_uri)
+    lineage = Lineage(data_digest=prep.digest, git_commit=git_commit(), teacher_run_id=t_result.run_id,
+                      soft_labels_digest=t_result.soft_labels_digest)
+    with StageRun.open("kt-simulate", cfg.name, out, cfg.tracking, uri, lineage,
+                       params={"simulate": dataclasses.asdict(cfg.simulate)},
+                       tags={"raykd.family": "knowledge-tracing", "raykd.distill_run_id": d_result.run_id}) as run:
+        cohorts = [simulate.play(model, ds.test, prep.index, cfg.simulate.seed + i, prep.max_length)
+                   for i in range(cfg.simulate.cohorts)]
+        each = [simulate.compare(ds.test, c, cfg.simulate.max_attempt) for c in cohorts]
+        # Per-skill rates of one cohort carry binomial noise (a skill may have 30 attempts); their mean over
+        # several simulated cohorts is what the simulator expects, and the spread of single cohorts is reported.
+        mean = [np.mean([c[i] for c in cohorts], axis=0) for i in range(len(ds.test))]
+        cmp = simulate.compare(ds.test, mean, cfg.simulate.max_attempt)
+        singles = [(c.simulated_correct_rate, c.skill_rate_pearson_r) for c in each]
+        write_text_atomic(out / "simulation.md", simulate.table(cmp, singles))
+        run.log_artifact(simulate.plot(cmp, out / "simulation.png", len(cohorts)))
+        run.log_artifact(out / "simulation.md")
+        run.log_metrics({"real_correct_rate": cmp.real_correct_rate, "sim_correct_rate": cmp.simulated_correct_rate,
+                         "skill_rate_pearson_r": cmp.skill_rate_pearson_r})
+        result = KTSimulateResult(cfg.simulate.seed, cmp, singles)
+        run.save(result, "kt_simulate_result.json")
+        run.say(f"{cmp.learners} learners, {len(cohorts)} simulated cohort(s): correct rate real "
+                f"{cmp.real_correct_rate:.3f}, simulated {cmp.simulated_correct_rate:.3f}; per-skill Pearson r "
+                f"{cmp.skill_rate_pearson_r:.3f} over {cmp.skills_compared} skills (single cohorts "
+                f"{min(r for _, r in singles):.3f}-{max(r for _, r in singles):.3f}); {out / 'simulation.png'}")
+    return result
+
+
+def run_kt(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTSimulateResult:
+    """All three stages, one after the other."""
+    run_kt_teacher(cfg, tracking_uri)
+    run_kt_distill(cfg, tracking_uri)
+    return run_kt_simulate(cfg, tracking_uri)

@@ -1,0 +1,177 @@
+"""Knowledge-tracing networks: the attention teacher and the DKT student, and the padded batches they read.
+
+Both read a learner's attempts x_1..x_n (skill s_t, correct c_t) and return, after each attempt t, a logit for
+every skill: `mastery[t, s]` = logit P(correct | next question is on skill s, history x_1..x_t). The
+next-step prediction is `mastery[t, s_{t+1}]`.
+
+AttentionKT (teacher, in the spirit of SAKT): interaction embeddings (skill x correct, plus the language model's
+skill embedding through a learned projection) through an LSTM (order and recency) and a causal Transformer
+encoder (looking back over the whole window) give h_t.
+The skill logits add a learner-specific evidence term per skill, as in performance-factors analysis:
+
+    mastery[t, s] = <W h_t, k_s> / sqrt(d) + b_s + sum_f a_{s,f} * phi_f(t, s)
+    phi = (log1p(right_s), log1p(wrong_s), log1p(attempts since the last one on s),
+           sum_r G[s, r] * (right_r - wrong_r) / (1 + attempts_r)       (G: the skill graph),
+           recent outcomes on s: e <- g e + (1 - g)(2c - 1) at each attempt on s, g = 0.3 and 0.7)
+
+DKT (student, Piech et al. 2015): an embedding of (skill, correct), an LSTM and a linear layer to every skill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from raykd.kt.data import Sequence
+
+EVIDENCE = 6  # features per skill in `evidence`
+
+
+@dataclass
+class Batch:
+    """Padded attempts. `skill` holds 1-based skill indices (0 = padding); `mask[b, t]` is True for real ones."""
+
+    skill: torch.Tensor  # [B, T] long
+    correct: torch.Tensor  # [B, T] float
+    mask: torch.Tensor  # [B, T] bool
+
+    @property
+    def targets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Next-step targets: (skill index of step t+1, its correctness, valid) for t = 0..T-2."""
+        return self.skill[:, 1:], self.correct[:, 1:], self.mask[:, 1:]
+
+
+def make_batch(seqs: list[Sequence], index: dict[int, int]) -> Batch:
+    """Pad sequences; `index` maps a skill id to its 1-based index (an unknown id raises KeyError)."""
+    length = max(len(s) for s in seqs)
+    skill = np.zeros((len(seqs), length), dtype=np.int64)
+    correct = np.zeros((len(seqs), length), dtype=np.float32)
+    for i, s in enumerate(seqs):
+        skill[i, :len(s)] = [index[int(k)] for k in s.skills]
+        correct[i, :len(s)] = s.correct
+    skill_t = torch.from_numpy(skill)
+    return Batch(skill_t, torch.from_numpy(correct), skill_t > 0)
+
+
+def batches(seqs: list[Sequence], batch_size: int, seed: int | None) -> list[list[int]]:
+    """Index batches of similar length (little padding); shuffled batch order when `seed` is given."""
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    groups = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    if seed is not None:
+        np.random.default_rng(seed).shuffle(groups)
+    return groups
+
+
+def predict(model: torch.nn.Module, seqs: list[Sequence], index: dict[int, int], batch_size: int = 64,
+            mastery: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per sequence: next-step probabilities [n-1] and, with `mastery`, every skill's probability [n-1, S]."""
+    model.eval()
+    nxt: list[np.ndarray] = [np.empty(0)] * len(seqs)
+    mas: list[np.ndarray] = [np.empty(0)] * len(seqs)
+    with torch.no_grad():
+        for group in batches(seqs, batch_size, seed=None):
+            b = make_batch([seqs[i] for i in group], index)
+            logits = model(b)
+            p_next = torch.sigmoid(next_step_logits(logits, b)).numpy()
+            p_all = torch.sigmoid(logits[:, :-1]).numpy() if mastery else None
+            for row, i in enumerate(group):
+                n = len(seqs[i]) - 1
+                nxt[i] = p_next[row, :n]
+                if p_all is not None:
+                    mas[i] = p_all[row, :n].astype(np.float16)
+    return nxt, mas
+
+
+def next_step_logits(mastery: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """mastery[b, t, s_{t+1}] for t = 0..T-2: [B, T-1]."""
+    nxt, _, _ = batch.targets
+    return mastery[:, :-1].gather(-1, (nxt - 1).clamp_min(0).unsqueeze(-1)).squeeze(-1)
+
+
+def evidence(batch: Batch, num_skills: int, graph: torch.Tensor) -> torch.Tensor:
+    """phi(t, s) of the module docstring, after each attempt t: [B, T, S, 6]. Data only (no parameters)."""
+    with torch.no_grad():
+        onehot = torch.nn.functional.one_hot(batch.skill, num_skills + 1)[..., 1:].float()  # [B, T, S]
+        onehot = onehot * batch.mask.unsqueeze(-1)
+        right = torch.cumsum(onehot * batch.correct.unsqueeze(-1), dim=1)
+        attempts = torch.cumsum(onehot, dim=1)
+        wrong = attempts - right
+        steps = torch.arange(1, onehot.shape[1] + 1, dtype=torch.float32).view(1, -1, 1)
+        last_pos = torch.cummax(onehot * steps, dim=1).values
+        since = torch.log1p(steps - last_pos) * (last_pos > 0)
+        # Recent outcomes on each skill: e <- g e + (1 - g)(2c - 1) at each attempt on it (g = 0.3 and 0.7).
+        signed = onehot * (2 * batch.correct.unsqueeze(-1) - 1)
+        fast, slow = torch.zeros_like(signed[:, 0]), torch.zeros_like(signed[:, 0])
+        recent = []
+        for t in range(signed.shape[1]):
+            hit = onehot[:, t] > 0
+            fast = torch.where(hit, 0.3 * fast + 0.7 * signed[:, t], fast)
+            slow = torch.where(hit, 0.7 * slow + 0.3 * signed[:, t], slow)
+            recent.append(torch.stack([fast, slow], dim=-1))
+        related = ((right - wrong) / (1 + attempts)) @ graph.T
+        return torch.cat([torch.stack([torch.log1p(right), torch.log1p(wrong), since, related], dim=-1),
+                          torch.stack(recent, dim=1)], dim=-1)
+
+
+class AttentionKT(nn.Module):
+    def __init__(self, num_skills: int, skill_embeddings: np.ndarray, graph: np.ndarray, d_model: int = 128,
+                 layers: int = 2, heads: int = 4, dropout: float = 0.2, max_length: int = 200):
+        super().__init__()
+        self.num_skills = num_skills
+        self.register_buffer("llm", torch.cat([torch.zeros(1, skill_embeddings.shape[1]),
+                                               torch.tensor(np.array(skill_embeddings), dtype=torch.float32)]))
+        self.register_buffer("graph", torch.tensor(np.array(graph), dtype=torch.float32))
+        self.interaction = nn.Embedding(2 * num_skills + 1, d_model, padding_idx=0)
+        self.llm_in = nn.Linear(skill_embeddings.shape[1], d_model, bias=False)
+        # A recurrent layer orders the attempts (recency matters in learning; it works better here than
+        # absolute position embeddings), then causal self-attention looks back over the whole window.
+        self.recurrent = nn.LSTM(d_model, d_model, batch_first=True)
+        layer = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.query = nn.Linear(d_model, d_model)
+        self.skill_key = nn.Embedding(num_skills + 1, d_model)
+        self.llm_key = nn.Linear(skill_embeddings.shape[1], d_model, bias=False)
+        self.skill_bias = nn.Parameter(torch.zeros(num_skills))
+        self.evidence_weight = nn.Parameter(torch.zeros(num_skills, EVIDENCE))
+        self.scale = d_model**0.5  # scaled dot product: logits start near 0 instead of around sqrt(d)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        t = batch.skill.shape[1]
+        x = (self.interaction(batch.skill + self.num_skills * batch.correct.long() * batch.mask)
+             + self.llm_in(self.llm[batch.skill]))
+        x = self.recurrent(x)[0]
+        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=x.device), diagonal=1)
+        h = self.norm(self.encoder(x, mask=causal, src_key_padding_mask=~batch.mask, is_causal=True))
+        keys = self.skill_key.weight[1:] + self.llm_key(self.llm[1:])  # [S, d]
+        logits = self.query(h) @ keys.T / self.scale + self.skill_bias
+        phi = evidence(batch, self.num_skills, self.graph)
+        return logits + (phi * self.evidence_weight).sum(-1)
+
+
+class DKT(nn.Module):
+    def __init__(self, num_skills: int, embed: int = 32, hidden: int = 64, dropout: float = 0.1):
+        super().__init__()
+        self.num_skills = num_skills
+        self.interaction = nn.Embedding(2 * num_skills + 1, embed, padding_idx=0)
+        self.lstm = nn.LSTM(embed, hidden, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, num_skills)
+
+    def forward(self, batch: Batch, state: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        return self.step(batch.skill, batch.correct, batch.mask, state)[0]
+
+    def step(self, skill: torch.Tensor, correct: torch.Tensor, mask: torch.Tensor,
+             state: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Logits for every skill after these attempts, and the LSTM state to carry on from (simulation)."""
+        x = self.interaction(skill + self.num_skills * correct.long() * mask)
+        h, state = self.lstm(x, state)
+        return self.out(self.dropout(h)), state
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,87 @@
+"""The knowledge-tracing stages' typed results (torch-free, so reports and tools read them cheaply)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CohortComparison:
+    learners: int
+    interactions: int
+    real_correct_rate: float
+    simulated_correct_rate: float
+    skill_rate_pearson_r: float
+    skills_compared: int
+    learning_curve_real: list[float]  # correct rate at attempt 1..K on a skill
+    learning_curve_simulated: list[float]
+    skill_rates: dict[int, tuple[float, float, int]]  # skill id -> (real, simulated, attempts)
+
+
+@dataclass
+class KTTeacherResult:
+    run_id: str
+    tracking_uri: str
+    data_digest: str
+    knowledge_source: str
+    skills: int
+    parameters: int
+    best_epoch: int
+    epochs_run: int
+    val_auc: float
+    test_auc: float
+    test_auc_interval: tuple[float, float]
+    train_seconds: float
+    soft_labels_digest: str
+    history: list[dict[str, float]] = field(default_factory=list)
+    knowledge_digest: str = ""  # sha256 of knowledge/knowledge.npz
+
+
+@dataclass
+class KTStudentResult:
+    hidden: int
+    kd_weight: float
+    temperature: float
+    val_auc: float
+    test_auc: float
+    test_auc_interval: tuple[float, float]
+    best_epoch: int
+    parameters: int
+
+
+@dataclass
+class Speed:
+    """Sequences per second on one CPU thread, teacher and student measured in the same process."""
+
+    teacher_batched: float
+    student_batched: float
+    teacher_single: float
+    student_single: float
+
+    @property
+    def batched_ratio(self) -> float:
+        return self.student_batched / self.teacher_batched
+
+    @property
+    def single_ratio(self) -> float:
+        return self.student_single / self.teacher_single
+
+
+@dataclass
+class KTDistillResult:
+    run_id: str
+    teacher_run_id: str
+    teacher_test_auc: float
+    teacher_parameters: int
+    champion: KTStudentResult
+    no_kd_twin: KTStudentResult
+    trials: list[KTStudentResult]
+    speed: Speed
+    registered: str = ""
+
+
+@dataclass
+class KTSimulateResult:
+    seed: int
+    comparison: CohortComparison  # real against the mean of the simulated cohorts
+    cohorts: list[tuple[float, float]] = field(default_factory=list)  # each cohort: (correct rate, Pearson r)

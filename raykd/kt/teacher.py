@@ -1,0 +1,163 @@
+"""The knowledge-tracing teacher recipe: Ray Train `TorchTrainer` workers (DDP, gloo on CPU) fitting AttentionKT,
+a checkpoint per epoch (model, optimizer, training state, best weights), early stopping on validation AUC; then
+soft labels per step (next-step probability and every skill's mastery) for the students."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from raykd.kt.data import Sequence
+from raykd.kt.models import AttentionKT, Batch, batches, make_batch, next_step_logits, predict
+from raykd.pipeline import say
+
+STATE = "state.json"
+WEIGHTS = "weights.pt"
+BEST = "best.pt"
+MODEL_JSON = "model.json"
+
+
+@dataclass
+class TrainState:
+    epoch: int = -1
+    best_epoch: int = -1
+    best_auc: float = -math.inf
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def loss_on(model: torch.nn.Module, b: Batch) -> torch.Tensor:
+    from raykd.distill.losses import sequence_kd
+
+    _, gold, valid = b.targets
+    return sequence_kd(next_step_logits(model(b), b), gold, valid)
+
+
+def build(model_cfg: dict[str, Any], knowledge: dict[str, np.ndarray]) -> AttentionKT:
+    return AttentionKT(model_cfg["num_skills"], knowledge["embeddings"], knowledge["graph"],
+                       d_model=model_cfg["d_model"], layers=model_cfg["layers"], heads=model_cfg["heads"],
+                       dropout=model_cfg["dropout"], max_length=model_cfg["max_length"])
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    import ray.train
+    import ray.train.torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    torch.set_num_threads(int(config.get("threads", 1)))
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    hp = config["teacher"]
+    torch.manual_seed(hp["seed"])
+    train, val, index = config["train"], config["validation"], config["index"]
+    net = build(config["model"], config["knowledge"])
+    model = ray.train.torch.prepare_model(net)
+    opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    steps = math.ceil(len(batches(train, hp["batch_size"], 0)) / world) * hp["epochs"]
+    sched = get_cosine_schedule_with_warmup(opt, max(1, steps // 20), steps)
+    state, best = TrainState(), None
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            saved = torch.load(Path(d) / WEIGHTS, weights_only=True)
+            net.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            state = TrainState(**json.loads((Path(d) / STATE).read_text()))
+            best = torch.load(Path(d) / BEST, weights_only=True)
+        if rank == 0:
+            say("kt-teacher", f"resumed after epoch {state.epoch + 1}")
+    for epoch in range(state.epoch + 1, hp["epochs"]):
+        model.train()
+        t0, total, count = time.time(), 0.0, 0
+        groups = batches(train, hp["batch_size"], seed=hp["seed"] + epoch)
+        # Every rank takes the same number of steps (DDP all-reduces each one); the few left over change each epoch.
+        for group in groups[:len(groups) // world * world][rank::world]:
+            loss = loss_on(model, make_batch([train[i] for i in group], index))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total, count = total + loss.item(), count + 1
+        from raykd.kt.metrics import auc
+
+        val_auc = auc(val, predict(net, val, index)[0])
+        state.epoch = epoch
+        if val_auc > state.best_auc:
+            state.best_auc, state.best_epoch, state.bad_epochs = val_auc, epoch, 0
+            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            state.bad_epochs += 1
+        metrics = {"epoch": epoch + 1, "train/loss": total / max(count, 1), "val/auc": val_auc,
+                   "best/auc": state.best_auc, "epoch_seconds": time.time() - t0}
+        state.history.append(metrics)
+        with tempfile.TemporaryDirectory(prefix="raykd-kt-") as tmp:
+            if rank == 0:
+                say("kt-teacher", f"epoch {epoch + 1} loss {metrics['train/loss']:.4f} val AUC {val_auc:.4f} "
+                                  f"(best {state.best_auc:.4f}) {metrics['epoch_seconds']:.0f}s")
+                torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict()}, Path(tmp) / WEIGHTS)
+                torch.save(best, Path(tmp) / BEST)
+                (Path(tmp) / STATE).write_text(json.dumps(asdict(state)))
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+            else:
+                ray.train.report(metrics)
+        if state.bad_epochs >= hp["patience"]:
+            if rank == 0:
+                say("kt-teacher", f"early stop: no better validation AUC for {hp['patience']} epoch(s)")
+            break
+
+
+def fit(train: list[Sequence], validation: list[Sequence], index: dict[int, int], knowledge: dict[str, np.ndarray],
+        model_cfg: dict[str, Any], teacher_cfg: dict[str, Any], scaling: Any, storage: Path, name: str
+        ) -> tuple[Path, TrainState]:
+    """Run the recipe on Ray Train; returns the final checkpoint folder and its training state."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"train": train, "validation": validation, "index": index, "knowledge": knowledge,
+                           "model": model_cfg, "teacher": teacher_cfg},
+        torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
+            resources_per_worker={"CPU": scaling.cpus_per_worker,
+                                  **({"GPU": scaling.gpus_per_worker} if scaling.use_gpu else {})}),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=str(storage),
+            failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)))
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"the teacher reported no checkpoint ({result.error})")
+    folder = Path(result.checkpoint.path)
+    return folder, TrainState(**json.loads((folder / STATE).read_text()))
+
+
+def save_model(folder: Path, model_cfg: dict[str, Any], weights: dict[str, torch.Tensor], extra: dict[str, Any]
+               ) -> None:
+    from raykd.io import atomic_dir
+
+    with atomic_dir(folder) as tmp:
+        torch.save(weights, tmp / WEIGHTS)
+        (tmp / MODEL_JSON).write_text(json.dumps({**model_cfg, **extra}, indent=2))
+
+
+def load_model(folder: str | Path) -> tuple[AttentionKT, dict[str, Any]]:
+    folder = Path(folder)
+    meta = json.loads((folder / MODEL_JSON).read_text())
+    weights = torch.load(folder / WEIGHTS, weights_only=True)
+    knowledge = {"embeddings": weights["llm"][1:].numpy(), "graph": weights["graph"].numpy()}
+    model = build(meta, knowledge)
+    model.load_state_dict(weights)
+    return model.eval(), meta

@@ -1,0 +1,152 @@
+"""The knowledge-tracing stages end to end (tiny), their lineage, and their refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from raykd.errors import DataError
+
+
+def test_pipeline_records_each_stage_and_its_lineage(tiny_kt, tracking_uri):
+    import mlflow
+
+    from raykd.kt.job import KTDistillResult, KTTeacherResult, distill_dir, load_soft_labels, teacher_dir
+    from raykd.pipeline import load_result
+
+    cfg, simulation = tiny_kt
+    tdir, ddir = teacher_dir(cfg), distill_dir(cfg)
+    teacher = load_result(KTTeacherResult, tdir / "kt_teacher_result.json")
+    distill = load_result(KTDistillResult, ddir / "kt_distill_result.json")
+    assert teacher.knowledge_source == "minilm" and teacher.epochs_run == 2 and 0 < teacher.test_auc < 1
+    # Soft labels: one next-step probability per predicted attempt, every skill's mastery for training.
+    nxt, mastery = load_soft_labels(tdir / "soft_labels.npz", "train")
+    assert all(m.shape == (len(n), teacher.skills) for n, m in zip(nxt, mastery, strict=True))
+    assert all(((n > 0) & (n < 1)).all() for n in nxt)
+    assert {(t.hidden, t.kd_weight) for t in distill.trials} == {(8, 0.0), (8, 1.0)}
+    assert distill.champion.val_auc == max(t.val_auc for t in distill.trials)
+    assert distill.no_kd_twin.kd_weight == 0.0 and distill.speed.student_batched > 0
+    assert (ddir / "simulation.png").stat().st_size > 1000 and "Pearson r" in (ddir / "simulation.md").read_text()
+    assert simulation.comparison.learners == 80 and 0 < simulation.comparison.simulated_correct_rate < 1
+    # Lineage: the registered champion points back to the distill run, the teacher run and the data.
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    version = client.get_model_version_by_alias("kt-tiny", "champion")
+    assert version.tags["raykd.teacher_run_id"] == teacher.run_id
+    assert version.tags["raykd.data_digest"] == teacher.data_digest
+    assert version.tags["raykd.soft_labels_digest"] == teacher.soft_labels_digest
+    assert client.get_run(teacher.run_id).data.tags["raykd.family"] == "knowledge-tracing"
+
+
+def test_champion_reproduces_the_saved_predictions_and_simulation_is_seeded(tiny_kt):
+    from raykd.kt import prepared, simulate
+    from raykd.kt.job import distill_dir, teacher_dir
+    from raykd.kt.simulator import Simulator
+
+    cfg, simulation = tiny_kt
+    ds, prep = prepared.reuse(teacher_dir(cfg), cfg.data)
+    sim = Simulator.load(distill_dir(cfg) / "champion")
+    a = simulate.play(sim.model, ds.test, prep.index, seed=0, max_length=prep.max_length)
+    b = simulate.play(sim.model, ds.test, prep.index, seed=0, max_length=prep.max_length)
+    c = simulate.play(sim.model, ds.test, prep.index, seed=1, max_length=prep.max_length)
+    assert all((x == y).all() for x, y in zip(a, b, strict=True))
+    assert any((x != y).any() for x, y in zip(a, c, strict=True))
+    # The stage compares the real cohort with the mean of its simulated cohorts (seeds 0, 1, ...).
+    assert simulate.compare(ds.test, a).simulated_correct_rate == pytest.approx(simulation.cohorts[0][0])
+    assert simulate.compare(ds.test, c).simulated_correct_rate == pytest.approx(simulation.cohorts[1][0])
+    assert len(simulation.cohorts) == cfg.simulate.cohorts == 5
+    rates = [rate for rate, _ in simulation.cohorts]
+    assert simulation.comparison.simulated_correct_rate == pytest.approx(np.mean(rates))
+    # One learner through the Simulator equals the batched model on the same history.
+    seq = ds.test[0]
+    history = list(zip(seq.skills[:5].tolist(), seq.correct[:5].tolist(), strict=True))
+    out = sim.predict(history, [int(seq.skills[5])])
+    from raykd.kt.models import make_batch
+
+    logits = sim.model(make_batch([seq], prep.index))
+    expected = torch.sigmoid(logits[0, 4, prep.index[int(seq.skills[5])] - 1]).item()
+    assert out.probabilities[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_changed_data_is_refused_by_later_stages(tiny_kt, tmp_path):
+    from raykd.kt import prepared
+    from raykd.kt.job import teacher_dir
+
+    cfg, _ = tiny_kt
+    with pytest.raises(DataError, match="differs from what the teacher"):
+        prepared.reuse(teacher_dir(cfg), type(cfg.data)(**{**cfg.data.__dict__, "limit": 70}))
+    with pytest.raises(DataError, match="not found"):
+        prepared.load(tmp_path)
+
+
+def test_unnamed_skills_get_a_cooccurrence_graph():
+    from raykd.kt.data import Sequence
+    from raykd.kt.knowledge import build_knowledge, keep_neighbours
+
+    seqs = [Sequence(np.array([1, 2]), np.array([1, 0])), Sequence(np.array([1, 3]), np.array([0, 0])),
+            Sequence(np.array([2, 1, 2]), np.array([1, 1, 1]))]
+    k = build_knowledge([1, 2, 3], {}, seqs, "minilm", neighbours=2)
+    assert k.source == "cooccurrence"
+    # P(t | s): skill 1 seen by 3 learners, with 2 by 2 of them and with 3 by 1 -> row 1 = [0, 2/3, 1/3].
+    assert k.graph[0].tolist() == pytest.approx([0, 2 / 3, 1 / 3])
+    assert k.graph[2].tolist() == pytest.approx([1.0, 0, 0])  # 3 only ever met 1
+    kept = keep_neighbours(np.array([[1.0, 0.5, 0.2, 0.3], [0.1, 1, 0.1, 0.1], [0, 0, 1, 0], [1, 1, 1, 1]]), 1)
+    assert kept[0].tolist() == [0, 1, 0, 0] and kept[2].tolist() == [0, 0, 0, 0]
+
+
+def test_bad_kt_configs_fail_clearly(tmp_path):
+    from raykd.config import load_config
+    from raykd.errors import ConfigError
+    from raykd.kt.config import KTJobConfig
+
+    path = Path(tmp_path / "kt.yaml")
+    for text, needle in (("search: {kd_weight: [0.5]}", "search.kd_weight: must include 0"),
+                         ("teacher: {d_model: 30, heads: 4}", "teacher.d_model: must be a multiple of heads"),
+                         ("knowledge: {model: gpt9}", "knowledge.model: 'gpt9' is neither a zoo model"),
+                         ("data: {max_length: 1}", "data.max_length: must be >= 2")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+            load_config(path, KTJobConfig)
+
+
+def test_an_unseen_unnamed_dataset_trains_and_simulates_with_one_command(ray_session, tracking_uri, tmp_path):
+    """A folder the project has never seen (other file names, skill ids, no names): `raykd kt` with a config
+    naming the folder runs every stage; its skill graph comes from co-occurrence."""
+    from raykd.cli import main
+
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "my_kt_data"
+    folder.mkdir()
+    for name, learners in (("course_train.txt", 40), ("course_test.txt", 15)):
+        lines = []
+        for _ in range(learners):
+            n = int(rng.integers(5, 30))
+            skills = rng.choice([501, 502, 507, 530, 544], n)
+            correct = (rng.random(n) < 0.4 + 0.1 * (skills % 5)).astype(int)
+            lines += [str(n), ",".join(map(str, skills)), ",".join(map(str, correct))]
+        (folder / name).write_text("\n".join(lines) + "\n")
+    config = tmp_path / "kt.yaml"
+    config.write_text(f"""
+name: kt-unseen
+output_dir: {tmp_path / 'out'}
+data: {{path: {folder}, validation: 0.2}}
+teacher: {{d_model: 8, layers: 1, heads: 2, epochs: 1, batch_size: 16}}
+student: {{embed: 4, hidden: 4, epochs: 1, batch_size: 16}}
+search: {{hidden: [4], kd_weight: [0.0, 1.0], cpus_per_trial: 0.5}}
+""")
+    assert main(["kt", "--config", str(config), "--tracking-uri", tracking_uri]) == 0
+    result = json.loads((tmp_path / "out" / "teacher" / "kt_teacher_result.json").read_text())
+    assert result["knowledge_source"] == "cooccurrence" and result["skills"] == 5
+    simulation = json.loads((tmp_path / "out" / "distill" / "kt_simulate_result.json").read_text())
+    assert simulation["comparison"]["learners"] == 15
+
+
+def test_lineage_of_the_registered_simulator(tiny_kt, tracking_uri):
+    from raykd.registry import lineage
+
+    chain = dict(lineage("kt-tiny@champion", tracking_uri))
+    assert "DKT champion, test AUC" in chain["student run"] and "AttentionKT" in chain["teacher run"]
+    assert chain["knowledge"].startswith("minilm (sha256 ") and len(chain["data digest"]) == 64
