@@ -380,7 +380,10 @@ def kt_section(r: KTBench, out: Path, cmd: str) -> list[str]:
             row(f"champion DKT (hidden {d.champion.hidden}, lambda {d.champion.kd_weight:g}, "
                 f"T {d.champion.temperature:g})", d.champion),
             row(f"no-KD twin (hidden {d.no_kd_twin.hidden})", d.no_kd_twin)]
-    rows += [row(f"trial: hidden {t.hidden}, lambda {t.kd_weight:g}, T {t.temperature:g}", t) for t in d.trials]
+    rows += [row(f"trial: hidden {t.hidden}, lambda {t.kd_weight:g}, T {t.temperature:g}, seed {t.seed}", t)
+             for t in d.trials]
+    settings = [[f"hidden {x.hidden}, lambda {x.kd_weight:g}, T {x.temperature:g}", x.seeds, f"{x.val_auc_mean:.4f}",
+                 f"{x.test_auc_mean:.4f} ({x.test_auc_min:.4f} to {x.test_auc_max:.4f})"] for x in d.settings]
     plot = out / "kt_simulation.png"
     if Path(r.plot).is_file():
         shutil.copyfile(r.plot, plot)
@@ -389,6 +392,8 @@ def kt_section(r: KTBench, out: Path, cmd: str) -> list[str]:
             f"`raykd kt --config {r.config}` inside `{cmd}` (stage kt). Next-step AUC on the test file's learners "
             "(95% bootstrap intervals over learners); the champion is chosen on validation AUC.", "",
             markdown(["model", "validation AUC", "test AUC", "parameters"], rows), "",
+            *([markdown(["setting", "seeds", "mean validation AUC", "mean test AUC (range)"], settings), ""]
+              if settings else []),
             f"Student against teacher, same process, one thread: {r.teacher.parameters / d.champion.parameters:.0f}x "
             f"fewer parameters, {speed.student_batched / speed.teacher_batched:.1f}x the sequences/s in batches of 64, "
             f"{speed.student_single / speed.teacher_single:.1f}x one sequence at a time.", "",

@@ -134,6 +134,7 @@ def test_report_knowledge_tracing_section(tmp_path):
     from raykd.kt.results import (
         CohortComparison,
         KTDistillResult,
+        KTSetting,
         KTSimulateResult,
         KTStudentResult,
         KTTeacherResult,
@@ -149,7 +150,8 @@ def test_report_knowledge_tracing_section(tmp_path):
         "teacher": asdict(KTTeacherResult("t", "sqlite://", "d", "minilm", 110, 2_000_000, 8, 10, 0.82, 0.815,
                                           (0.81, 0.82), 400.0, "s")),
         "distill": asdict(KTDistillResult("r", "t", 0.815, 2_000_000, champion, twin, [twin, champion],
-                                          Speed(100.0, 2_500.0, 20.0, 400.0))),
+                                          Speed(100.0, 2_500.0, 20.0, 400.0), settings=[
+                                              KTSetting(64, 1.0, 1.0, 2, 0.8221, 0.8127, 0.8126, 0.8128)])),
         "simulation": asdict(KTSimulateResult(0, CohortComparison(1230, 101_419, 0.659, 0.662, 0.95, 100,
                                                                   [0.6, 0.7], [0.61, 0.69], {}))),
         "plot": str(tmp_path / "missing.png"), "config": "configs/kt_assist2009.yaml"}
@@ -160,4 +162,5 @@ def test_report_knowledge_tracing_section(tmp_path):
     assert "| teacher (AttentionKT) | 0.8200 | 0.8150 [0.8100, 0.8200] | 2,000,000 |" in section
     assert "| champion DKT (hidden 64, lambda 1, T 1) | 0.8220 | 0.8120 [0.8020, 0.8220] | 40,000 |" in section
     assert "50x fewer parameters, 25.0x the sequences/s in batches of 64, 20.0x one sequence at a time" in section
+    assert "| hidden 64, lambda 1, T 1 | 2 | 0.8221 | 0.8127 (0.8126 to 0.8128) |" in section
     assert "correct rate 0.662 simulated against 0.659 real" in section and "Pearson r = 0.950" in section

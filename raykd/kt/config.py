@@ -101,9 +101,11 @@ class KTStudentConfig:
 @dataclass
 class KTSearchConfig:
     """Ray Tune over the student: every (hidden, kd_weight, temperature) with kd_weight > 0, plus one no-KD twin
-    per hidden size; the champion has the best validation AUC."""
+    per hidden size, each trained with every seed; the setting with the best mean validation AUC wins, and its
+    best seed is the champion."""
 
     __pydantic_config__ = STRICT
+    seeds: list[int] = field(default_factory=lambda: [0])
     hidden: list[int] = field(default_factory=lambda: [64])
     kd_weight: list[float] = field(default_factory=lambda: [0.0, 1.0])
     temperature: list[float] = field(default_factory=lambda: [1.0])
@@ -112,6 +114,8 @@ class KTSearchConfig:
     def validate(self, where: str) -> None:
         if 0.0 not in self.kd_weight:
             raise ConfigError(f"{where}.kd_weight", "must include 0: the no-KD twin every KD student is compared with")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{where}.seeds", "at least one seed, no repeats")
         if not self.hidden or not self.temperature or min(self.hidden) < 1 or min(self.temperature) <= 0:
             raise ConfigError(where, "hidden sizes must be >= 1 and temperatures > 0")
 

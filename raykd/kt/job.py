@@ -182,21 +182,19 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
         results, models = [], []
         for trial in trials:
             hp = dataclasses.replace(cfg.student, hidden=trial.hidden, kd_weight=trial.kd_weight,
-                                     temperature=trial.temperature)
+                                     temperature=trial.temperature, seed=trial.seed)
             model = DKT(len(prep.skill_ids), hp.embed, hp.hidden, hp.dropout)
             model.load_state_dict(torch.load(trial.weights, weights_only=True))
             model.eval()
             probs = predict(model, parts["test"], prep.index)[0]
             results.append(KTStudentResult(trial.hidden, trial.kd_weight, trial.temperature, trial.val_auc,
                                            auc(parts["test"], probs), auc_interval(parts["test"], probs),
-                                           trial.best_epoch, count_parameters(model)))
+                                           trial.best_epoch, count_parameters(model), trial.seed))
             models.append((model, hp))
-            run.say(f"student hidden {trial.hidden} lambda {trial.kd_weight} T {trial.temperature}: val AUC "
-                    f"{trial.val_auc:.4f}, test AUC {results[-1].test_auc:.4f}")
-        # The champion is chosen on validation among all trials, no-KD twins included.
-        best = max(range(len(results)), key=lambda i: results[i].val_auc)
-        champion, (champ_model, champ_hp) = results[best], models[best]
-        twin = next(r for r in results if r.kd_weight == 0 and r.hidden == champion.hidden)
+            run.say(f"student hidden {trial.hidden} lambda {trial.kd_weight} T {trial.temperature} seed {trial.seed}: "
+                    f"val AUC {trial.val_auc:.4f}, test AUC {results[-1].test_auc:.4f}")
+        settings, best, twin_at = kt_student.choose(results)
+        champion, (champ_model, champ_hp), twin = results[best], models[best], results[twin_at]
         kt_student.save_student(out / "champion", champ_model, champ_hp, prep.skill_ids,
                                 {"max_length": prep.max_length, "teacher_run_id": t_result.run_id,
                                  "data_digest": prep.digest,
@@ -204,11 +202,12 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
         teacher_model, _ = teacher.load_model(tdir / "model")
         speed = measure_speed(teacher_model, champ_model, parts["test"], prep.index)
         result = KTDistillResult(run.run_id, t_result.run_id, auc(parts["test"], test_teacher),
-                                 t_result.parameters, champion, twin, results, speed)
+                                 t_result.parameters, champion, twin, results, speed, settings=settings)
         if cfg.register_as:
             result.registered = _register(run, out / "champion", cfg.register_as, {
                 **lineage.tags(), "raykd.family": "knowledge-tracing", "raykd.distill_run_id": run.run_id,
-                "raykd.knowledge": f"{t_result.knowledge_source} (sha256 {t_result.knowledge_digest})"})
+                "raykd.knowledge": t_result.knowledge_source + (f" (sha256 {t_result.knowledge_digest})"
+                                                                if t_result.knowledge_digest else "")})
         run.log_metrics({"champion.val_auc": champion.val_auc, "champion.test_auc": champion.test_auc,
                          "twin.test_auc": twin.test_auc, "teacher.test_auc": result.teacher_test_auc,
                          "speedup.batched": speed.batched_ratio, "speedup.single": speed.single_ratio})

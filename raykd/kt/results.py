@@ -47,6 +47,21 @@ class KTStudentResult:
     test_auc_interval: tuple[float, float]
     best_epoch: int
     parameters: int
+    seed: int = 0
+
+
+@dataclass
+class KTSetting:
+    """One (hidden, lambda, T) over its seeds: mean and spread of its students' AUCs."""
+
+    hidden: int
+    kd_weight: float
+    temperature: float
+    seeds: int
+    val_auc_mean: float
+    test_auc_mean: float
+    test_auc_min: float
+    test_auc_max: float
 
 
 @dataclass
@@ -78,6 +93,7 @@ class KTDistillResult:
     trials: list[KTStudentResult]
     speed: Speed
     registered: str = ""
+    settings: list[KTSetting] = field(default_factory=list)  # the champion's is chosen by mean validation AUC
 
 
 @dataclass

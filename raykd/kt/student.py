@@ -18,6 +18,7 @@ from raykd.kt.config import KTSearchConfig, KTStudentConfig
 from raykd.kt.data import Sequence
 from raykd.kt.metrics import auc
 from raykd.kt.models import DKT, batches, make_batch, next_step_logits, predict
+from raykd.kt.results import KTSetting, KTStudentResult
 
 WEIGHTS, MODEL_JSON = "weights.pt", "model.json"
 
@@ -99,12 +100,13 @@ def load_student(folder: str | Path) -> tuple[DKT, dict[str, Any]]:
 
 
 def trial_grid(search: KTSearchConfig) -> list[dict[str, float]]:
-    """Every KD setting per hidden size, and one no-KD twin per hidden size (temperature means nothing there)."""
+    """Every KD setting per hidden size, and one no-KD twin per hidden size (temperature means nothing there),
+    each with every seed."""
     grid = []
     for hidden in search.hidden:
-        grid.append({"hidden": hidden, "kd_weight": 0.0, "temperature": 1.0})
-        grid += [{"hidden": hidden, "kd_weight": lam, "temperature": t}
-                 for lam in search.kd_weight if lam > 0 for t in search.temperature]
+        settings = [(0.0, 1.0)] + [(lam, t) for lam in search.kd_weight if lam > 0 for t in search.temperature]
+        grid += [{"hidden": hidden, "kd_weight": lam, "temperature": t, "seed": seed}
+                 for lam, t in settings for seed in search.seeds]
     return grid
 
 
@@ -130,6 +132,7 @@ class Trial:
     hidden: int
     kd_weight: float
     temperature: float
+    seed: int
     val_auc: float
     best_epoch: int
     weights: str  # the trial's checkpoint file
@@ -153,7 +156,25 @@ def search(train: list[Sequence], validation: list[Sequence], index: dict[int, i
         if r.error is not None or r.checkpoint is None:
             raise RuntimeError(f"a student trial failed: {r.error}")
         p = r.config["params"]
-        trials.append(Trial(int(p["hidden"]), float(p["kd_weight"]), float(p["temperature"]),
+        trials.append(Trial(int(p["hidden"]), float(p["kd_weight"]), float(p["temperature"]), int(p["seed"]),
                             float(r.metrics["val_auc"]), int(r.metrics["epoch"]),
                             str(Path(r.checkpoint.path) / WEIGHTS)))
     return trials
+
+
+def choose(results: list[KTStudentResult]) -> tuple[list[KTSetting], int, int]:
+    """Settings (hidden, lambda, T) averaged over seeds; the index of the champion (the best-validation seed of
+    the setting with the best mean validation AUC, no-KD twins competing too) and of its no-KD twin (the same
+    hidden size, lambda 0, the same seed)."""
+    groups: dict[tuple[int, float, float], list[int]] = {}
+    for i, r in enumerate(results):
+        groups.setdefault((r.hidden, r.kd_weight, r.temperature), []).append(i)
+    settings = []
+    for (hidden, lam, t), members in groups.items():
+        tests = [results[i].test_auc for i in members]
+        settings.append(KTSetting(hidden, lam, t, len(members), float(np.mean([results[i].val_auc for i in members])),
+                                  float(np.mean(tests)), min(tests), max(tests)))
+    best = max(settings, key=lambda x: x.val_auc_mean)
+    champion = max(groups[(best.hidden, best.kd_weight, best.temperature)], key=lambda i: results[i].val_auc)
+    twin = next(i for i in groups[(best.hidden, 0.0, 1.0)] if results[i].seed == results[champion].seed)
+    return settings, champion, twin

@@ -150,3 +150,24 @@ def test_lineage_of_the_registered_simulator(tiny_kt, tracking_uri):
     chain = dict(lineage("kt-tiny@champion", tracking_uri))
     assert "DKT champion, test AUC" in chain["student run"] and "AttentionKT" in chain["teacher run"]
     assert chain["knowledge"].startswith("minilm (sha256 ") and len(chain["data digest"]) == 64
+
+
+def test_champion_setting_is_chosen_by_mean_validation_auc_over_seeds():
+    from raykd.kt.results import KTStudentResult
+    from raykd.kt.student import choose, trial_grid
+
+    def r(lam, seed, val, test):
+        return KTStudentResult(64, lam, 1.0, val, test, (test, test), 1, 10, seed)
+
+    # lambda 1 has the single best validation AUC (seed 1) but the lower mean; lambda 0.5 wins on the mean.
+    results = [r(0.0, 0, 0.80, 0.79), r(0.0, 1, 0.81, 0.80), r(1.0, 0, 0.70, 0.70), r(1.0, 1, 0.90, 0.81),
+               r(0.5, 0, 0.84, 0.82), r(0.5, 1, 0.83, 0.83)]
+    settings, champion, twin = choose(results)
+    assert (results[champion].kd_weight, results[champion].seed) == (0.5, 0)
+    assert (results[twin].kd_weight, results[twin].seed) == (0.0, 0)
+    by = {(s.kd_weight, s.temperature): s for s in settings}
+    assert by[(0.5, 1.0)].val_auc_mean == pytest.approx(0.835) and by[(1.0, 1.0)].test_auc_max == 0.81
+    from raykd.kt.config import KTSearchConfig
+
+    grid = trial_grid(KTSearchConfig(seeds=[0, 1], hidden=[32], kd_weight=[0.0, 1.0], temperature=[1.0, 2.0]))
+    assert len(grid) == 2 * (1 + 2) and {g["seed"] for g in grid} == {0, 1}
