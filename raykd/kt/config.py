@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from raykd.config import STRICT, Bool, Int, Number, ScalingConfig, Str, TrackingConfig, validate_sections
 from raykd.errors import ConfigError
@@ -39,6 +40,10 @@ class KnowledgeConfig:
     __pydantic_config__ = STRICT
     model: Str = "minilm"  # a zoo model that reads the skill names, or "cooccurrence"
     neighbours: Int = 8
+    # similarity: the graph weighs each skill's neighbours by embedding similarity; prerequisite: a zoo LLM
+    # (relation_model) judges, for each neighbour, whether it must be understood first.
+    relations: Literal["similarity", "prerequisite"] = "similarity"
+    relation_model: Str = "smollm2-135m"
 
     def validate(self, where: str) -> None:
         if self.neighbours < 1:
@@ -49,6 +54,13 @@ class KnowledgeConfig:
             if self.model not in ZOO:
                 raise ConfigError(f"{where}.model", f"{self.model!r} is neither a zoo model ({', '.join(ZOO)}) "
                                                     "nor 'cooccurrence'")
+        if self.relations == "prerequisite":
+            from raykd.zoo import ZOO
+
+            entry = ZOO.get(self.relation_model)
+            if entry is None or entry.kind != "llm":
+                raise ConfigError(f"{where}.relation_model", f"{self.relation_model!r} is not an LLM of the model "
+                                                             "zoo (prerequisites are judged by a language model)")
 
 
 @dataclass

@@ -85,7 +85,8 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
                 f"{len(parts['test'])} test windows of <= {prep.max_length}; {len(prep.skill_ids)} skills "
                 f"({len(ds.skill_names)} named); digest {prep.digest[:16]}")
         knowledge = build_knowledge(prep.skill_ids, ds.skill_names, [ds.train[i] for i in prep.train_learners],
-                                    cfg.knowledge.model, cfg.knowledge.neighbours)
+                                    cfg.knowledge.model, cfg.knowledge.neighbours, cfg.knowledge.relations,
+                                    cfg.knowledge.relation_model)
         knowledge.save(out / "knowledge")
         run.log_artifact(out / "knowledge" / "knowledge.npz", "knowledge")
         run.say(f"skill knowledge from {knowledge.source}: embeddings {knowledge.embeddings.shape}, graph with "

@@ -1,7 +1,10 @@
 """What a language model knows about the skills: an embedding per skill and a skill-relation graph.
 
     named skills    e_s = mean-pooled last hidden state of the zoo model over the skill's name (unit length)
-                    G[s, t] = cos(e_s, e_t) for t among s's k nearest skills (k = `neighbours`), else 0
+                    relations "similarity":   G[s, t] = cos(e_s, e_t) for t among s's k nearest skills
+                                                (k = `neighbours`), else 0
+                    relations "prerequisite": G[s, t] = P(Yes | "must a student understand <t> before learning
+                                                <s>?") from a zoo LLM, for t among s's k nearest skills
     unnamed skills  e_s = 0 (the teacher learns its own embedding only)
                     G[s, t] = P(t attempted | s attempted by the same learner), from the training sequences,
                     kept for s's k most frequent companions
@@ -91,12 +94,51 @@ def embed_names(texts: list[str], model_name: str, batch_size: int = 32) -> np.n
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-8)).astype(np.float32)
 
 
+PREREQUISITE_PROMPT = ("Question: In school mathematics, must a student understand \"{before}\" before learning "
+                       "\"{after}\"? Answer Yes or No.\nAnswer:")
+
+
+def prerequisite_probabilities(names: list[str], pairs: list[tuple[int, int]], model_name: str,
+                               batch_size: int = 16) -> np.ndarray:
+    """P(Yes) over {Yes, No} for each (after, before) pair of name indices: does `before` come first?"""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from raykd import zoo
+
+    folder = zoo.resolve(model_name)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"  # the answer token follows the last prompt token of every row
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    yes, no = (tokenizer.encode(w, add_special_tokens=False)[0] for w in (" Yes", " No"))
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            prompts = [PREREQUISITE_PROMPT.format(before=names[b], after=names[a]) for a, b in pairs[i:i + batch_size]]
+            enc = tokenizer(prompts, return_tensors="pt", padding=True)
+            last = model(**enc).logits[:, -1, [yes, no]].float()
+            out.append(torch.softmax(last, dim=-1)[:, 0].numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def build_knowledge(skill_ids: list[int], skill_names: dict[int, str], train: list[Sequence],
-                    model_name: str, neighbours: int) -> SkillKnowledge:
-    """Embeddings and graph from the zoo model when every skill has a name, else from co-occurrence."""
+                    model_name: str, neighbours: int, relations: str = "similarity",
+                    relation_model: str = "smollm2-135m") -> SkillKnowledge:
+    """Embeddings and graph from the zoo models when every skill has a name, else from co-occurrence."""
     if skill_names and model_name != "cooccurrence" and all(s in skill_names for s in skill_ids):
-        emb = embed_names([skill_names[s] for s in skill_ids], model_name)
-        return SkillKnowledge(skill_ids, emb, keep_neighbours(emb @ emb.T, neighbours), model_name)
+        names = [skill_names[s] for s in skill_ids]
+        emb = embed_names(names, model_name)
+        similar = keep_neighbours(emb @ emb.T, neighbours)
+        if relations == "similarity":
+            return SkillKnowledge(skill_ids, emb, similar, model_name)
+        pairs = [(a, int(b)) for a in range(len(names)) for b in np.flatnonzero(similar[a])]
+        weights = np.zeros_like(similar)
+        for (a, b), p in zip(pairs, prerequisite_probabilities(names, pairs, relation_model), strict=True):
+            weights[a, b] = p
+        return SkillKnowledge(skill_ids, emb, keep_neighbours(weights, neighbours),
+                              f"{model_name} + {relation_model} prerequisites")
     emb = np.zeros((len(skill_ids), 1), dtype=np.float32)
     return SkillKnowledge(skill_ids, emb, keep_neighbours(cooccurrence(train, skill_ids), neighbours),
                           "cooccurrence")

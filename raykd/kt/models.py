@@ -118,7 +118,7 @@ def evidence(batch: Batch, num_skills: int, graph: torch.Tensor) -> torch.Tensor
 
 class AttentionKT(nn.Module):
     def __init__(self, num_skills: int, skill_embeddings: np.ndarray, graph: np.ndarray, d_model: int = 128,
-                 layers: int = 2, heads: int = 4, dropout: float = 0.2, max_length: int = 200):
+                 layers: int = 2, heads: int = 4, dropout: float = 0.2):
         super().__init__()
         self.num_skills = num_skills
         self.register_buffer("llm", torch.cat([torch.zeros(1, skill_embeddings.shape[1]),

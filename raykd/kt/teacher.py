@@ -44,7 +44,7 @@ def loss_on(model: torch.nn.Module, b: Batch) -> torch.Tensor:
 def build(model_cfg: dict[str, Any], knowledge: dict[str, np.ndarray]) -> AttentionKT:
     return AttentionKT(model_cfg["num_skills"], knowledge["embeddings"], knowledge["graph"],
                        d_model=model_cfg["d_model"], layers=model_cfg["layers"], heads=model_cfg["heads"],
-                       dropout=model_cfg["dropout"], max_length=model_cfg["max_length"])
+                       dropout=model_cfg["dropout"])
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

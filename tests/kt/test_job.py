@@ -106,7 +106,10 @@ def test_bad_kt_configs_fail_clearly(tmp_path):
     for text, needle in (("search: {kd_weight: [0.5]}", "search.kd_weight: must include 0"),
                          ("teacher: {d_model: 30, heads: 4}", "teacher.d_model: must be a multiple of heads"),
                          ("knowledge: {model: gpt9}", "knowledge.model: 'gpt9' is neither a zoo model"),
-                         ("data: {max_length: 1}", "data.max_length: must be >= 2")):
+                         ("data: {max_length: 1}", "data.max_length: must be >= 2"),
+                         ("knowledge: {relations: prerequisite, relation_model: minilm}",
+                          "knowledge.relation_model: 'minilm' is not an LLM of the model zoo"),
+                         ("search: {seeds: [1, 1]}", "search.seeds: at least one seed, no repeats")):
         path.write_text(text)
         with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
             load_config(path, KTJobConfig)
@@ -171,3 +174,38 @@ def test_champion_setting_is_chosen_by_mean_validation_auc_over_seeds():
 
     grid = trial_grid(KTSearchConfig(seeds=[0, 1], hidden=[32], kd_weight=[0.0, 1.0], temperature=[1.0, 2.0]))
     assert len(grid) == 2 * (1 + 2) and {g["seed"] for g in grid} == {0, 1}
+
+
+def test_prerequisite_relations_from_a_zoo_llm(smollm2, zoo_cache, monkeypatch):
+    """The LLM judges each skill's nearest neighbours as prerequisites; the graph keeps its row-normalised weights."""
+    from raykd.kt.knowledge import build_knowledge, prerequisite_probabilities
+
+    monkeypatch.setenv("RAYKD_ZOO_DIR", str(zoo_cache))
+    names = {1: "Addition", 2: "Multiplication", 3: "Area Circle", 4: "Circumference"}
+    k = build_knowledge([1, 2, 3, 4], names, [], "minilm", neighbours=2, relations="prerequisite")
+    assert k.source == "minilm + smollm2-135m prerequisites" and k.embeddings.shape == (4, 384)
+    assert np.allclose(k.graph.sum(1), 1.0, atol=1e-5) and (np.diag(k.graph) == 0).all()
+    p = prerequisite_probabilities(list(names.values()), [(1, 0), (0, 1)], "smollm2-135m")
+    assert p.shape == (2,) and ((p > 0) & (p < 1)).all()
+
+
+def test_teacher_resumes_from_its_last_epoch_checkpoint(ray_session, tmp_path):
+    """A second run under the same name starts after the last checkpointed epoch (weights, optimizer, schedule)."""
+    from raykd.config import ScalingConfig
+    from raykd.kt import teacher
+    from raykd.kt.config import KTTeacherConfig
+    from raykd.kt.data import Sequence
+
+    rng = np.random.default_rng(0)
+    seqs = [Sequence(rng.integers(1, 4, 12), rng.integers(0, 2, 12)) for _ in range(24)]
+    index = {1: 1, 2: 2, 3: 3}
+    knowledge = {"embeddings": np.zeros((3, 1), np.float32), "graph": np.zeros((3, 3), np.float32)}
+    model_cfg = {"num_skills": 3, "max_length": 12, "d_model": 8, "layers": 1, "heads": 2, "dropout": 0.0}
+    hp = {**KTTeacherConfig(d_model=8, layers=1, heads=2, epochs=1, batch_size=8).__dict__}
+    scaling = ScalingConfig(num_workers=2, cpus_per_worker=0.5)
+    _, first = teacher.fit(seqs[:16], seqs[16:], index, knowledge, model_cfg, hp, scaling, tmp_path, "resume")
+    assert first.epoch == 0 and len(first.history) == 1
+    folder, second = teacher.fit(seqs[:16], seqs[16:], index, knowledge, model_cfg, {**hp, "epochs": 2}, scaling,
+                                 tmp_path, "resume")
+    assert second.epoch == 1 and [h["epoch"] for h in second.history] == [1, 2]
+    assert (folder / teacher.BEST).is_file()
