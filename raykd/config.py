@@ -552,3 +552,8 @@ class ServeConfig:
             raise ConfigError(f"{where}.request_timeout_s",
                               f"must exceed max_queue_wait_s ({self.max_queue_wait_s}): overload is answered by "
                               "503, not by a time-out")
+        if self.max_history < 1 or self.max_next_skills < 1:
+            raise ConfigError(f"{where}.max_history", "max_history and max_next_skills must be >= 1")
+        if self.simulator and ":/" not in self.simulator and not (Path(self.simulator) / "model.json").is_file():
+            raise ConfigError(f"{where}.simulator", f"{self.simulator}: not a simulator folder (model.json missing); "
+                                                    "give a kt-distill champion folder or models:/NAME@ALIAS")

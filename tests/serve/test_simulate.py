@@ -71,3 +71,11 @@ def test_no_simulator_is_a_404(endpoint):
     r = requests.post(f"{endpoint.rstrip('/')}/v1/simulate", json={"next_skills": [1]}, timeout=30)
     assert r.status_code == 404 and "no simulator" in r.text
     assert requests.get(f"{endpoint.rstrip('/')}/v1/skills", timeout=30).status_code == 404
+
+
+def test_a_missing_simulator_folder_is_a_config_error(tmp_path):
+    from raykd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="serve.simulator: .* not a simulator folder"):
+        ServeConfig(model="x", simulator=str(tmp_path)).validate("serve")
+    ServeConfig(model="x", simulator="models:/kt@champion").validate("serve")  # fetched when the replica starts
