@@ -4,7 +4,8 @@
 
 1. sweep: one-response and 64-response requests at 1, 4, 16, 32, 64 and 256 connections, students and the teacher
    behind the same Serve ingress (HAProxy) on 127.0.0.1; requests/s, responses/s, p50/p99 latency, failures
-   (time-outs, socket errors, 5xx other than 503) and 503s (overload, answered at once) apart
+   (time-outs, socket errors, 5xx other than 503) and 503s (overload, answered at once) apart; every level is
+   measured twice, in an ascending and then a descending pass, and reported over both
 2. where one request's time goes: the replica's Server-Timing (batch queue, model, app) against the
    client's total at one connection; the rest is HTTP, the proxy and routing
 3. faults: a two-replica copy of the first student under 64 connections, one replica process SIGKILLed 10 s in: failed
@@ -81,18 +82,23 @@ def wrk(base: str, route: str, bodies: Path, connections: int, seconds: float, t
     return json.loads(line.removeprefix("RAYKD_WRK "))
 
 
-def load_point(raw: dict[str, Any], model: str, shape: str, connections: int) -> LoadPoint:
-    statuses = {str(k): int(v) for k, v in raw["statuses"].items()}
+def load_point(raws: list[dict[str, Any]], model: str, shape: str, connections: int) -> LoadPoint:
+    """One level from its wrk runs (the sweep's passes): counts and rates over all of them, and the larger
+    p50 and p99 of the passes (wrk reports percentiles, not the samples to pool)."""
+    statuses: dict[str, int] = {}
+    for raw in raws:
+        for k, v in raw["statuses"].items():
+            statuses[str(k)] = statuses.get(str(k), 0) + int(v)
     ok = sum(v for k, v in statuses.items() if k.startswith("2"))
     overload = statuses.get("503", 0)
-    socket_errors = sum(raw["errors"][k] for k in ("connect", "read", "write", "timeout"))
-    seconds = raw["duration_us"] / 1e6
-    lat = raw["latency_us"]
+    errors = {k: sum(raw["errors"][k] for raw in raws) for k in ("connect", "read", "write", "timeout")}
+    seconds = sum(raw["duration_us"] for raw in raws) / 1e6
     return LoadPoint(model=model, shape=shape, connections=connections, seconds=seconds,
                      requests_per_s=ok / seconds, responses_per_s=ok * SHAPES[shape] / seconds,
-                     p50_ms=lat["p50"] / 1000, p99_ms=lat["p99"] / 1000, ok=ok, overload_503=overload,
-                     failed=sum(statuses.values()) - ok - overload + socket_errors,
-                     timeouts=raw["errors"]["timeout"], statuses=statuses)
+                     p50_ms=max(raw["latency_us"]["p50"] for raw in raws) / 1000,
+                     p99_ms=max(raw["latency_us"]["p99"] for raw in raws) / 1000, ok=ok, overload_503=overload,
+                     failed=sum(statuses.values()) - ok - overload + sum(errors.values()),
+                     timeouts=errors["timeout"], statuses=statuses, passes=len(raws))
 
 
 def breakdown(url: str, bodies: list[str], model: str, shape: str, n: int = 150) -> Breakdown:
@@ -181,7 +187,7 @@ def fault_run(base: str, student: str, bodies: Path, connections: int = 64, seco
     baseline = statistics.mean(before) if before else 0.0
     recovery = next((s - (killed_at - start) for s in span if s > kill_s and ok.get(s, 0) >= 0.9 * baseline
                      and all(ok.get(t, 0) >= 0.9 * baseline for t in range(s, min(s + 3, span[-1])))), None)
-    point = load_point(result, "student", "single", connections)
+    point = load_point([result], "student", "single", connections)
     total = point.ok + point.overload_503 + point.failed
     failed = point.failed + point.overload_503
     return FaultRun(connections=connections, seconds=seconds, killed_at_s=killed_at - start, requests=total,
@@ -267,16 +273,21 @@ def run(students: dict[str, str], teacher: str, out: Path, seconds: float = 10,
             print(f"[serve-load] {report.breakdown[-1]}", flush=True)
     for name in models:
         for shape in SHAPES:
-            for c in connections:
+            # Two passes, ascending then descending: a drift over the minutes of a sweep (a warming cache, a
+            # growing log) then weighs on every level alike instead of looking like an effect of concurrency.
+            raws: dict[int, list[dict[str, Any]]] = {c: [] for c in connections}
+            for c in [*connections, *reversed(connections)]:
                 # Warm-up at this concurrency (not counted): HAProxy opens its backend connections for the new
                 # clients, which costs seconds at 256 connections and would otherwise land in the tail.
                 wrk(base, f"/{name}", bodies[name, shape], c, WARMUP_S, timeout_s)
-                raw = wrk(base, f"/{name}", bodies[name, shape], c, seconds, timeout_s)
-                report.sweep.append(load_point(raw, name, shape, c))
+                raws[c].append(wrk(base, f"/{name}", bodies[name, shape], c, seconds, timeout_s))
+            for c in connections:
+                report.sweep.append(load_point(raws[c], name, shape, c))
                 p = report.sweep[-1]
                 print(f"[serve-load] {name} {shape} c={c}: {p.requests_per_s:.1f} req/s {p.responses_per_s:.0f} "
-                      f"resp/s p50 {p.p50_ms:.1f} ms p99 {p.p99_ms:.1f} ms 503 {p.overload_503} failed {p.failed}",
-                      flush=True)
+                      f"resp/s p50 {p.p50_ms:.1f} ms p99 {p.p99_ms:.1f} ms 503 {p.overload_503} failed {p.failed} "
+                      f"(passes: {' / '.join(f'{load_point([r], name, shape, c).requests_per_s:.0f}' for r in raws[c])}"
+                      " req/s)", flush=True)
     first = next(iter(students))
     if fault:
         for name in models:  # the fault run's two replicas get the machine to themselves

@@ -31,6 +31,7 @@ class LoadPoint:
     failed: int  # time-outs, socket errors and non-503 errors
     timeouts: int
     statuses: dict[str, int]
+    passes: int = 1  # wrk runs pooled: counts and rates over all, p50/p99 the larger of the runs'
 
 
 @dataclass
@@ -110,13 +111,21 @@ def ratios(r: LoadReport, student: str) -> list[tuple[str, int, float]]:
     return out
 
 
+def passes_note(r: LoadReport) -> str:
+    passes = max((p.passes for p in r.sweep), default=1)
+    if passes < 2:
+        return ""
+    return (f", in {passes} passes over the levels (ascending, then descending), rates over all passes and "
+            "p50/p99 the larger of the passes'")
+
+
 def markdown(r: LoadReport, command: str) -> str:
     from raykd.tables import markdown as table
 
     lines = [f"All figures from one run of `{command}` on {r.machine.get('cpus')} CPU cores; wrk as the client "
              f"(--timeout {r.wrk_timeout_s:g}s), on the same machine; each level measured after a {WARMUP_S} s "
-             "warm-up at that concurrency. Failures are time-outs, socket errors and 5xx other than 503; 503s are "
-             "overload refusals answered at once with Retry-After.", ""]
+             f"warm-up at that concurrency{passes_note(r)}. Failures are time-outs, socket errors and 5xx other "
+             "than 503; 503s are overload refusals answered at once with Retry-After.", ""]
     for model in models(r):
         for shape in SHAPES:
             rows = [p for p in r.sweep if p.model == model and p.shape == shape]
