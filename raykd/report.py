@@ -397,6 +397,10 @@ def kt_section(r: KTBench, out: Path, cmd: str) -> list[str]:
             f"Student against teacher, same process, one thread: {r.teacher.parameters / d.champion.parameters:.0f}x "
             f"fewer parameters, {speed.student_batched / speed.teacher_batched:.1f}x the sequences/s in batches of 64, "
             f"{speed.student_single / speed.teacher_single:.1f}x one sequence at a time.", "",
+            *([f"The simulator is the champion after {len(d.calibration)} rounds of per-skill bias calibration on "
+               "the training learners (raykd.kt.simulate.calibrate; per-skill r of a played training cohort "
+               f"{' -> '.join(f'{x.skill_rate_pearson_r:.3f}' for x in d.calibration)}, measured before each "
+               f"round's update); its test AUC is {d.simulator_test_auc:.4f}.", ""] if d.calibration else []),
             f"Simulated test cohort ({c.learners:,} learners, {c.interactions:,} attempts; the mean of "
             f"{max(1, len(r.simulation.cohorts))} simulated cohorts): correct rate "
             f"{c.simulated_correct_rate:.3f} simulated against {c.real_correct_rate:.3f} real; per-skill correct "

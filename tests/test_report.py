@@ -132,6 +132,7 @@ def serve_load() -> dict:
 
 def test_report_knowledge_tracing_section(tmp_path):
     from raykd.kt.results import (
+        CalibrationRound,
         CohortComparison,
         KTDistillResult,
         KTSetting,
@@ -151,7 +152,10 @@ def test_report_knowledge_tracing_section(tmp_path):
                                           (0.81, 0.82), 400.0, "s")),
         "distill": asdict(KTDistillResult("r", "t", 0.815, 2_000_000, champion, twin, [twin, champion],
                                           Speed(100.0, 2_500.0, 20.0, 400.0), settings=[
-                                              KTSetting(64, 1.0, 1.0, 2, 0.8221, 0.8127, 0.8126, 0.8128)])),
+                                              KTSetting(64, 1.0, 1.0, 2, 0.8221, 0.8127, 0.8126, 0.8128)],
+                                          calibration=[CalibrationRound(0.93, 0.658, 0.653),
+                                                       CalibrationRound(0.957, 0.658, 0.663)],
+                                          simulator_test_auc=0.8136)),
         "simulation": asdict(KTSimulateResult(0, CohortComparison(1230, 101_419, 0.659, 0.662, 0.95, 100,
                                                                   [0.6, 0.7], [0.61, 0.69], {}))),
         "plot": str(tmp_path / "missing.png"), "config": "configs/kt_assist2009.yaml"}
@@ -164,3 +168,5 @@ def test_report_knowledge_tracing_section(tmp_path):
     assert "50x fewer parameters, 25.0x the sequences/s in batches of 64, 20.0x one sequence at a time" in section
     assert "| hidden 64, lambda 1, T 1 | 2 | 0.8221 | 0.8127 (0.8126 to 0.8128) |" in section
     assert "correct rate 0.662 simulated against 0.659 real" in section and "Pearson r = 0.950" in section
+    assert "after 2 rounds of per-skill bias calibration" in section and "0.930 -> 0.957" in section
+    assert "its test AUC is 0.8136" in section

@@ -102,12 +102,17 @@ class KTStudentConfig:
     temperature: Number = 1.0
     mastery_weight: Number = 0.1  # weight of the every-skill mastery term inside the KD term
     seed: Int = 0
+    # Rounds of raykd.kt.simulate.calibrate on the champion before it is saved (0: none): played training
+    # cohorts then reproduce the real per-skill correct rates.
+    calibration_rounds: Int = 3
 
     def validate(self, where: str) -> None:
         if min(self.embed, self.hidden, self.epochs, self.batch_size, self.patience) < 1:
             raise ConfigError(where, "embed, hidden, epochs, batch_size and patience must be >= 1")
         if self.kd_weight < 0 or self.temperature <= 0 or self.mastery_weight < 0:
             raise ConfigError(where, "kd_weight and mastery_weight must be >= 0, temperature > 0")
+        if self.calibration_rounds < 0:
+            raise ConfigError(f"{where}.calibration_rounds", "must be >= 0")
 
 
 @dataclass

@@ -154,8 +154,8 @@ def measure_speed(teacher_model: object, student_model: object, seqs: list, inde
 def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDistillResult:
     import torch
 
+    from raykd.kt import simulate, teacher
     from raykd.kt import student as kt_student
-    from raykd.kt import teacher
     from raykd.kt.metrics import auc, auc_interval
     from raykd.kt.models import DKT, count_parameters, predict
     from raykd.runtime import ensure_ray
@@ -196,6 +196,12 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
                     f"val AUC {trial.val_auc:.4f}, test AUC {results[-1].test_auc:.4f}")
         settings, best, twin_at = kt_student.choose(results)
         champion, (champ_model, champ_hp), twin = results[best], models[best], results[twin_at]
+        calibration = simulate.calibrate(champ_model, [ds.train[i] for i in prep.train_learners], prep.index,
+                                         prep.max_length, cfg.student.calibration_rounds, cfg.simulate.seed)
+        simulator_auc = auc(parts["test"], predict(champ_model, parts["test"], prep.index)[0])
+        for i, c in enumerate(calibration):
+            run.say(f"calibration round {i + 1}: played training cohort correct rate {c.simulated_correct_rate:.3f} "
+                    f"(real {c.real_correct_rate:.3f}), per-skill r {c.skill_rate_pearson_r:.3f}")
         kt_student.save_student(out / "champion", champ_model, champ_hp, prep.skill_ids,
                                 {"max_length": prep.max_length, "teacher_run_id": t_result.run_id,
                                  "data_digest": prep.digest,
@@ -203,7 +209,8 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
         teacher_model, _ = teacher.load_model(tdir / "model")
         speed = measure_speed(teacher_model, champ_model, parts["test"], prep.index)
         result = KTDistillResult(run.run_id, t_result.run_id, auc(parts["test"], test_teacher),
-                                 t_result.parameters, champion, twin, results, speed, settings=settings)
+                                 t_result.parameters, champion, twin, results, speed, settings=settings,
+                                 calibration=calibration, simulator_test_auc=simulator_auc)
         if cfg.register_as:
             result.registered = _register(run, out / "champion", cfg.register_as, {
                 **lineage.tags(), "raykd.family": "knowledge-tracing", "raykd.distill_run_id": run.run_id,
@@ -211,10 +218,12 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
                                                                 if t_result.knowledge_digest else "")})
         run.log_metrics({"champion.val_auc": champion.val_auc, "champion.test_auc": champion.test_auc,
                          "twin.test_auc": twin.test_auc, "teacher.test_auc": result.teacher_test_auc,
+                         "simulator.test_auc": simulator_auc,
                          "speedup.batched": speed.batched_ratio, "speedup.single": speed.single_ratio})
         run.save(result, "kt_distill_result.json")
         run.say(f"champion hidden {champion.hidden} lambda {champion.kd_weight}: test AUC {champion.test_auc:.4f} "
-                f"(no-KD twin {twin.test_auc:.4f}, teacher {result.teacher_test_auc:.4f}); "
+                f"(no-KD twin {twin.test_auc:.4f}, teacher {result.teacher_test_auc:.4f}; calibrated simulator "
+                f"{simulator_auc:.4f}); "
                 f"{t_result.parameters / champion.parameters:.0f}x fewer parameters, {speed.batched_ratio:.0f}x "
                 f"(batched) / {speed.single_ratio:.0f}x (one sequence) faster")
     return result

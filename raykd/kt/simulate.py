@@ -17,7 +17,7 @@ import torch
 
 from raykd.kt.data import Sequence
 from raykd.kt.models import DKT
-from raykd.kt.results import CohortComparison
+from raykd.kt.results import CalibrationRound, CohortComparison
 
 
 def play(model: DKT, seqs: list[Sequence], index: dict[int, int], seed: int, max_length: int
@@ -50,6 +50,44 @@ def play(model: DKT, seqs: list[Sequence], index: dict[int, int], seed: int, max
             state = new_state
             logits = torch.where(active.unsqueeze(1), new_logits[:, 0], logits)
     return [out[i, :len(s)].numpy().astype(np.int64) for i, s in enumerate(seqs)]
+
+
+def skill_rates(seqs: list[Sequence], answers: list[np.ndarray], index: dict[int, int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Correct answers and attempts per model skill index (0-based): two arrays of length len(index)."""
+    where = np.concatenate([[index[int(k)] - 1 for k in s.skills] for s in seqs]).astype(np.int64)
+    right = np.bincount(where, np.concatenate(answers).astype(float), minlength=len(index))
+    return right, np.bincount(where, minlength=len(index)).astype(float)
+
+
+def calibrate(model: DKT, seqs: list[Sequence], index: dict[int, int], max_length: int, rounds: int, seed: int,
+              damping: float = 0.6, min_attempts: int = 20) -> list[CalibrationRound]:
+    """Fit the simulator's per-skill output biases so that playing `seqs` (training learners) reproduces their
+    per-skill correct rates. A model trained on real histories drifts when it reads its own sampled answers
+    (a wrong answer it drew makes the next ones less likely, more than real learners' slips do), so played
+    cohorts squeeze skill difficulties toward the middle. Each round plays the cohort once and moves skill s's
+    bias by `damping * (logit(real_s) - logit(simulated_s))` (rates smoothed as (right + 1) / (attempts + 2);
+    skills with fewer than `min_attempts` attempts keep theirs). Only training learners are read."""
+    from scipy.stats import pearsonr
+
+    right, attempts = skill_rates(seqs, [s.correct for s in seqs], index)
+    kept = attempts >= min_attempts
+    real = (right + 1) / (attempts + 2)
+    history = []
+    for r in range(rounds):
+        sim_right = skill_rates(seqs, play(model, seqs, index, seed + r, max_length), index)[0]
+        sim = (sim_right + 1) / (attempts + 2)
+        r_skills = float(pearsonr(real[kept], sim[kept])[0]) if kept.sum() > 2 else float("nan")
+        history.append(CalibrationRound(r_skills, float(right.sum() / attempts.sum()),
+                                        float(sim_right.sum() / attempts.sum())))
+        shift = np.where(kept, damping * (_logit(real) - _logit(sim)), 0.0)
+        with torch.no_grad():
+            model.out.bias += torch.as_tensor(shift, dtype=model.out.bias.dtype)
+    return history
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
 
 
 def attempt_numbers(seq: Sequence) -> np.ndarray:

@@ -30,6 +30,8 @@ def test_pipeline_records_each_stage_and_its_lineage(tiny_kt, tracking_uri):
     assert {(t.hidden, t.kd_weight) for t in distill.trials} == {(8, 0.0), (8, 1.0)}
     assert distill.champion.val_auc == max(t.val_auc for t in distill.trials)
     assert distill.no_kd_twin.kd_weight == 0.0 and distill.speed.student_batched > 0
+    # The saved simulator is the champion calibrated on the training learners; its own test AUC is recorded.
+    assert len(distill.calibration) == cfg.student.calibration_rounds > 0 and 0 < distill.simulator_test_auc < 1
     assert (ddir / "simulation.png").stat().st_size > 1000 and "Pearson r" in (ddir / "simulation.md").read_text()
     assert simulation.comparison.learners == 80 and 0 < simulation.comparison.simulated_correct_rate < 1
     # Lineage: the registered champion points back to the distill run, the teacher run and the data.
