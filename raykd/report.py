@@ -376,10 +376,13 @@ def kt_section(r: KTBench, out: Path, cmd: str) -> list[str]:
         low, high = s.test_auc_interval
         return [name, f"{s.val_auc:.4f}", f"{s.test_auc:.4f} [{low:.4f}, {high:.4f}]", f"{s.parameters:,}"]
 
-    rows = [row("teacher (AttentionKT)", r.teacher),
-            row(f"champion DKT (hidden {d.champion.hidden}, lambda {d.champion.kd_weight:g}, "
-                f"T {d.champion.temperature:g})", d.champion),
-            row(f"no-KD twin (hidden {d.no_kd_twin.hidden})", d.no_kd_twin)]
+    rows = [row(f"teacher ({r.teacher.description})", r.teacher)]
+    if len(r.teacher.members) > 1:
+        rows += [[f"teacher member: {m.family}, seed {m.seed}", f"{m.val_auc:.4f}", f"{m.test_auc:.4f}",
+                  f"{m.parameters:,}"] for m in r.teacher.members]
+    rows += [row(f"champion DKT (hidden {d.champion.hidden}, lambda {d.champion.kd_weight:g}, "
+                 f"T {d.champion.temperature:g})", d.champion),
+             row(f"no-KD twin (hidden {d.no_kd_twin.hidden})", d.no_kd_twin)]
     rows += [row(f"trial: hidden {t.hidden}, lambda {t.kd_weight:g}, T {t.temperature:g}, seed {t.seed}", t)
              for t in d.trials]
     settings = [[f"hidden {x.hidden}, lambda {x.kd_weight:g}, T {x.temperature:g}", x.seeds, f"{x.val_auc_mean:.4f}",

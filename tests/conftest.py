@@ -106,7 +106,8 @@ def tiny_kt(shared_data, ray_session, tracking_uri, tmp_path_factory):
         "name": "kt-tiny", "output_dir": str(tmp_path_factory.mktemp("kt")), "register_as": "kt-tiny",
         "data": {"path": "assistments2009_kt/dkvmn_assist2009_updated", "limit": 80, "max_length": 50,
                  "validation": 0.2},
-        "teacher": {"d_model": 16, "layers": 1, "heads": 2, "epochs": 2, "batch_size": 16},
+        "teacher": {"d_model": 16, "layers": 1, "heads": 2, "epochs": 2, "batch_size": 16,
+                    "recurrent": {"seeds": [0], "embed": 8, "hidden": 16, "epochs": 2}},
         "student": {"embed": 8, "hidden": 8, "epochs": 2, "batch_size": 16},
         "search": {"hidden": [8], "kd_weight": [0.0, 1.0], "cpus_per_trial": 0.5}})
     cfg.validate()

@@ -64,8 +64,32 @@ class KnowledgeConfig:
 
 
 @dataclass
+class KTRecurrentMembersConfig:
+    """DKT networks (raykd.kt.models.DKT, one per seed) that join the teacher's AttentionKT members: a recurrent
+    model errs differently from an attention one, so their mean ranks answers better than either."""
+
+    __pydantic_config__ = STRICT
+    seeds: list[int] = field(default_factory=list)  # none by default
+    embed: Int = 64
+    hidden: Int = 200
+    dropout: Number = 0.3
+    epochs: Int = 15
+    batch_size: Int = 32
+    lr: Number = 2e-3
+    weight_decay: Number = 0.0
+    patience: Int = 3
+
+    def validate(self, where: str) -> None:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{where}.seeds", "no repeats")
+        if min(self.embed, self.hidden, self.epochs, self.batch_size, self.patience) < 1:
+            raise ConfigError(where, "embed, hidden, epochs, batch_size and patience must be >= 1")
+
+
+@dataclass
 class KTTeacherConfig:
-    """The attention knowledge-tracing teacher (raykd.kt.models.AttentionKT)."""
+    """The knowledge-tracing teacher: one attention model (raykd.kt.models.AttentionKT) per seed, plus the
+    `recurrent` members; its probabilities are the mean of its members'."""
 
     __pydantic_config__ = STRICT
     d_model: Int = 128
@@ -77,13 +101,17 @@ class KTTeacherConfig:
     lr: Number = 1e-3
     weight_decay: Number = 0.01
     patience: Int = 3
-    seed: Int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])
+    recurrent: KTRecurrentMembersConfig = field(default_factory=KTRecurrentMembersConfig)
 
     def validate(self, where: str) -> None:
         if self.d_model % self.heads:
             raise ConfigError(f"{where}.d_model", f"must be a multiple of heads ({self.heads})")
         if min(self.layers, self.epochs, self.batch_size, self.patience) < 1:
             raise ConfigError(f"{where}", "layers, epochs, batch_size and patience must be >= 1")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{where}.seeds", "at least one seed (one attention member each), no repeats")
+        self.recurrent.validate(f"{where}.recurrent")
 
 
 @dataclass

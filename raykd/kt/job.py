@@ -22,7 +22,14 @@ from raykd.errors import DataError
 from raykd.io import atomic_path, write_text_atomic
 from raykd.kt import prepared as kt_prepared
 from raykd.kt.config import KTJobConfig
-from raykd.kt.results import KTDistillResult, KTSimulateResult, KTStudentResult, KTTeacherResult, Speed
+from raykd.kt.results import (
+    KTDistillResult,
+    KTSimulateResult,
+    KTStudentResult,
+    KTTeacherMember,
+    KTTeacherResult,
+    Speed,
+)
 from raykd.pipeline import Lineage, StageRun, load_result, resolve_tracking_uri
 from raykd.tracking import git_commit
 
@@ -68,7 +75,7 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
     from raykd.kt import teacher
     from raykd.kt.knowledge import build_knowledge
     from raykd.kt.metrics import auc, auc_interval
-    from raykd.kt.models import predict
+    from raykd.kt.models import count_parameters, predict
     from raykd.runtime import ensure_ray
 
     out = teacher_dir(cfg)
@@ -92,19 +99,29 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
         run.say(f"skill knowledge from {knowledge.source}: embeddings {knowledge.embeddings.shape}, graph with "
                 f"{int((knowledge.graph > 0).sum())} edges")
         ensure_ray(include_dashboard=False)
-        model_cfg = {"num_skills": len(prep.skill_ids), "max_length": prep.max_length,
-                     **{k: getattr(cfg.teacher, k) for k in ("d_model", "layers", "heads", "dropout")}}
-        t0 = time.time()
-        ckpt, state = teacher.fit(parts["train"], parts["validation"], prep.index,
-                                  {"embeddings": knowledge.embeddings, "graph": knowledge.graph}, model_cfg,
-                                  dataclasses.asdict(cfg.teacher), cfg.scaling, out / "ray_results",
-                                  run.run.info.run_name)  # a new stage run never resumes an old one
-        seconds = time.time() - t0
         import torch
 
-        best = torch.load(ckpt / teacher.BEST, weights_only=True)
-        teacher.save_model(out / "model", model_cfg, best, {"skill_ids": prep.skill_ids,
-                                                            "knowledge_source": knowledge.source})
+        knowledge_arrays = {"embeddings": knowledge.embeddings, "graph": knowledge.graph}
+        members, saved = [], []
+        for i, (model_cfg, hp) in enumerate(teacher.member_specs(cfg.teacher, len(prep.skill_ids),
+                                                                 prep.max_length)):
+            t0 = time.time()
+            ckpt, state = teacher.fit(parts["train"], parts["validation"], prep.index, knowledge_arrays, model_cfg,
+                                      hp, cfg.scaling, out / "ray_results",
+                                      f"{run.run.info.run_name}-member{i}")  # a new stage run never resumes an old one
+            best = torch.load(ckpt / teacher.BEST, weights_only=True)
+            net = teacher.build(model_cfg, knowledge_arrays)
+            net.load_state_dict(best)
+            member = KTTeacherMember(model_cfg["family"], hp["seed"], count_parameters(net), state.best_epoch + 1,
+                                     state.epoch + 1, state.best_auc,
+                                     auc(parts["test"], predict(net, parts["test"], prep.index)[0]),
+                                     time.time() - t0, state.history)
+            members.append(member)
+            saved.append((model_cfg, best))
+            run.log_metrics({f"member{i}.val_auc": member.val_auc, f"member{i}.test_auc": member.test_auc})
+            run.say(f"member {i} ({member.family}, seed {member.seed}): {member.parameters:,} parameters, val AUC "
+                    f"{member.val_auc:.4f}, test AUC {member.test_auc:.4f}, {member.train_seconds:.0f}s")
+        teacher.save_model(out / "model", saved, {"skill_ids": prep.skill_ids, "knowledge_source": knowledge.source})
         model, _ = teacher.load_model(out / "model")
         soft = {"train": predict(model, parts["train"], prep.index, mastery=True),
                 "validation": predict(model, parts["validation"], prep.index, mastery=True),
@@ -115,15 +132,17 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
         result = KTTeacherResult(
             run_id=run.run_id, tracking_uri=uri, data_digest=prep.digest, knowledge_source=knowledge.source,
             knowledge_digest=_digest(out / "knowledge" / "knowledge.npz"),
-            skills=len(prep.skill_ids), parameters=sum(p.numel() for p in model.parameters()),
-            best_epoch=state.best_epoch + 1, epochs_run=state.epoch + 1, val_auc=state.best_auc, test_auc=test_auc,
-            test_auc_interval=auc_interval(parts["test"], soft["test"][0]), train_seconds=seconds,
-            soft_labels_digest=_digest(out / SOFT_LABELS), history=state.history)
+            skills=len(prep.skill_ids), parameters=count_parameters(model),
+            val_auc=auc(parts["validation"], soft["validation"][0]), test_auc=test_auc,
+            test_auc_interval=auc_interval(parts["test"], soft["test"][0]),
+            train_seconds=sum(m.train_seconds for m in members), soft_labels_digest=_digest(out / SOFT_LABELS),
+            members=members)
         run.log_metrics({"val_auc": result.val_auc, "test_auc": test_auc, "parameters": result.parameters,
-                         "train_seconds": seconds})
+                         "train_seconds": result.train_seconds})
         run.save(result, "kt_teacher_result.json")
-        run.say(f"teacher: {result.parameters:,} parameters, val AUC {result.val_auc:.4f}, test AUC {test_auc:.4f} "
-                f"[{result.test_auc_interval[0]:.4f}, {result.test_auc_interval[1]:.4f}], {seconds:.0f}s")
+        run.say(f"teacher ({result.description}): {result.parameters:,} parameters, val AUC {result.val_auc:.4f}, "
+                f"test AUC {test_auc:.4f} [{result.test_auc_interval[0]:.4f}, {result.test_auc_interval[1]:.4f}], "
+                f"{result.train_seconds:.0f}s")
     return result
 
 

@@ -173,5 +173,18 @@ class DKT(nn.Module):
         return self.out(self.dropout(h)), state
 
 
+class Ensemble(nn.Module):
+    """Members' probabilities averaged, returned as logits like a single model's (one member passes through)."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if len(self.members) == 1:
+            return self.members[0](batch)
+        return torch.logit(torch.stack([torch.sigmoid(m(batch)) for m in self.members]).mean(0), eps=1e-6)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

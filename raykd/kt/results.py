@@ -28,22 +28,45 @@ class CalibrationRound:
 
 
 @dataclass
+class KTTeacherMember:
+    family: str  # "attention" (AttentionKT) or "dkt"
+    seed: int
+    parameters: int
+    best_epoch: int
+    epochs_run: int
+    val_auc: float
+    test_auc: float
+    train_seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
 class KTTeacherResult:
+    """The teacher: the mean of its members' probabilities (AUCs and parameters are the whole teacher's)."""
+
     run_id: str
     tracking_uri: str
     data_digest: str
     knowledge_source: str
     skills: int
     parameters: int
-    best_epoch: int
-    epochs_run: int
     val_auc: float
     test_auc: float
     test_auc_interval: tuple[float, float]
     train_seconds: float
     soft_labels_digest: str
-    history: list[dict[str, float]] = field(default_factory=list)
+    members: list[KTTeacherMember] = field(default_factory=list)
     knowledge_digest: str = ""  # sha256 of knowledge/knowledge.npz
+
+    @property
+    def description(self) -> str:
+        counts: dict[str, int] = {}
+        for m in self.members:
+            counts[m.family] = counts.get(m.family, 0) + 1
+        names = {"attention": "AttentionKT", "dkt": "DKT"}
+        if len(self.members) == 1:
+            return names.get(self.members[0].family, self.members[0].family)
+        return "mean of " + " + ".join(f"{n} {names.get(f, f)}" for f, n in counts.items())
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""The knowledge-tracing teacher recipe: Ray Train `TorchTrainer` workers (DDP, gloo on CPU) fitting AttentionKT,
-a checkpoint per epoch (model, optimizer, training state, best weights), early stopping on validation AUC; then
-soft labels per step (next-step probability and every skill's mastery) for the students."""
+"""The knowledge-tracing teacher recipe: Ray Train `TorchTrainer` workers (DDP, gloo on CPU) fitting one member
+(AttentionKT, or a large DKT), a checkpoint per epoch (model, optimizer, training state, best weights), early
+stopping on validation AUC. The teacher is its members' mean (`raykd.kt.models.Ensemble`); its soft labels per step
+(next-step probability and every skill's mastery) teach the students."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from raykd.kt.config import KTTeacherConfig
 from raykd.kt.data import Sequence
-from raykd.kt.models import AttentionKT, Batch, batches, make_batch, next_step_logits, predict
+from raykd.kt.models import DKT, AttentionKT, Batch, Ensemble, batches, make_batch, next_step_logits, predict
 from raykd.pipeline import say
 
 STATE = "state.json"
-WEIGHTS = "weights.pt"
+WEIGHTS = "weights.pt"  # a training checkpoint's
 BEST = "best.pt"
 MODEL_JSON = "model.json"
 
@@ -41,10 +43,28 @@ def loss_on(model: torch.nn.Module, b: Batch) -> torch.Tensor:
     return sequence_kd(next_step_logits(model(b), b), gold, valid)
 
 
-def build(model_cfg: dict[str, Any], knowledge: dict[str, np.ndarray]) -> AttentionKT:
+def build(model_cfg: dict[str, Any], knowledge: dict[str, np.ndarray]) -> torch.nn.Module:
+    if model_cfg.get("family", "attention") == "dkt":
+        return DKT(model_cfg["num_skills"], model_cfg["embed"], model_cfg["hidden"], model_cfg["dropout"])
     return AttentionKT(model_cfg["num_skills"], knowledge["embeddings"], knowledge["graph"],
                        d_model=model_cfg["d_model"], layers=model_cfg["layers"], heads=model_cfg["heads"],
                        dropout=model_cfg["dropout"])
+
+
+TRAINING = ("epochs", "batch_size", "lr", "weight_decay", "patience")
+
+
+def member_specs(cfg: KTTeacherConfig, num_skills: int, max_length: int
+                 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(model config, training hyperparameters) of each member: an AttentionKT per seed, then a DKT per
+    recurrent seed."""
+    shared = {"num_skills": num_skills, "max_length": max_length}
+    attention = {"family": "attention", **shared, **{k: getattr(cfg, k) for k in ("d_model", "layers", "heads",
+                                                                                    "dropout")}}
+    r = cfg.recurrent
+    dkt = {"family": "dkt", **shared, "embed": r.embed, "hidden": r.hidden, "dropout": r.dropout}
+    return ([(attention, {**{k: getattr(cfg, k) for k in TRAINING}, "seed": s}) for s in cfg.seeds]
+            + [(dkt, {**{k: getattr(r, k) for k in TRAINING}, "seed": s}) for s in r.seeds])
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -144,20 +164,26 @@ def fit(train: list[Sequence], validation: list[Sequence], index: dict[int, int]
     return folder, TrainState(**json.loads((folder / STATE).read_text()))
 
 
-def save_model(folder: Path, model_cfg: dict[str, Any], weights: dict[str, torch.Tensor], extra: dict[str, Any]
+def save_model(folder: Path, members: list[tuple[dict[str, Any], dict[str, torch.Tensor]]], extra: dict[str, Any]
                ) -> None:
+    """Each member's weights (`member_<i>.pt`) and its model config (in model.json)."""
     from raykd.io import atomic_dir
 
     with atomic_dir(folder) as tmp:
-        torch.save(weights, tmp / WEIGHTS)
-        (tmp / MODEL_JSON).write_text(json.dumps({**model_cfg, **extra}, indent=2))
+        for i, (_, weights) in enumerate(members):
+            torch.save(weights, tmp / f"member_{i}.pt")
+        (tmp / MODEL_JSON).write_text(json.dumps({"members": [c for c, _ in members], **extra}, indent=2))
 
 
-def load_model(folder: str | Path) -> tuple[AttentionKT, dict[str, Any]]:
+def load_model(folder: str | Path) -> tuple[Ensemble, dict[str, Any]]:
     folder = Path(folder)
     meta = json.loads((folder / MODEL_JSON).read_text())
-    weights = torch.load(folder / WEIGHTS, weights_only=True)
-    knowledge = {"embeddings": weights["llm"][1:].numpy(), "graph": weights["graph"].numpy()}
-    model = build(meta, knowledge)
-    model.load_state_dict(weights)
-    return model.eval(), meta
+    members = []
+    for i, model_cfg in enumerate(meta["members"]):
+        weights = torch.load(folder / f"member_{i}.pt", weights_only=True)
+        knowledge = ({"embeddings": weights["llm"][1:].numpy(), "graph": weights["graph"].numpy()}
+                     if "llm" in weights else {})
+        member = build(model_cfg, knowledge)
+        member.load_state_dict(weights)
+        members.append(member)
+    return Ensemble(members).eval(), meta

@@ -22,7 +22,20 @@ def test_pipeline_records_each_stage_and_its_lineage(tiny_kt, tracking_uri):
     tdir, ddir = teacher_dir(cfg), distill_dir(cfg)
     teacher = load_result(KTTeacherResult, tdir / "kt_teacher_result.json")
     distill = load_result(KTDistillResult, ddir / "kt_distill_result.json")
-    assert teacher.knowledge_source == "minilm" and teacher.epochs_run == 2 and 0 < teacher.test_auc < 1
+    assert teacher.knowledge_source == "minilm" and 0 < teacher.test_auc < 1
+    # The teacher is the mean of an attention member and a DKT member, each trained on Ray Train.
+    assert [(m.family, m.epochs_run) for m in teacher.members] == [("attention", 2), ("dkt", 2)]
+    assert teacher.parameters == sum(m.parameters for m in teacher.members)
+    from raykd.kt import prepared
+    from raykd.kt import teacher as kt_teacher
+    from raykd.kt.models import predict
+
+    ds, prep = prepared.reuse(tdir, cfg.data)
+    test = prep.windows(ds)["test"]
+    model, _ = kt_teacher.load_model(tdir / "model")
+    each = [predict(m, test, prep.index)[0] for m in model.members]
+    saved, _ = load_soft_labels(tdir / "soft_labels.npz", "test")
+    assert all(np.allclose(s, (a + b) / 2, atol=1e-6) for s, a, b in zip(saved, *each, strict=True))
     # Soft labels: one next-step probability per predicted attempt, every skill's mastery for training.
     nxt, mastery = load_soft_labels(tdir / "soft_labels.npz", "train")
     assert all(m.shape == (len(n), teacher.skills) for n, m in zip(nxt, mastery, strict=True))
@@ -111,7 +124,9 @@ def test_bad_kt_configs_fail_clearly(tmp_path):
                          ("data: {max_length: 1}", "data.max_length: must be >= 2"),
                          ("knowledge: {relations: prerequisite, relation_model: minilm}",
                           "knowledge.relation_model: 'minilm' is not an LLM of the model zoo"),
-                         ("search: {seeds: [1, 1]}", "search.seeds: at least one seed, no repeats")):
+                         ("search: {seeds: [1, 1]}", "search.seeds: at least one seed, no repeats"),
+                         ("teacher: {seeds: []}", "teacher.seeds: at least one seed"),
+                         ("teacher: {recurrent: {seeds: [2, 2]}}", "teacher.recurrent.seeds: no repeats")):
         path.write_text(text)
         with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
             load_config(path, KTJobConfig)
@@ -203,7 +218,7 @@ def test_teacher_resumes_from_its_last_epoch_checkpoint(ray_session, tmp_path):
     index = {1: 1, 2: 2, 3: 3}
     knowledge = {"embeddings": np.zeros((3, 1), np.float32), "graph": np.zeros((3, 3), np.float32)}
     model_cfg = {"num_skills": 3, "max_length": 12, "d_model": 8, "layers": 1, "heads": 2, "dropout": 0.0}
-    hp = {**KTTeacherConfig(d_model=8, layers=1, heads=2, epochs=1, batch_size=8).__dict__}
+    hp = {**teacher.member_specs(KTTeacherConfig(d_model=8, layers=1, heads=2, epochs=1, batch_size=8), 3, 12)[0][1]}
     scaling = ScalingConfig(num_workers=2, cpus_per_worker=0.5)
     _, first = teacher.fit(seqs[:16], seqs[16:], index, knowledge, model_cfg, hp, scaling, tmp_path, "resume")
     assert first.epoch == 0 and len(first.history) == 1
