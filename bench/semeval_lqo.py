@@ -1,6 +1,6 @@
 """SciEntsBank 2-way with whole questions held out: does a student score questions it never saw?
 
-    .venv/bin/python bench/semeval_lqo.py --workdir runs/bench_lqo [--folds 5] [--teacher-epochs 1]
+    .venv/bin/python bench/semeval_lqo.py --workdir runs/bench_lqo [--folds 5] [--teacher-epochs 1] [--only 2 3 4]
 
 The SciEntsBank training questions are split into `--folds` groups (scikit-learn's GroupKFold on the question).
 For each fold, the pipeline runs as a user would run it on a new question set: a question-aware MiniLM teacher
@@ -139,17 +139,23 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--teacher-epochs", type=int, default=1)
     parser.add_argument("--max-folds", type=int, help="run only the first N folds (time); the summary says so")
+    parser.add_argument("--only", type=int, nargs="+", metavar="K",
+                        help="run only these folds (0-based; time); the summary says so")
     args = parser.parse_args()
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     tracking = f"sqlite:///{work / 'mlflow.db'}"
     paths, labels = fold_files(work, args.folds)
     run = paths[:args.max_folds] if args.max_folds else paths
+    if args.only:
+        if not set(args.only) <= set(range(len(paths))):
+            parser.error(f"--only: folds are 0 to {len(paths) - 1}")
+        run = [p for k, p in enumerate(run) if k in args.only]
     results = [run_fold(p, labels, work / p.stem, tracking, args.teacher_epochs) for p in run]
     write_text_atomic(work / "lqo.json", json.dumps(results, indent=2))
     text = summary(results)
     if len(run) < len(paths):
-        text += f"\nOnly {len(run)} of the {len(paths)} folds were run (--max-folds).\n"
+        text += f"\nOnly {len(run)} of the {len(paths)} folds were run ({', '.join(p.stem for p in run)}).\n"
     write_text_atomic(work / "lqo.md", text)
     print(text)
     return 0
