@@ -178,6 +178,10 @@ def save_model(folder: Path, members: list[tuple[dict[str, Any], dict[str, torch
 def load_model(folder: str | Path) -> tuple[Ensemble, dict[str, Any]]:
     folder = Path(folder)
     meta = json.loads((folder / MODEL_JSON).read_text())
+    if "members" not in meta:
+        from raykd.errors import RaykdError
+
+        raise RaykdError(f"{folder}: a teacher saved before teachers had members; rerun `raykd kt-teacher`")
     members = []
     for i, model_cfg in enumerate(meta["members"]):
         weights = torch.load(folder / f"member_{i}.pt", weights_only=True)

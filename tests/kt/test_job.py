@@ -226,3 +226,12 @@ def test_teacher_resumes_from_its_last_epoch_checkpoint(ray_session, tmp_path):
                                  tmp_path, "resume")
     assert second.epoch == 1 and [h["epoch"] for h in second.history] == [1, 2]
     assert (folder / teacher.BEST).is_file()
+
+
+def test_a_teacher_folder_without_members_is_a_clear_error(tmp_path):
+    from raykd.errors import RaykdError
+    from raykd.kt import teacher
+
+    (tmp_path / teacher.MODEL_JSON).write_text('{"num_skills": 3}')
+    with pytest.raises(RaykdError, match="rerun `raykd kt-teacher`"):
+        teacher.load_model(tmp_path)
