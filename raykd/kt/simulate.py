@@ -6,6 +6,7 @@ restarts every `max_length` attempts, as it was trained on windows of that lengt
 
 Compared with the real cohort: the overall correct rate, per-skill correct rates (Pearson r over skills with at
 least `min_attempts` attempts), and learning curves (correct rate at the k-th attempt of a learner on a skill).
+`calibrate` fits a simulator's per-skill biases so that the training cohort it plays matches the real one.
 """
 
 from __future__ import annotations
