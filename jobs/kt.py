@@ -1,5 +1,6 @@
-"""Knowledge tracing, every stage: skill knowledge and the attention teacher (Ray Train), soft labels, DKT students
-on Ray Tune with their no-KD twins, the registered champion, the simulated test cohort (see raykd/kt/job.py).
+"""Knowledge tracing, every stage: skill knowledge and the teacher's members (Ray Train), soft labels, DKT students
+on Ray Tune with their no-KD twins, the calibrated and registered champion, the simulated test cohort (see
+raykd/kt/job.py).
 
     python jobs/kt.py --config configs/kt_assist2009.yaml
     ray job submit --working-dir . -- python jobs/kt.py --config configs/kt_assist2009.yaml

@@ -1,4 +1,5 @@
-"""Knowledge-tracing networks: the attention teacher and the DKT student, and the padded batches they read.
+"""Knowledge-tracing networks: AttentionKT and DKT, the mean of several (the teacher), and the padded batches
+they read.
 
 Both read a learner's attempts x_1..x_n (skill s_t, correct c_t) and return, after each attempt t, a logit for
 every skill: `mastery[t, s]` = logit P(correct | next question is on skill s, history x_1..x_t). The
@@ -14,7 +15,8 @@ The skill logits add a learner-specific evidence term per skill, as in performan
            sum_r G[s, r] * (right_r - wrong_r) / (1 + attempts_r)       (G: the skill graph),
            recent outcomes on s: e <- g e + (1 - g)(2c - 1) at each attempt on s, g = 0.3 and 0.7)
 
-DKT (student, Piech et al. 2015): an embedding of (skill, correct), an LSTM and a linear layer to every skill.
+DKT (the student, and at a larger size a teacher member; Piech et al. 2015): an embedding of (skill, correct),
+an LSTM and a linear layer to every skill.
 """
 
 from __future__ import annotations
