@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -60,13 +61,11 @@ class KTTeacherResult:
 
     @property
     def description(self) -> str:
-        counts: dict[str, int] = {}
-        for m in self.members:
-            counts[m.family] = counts.get(m.family, 0) + 1
         names = {"attention": "AttentionKT", "dkt": "DKT"}
+        counts = Counter(names.get(m.family, m.family) for m in self.members)
         if len(self.members) == 1:
-            return names.get(self.members[0].family, self.members[0].family)
-        return "mean of " + " + ".join(f"{n} {names.get(f, f)}" for f, n in counts.items())
+            return next(iter(counts))
+        return "mean of " + " + ".join(f"{n} {name}" for name, n in counts.items())
 
 
 @dataclass

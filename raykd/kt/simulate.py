@@ -69,6 +69,7 @@ def calibrate(model: DKT, seqs: list[Sequence], index: dict[int, int], max_lengt
     cohorts squeeze skill difficulties toward the middle. Each round plays the cohort once and moves skill s's
     bias by `damping * (logit(real_s) - logit(simulated_s))` (rates smoothed as (right + 1) / (attempts + 2);
     skills with fewer than `min_attempts` attempts keep theirs). Only training learners are read."""
+    from scipy.special import logit
     from scipy.stats import pearsonr
 
     right, attempts = skill_rates(seqs, [s.correct for s in seqs], index)
@@ -81,14 +82,10 @@ def calibrate(model: DKT, seqs: list[Sequence], index: dict[int, int], max_lengt
         r_skills = float(pearsonr(real[kept], sim[kept])[0]) if kept.sum() > 2 else float("nan")
         history.append(CalibrationRound(r_skills, float(right.sum() / attempts.sum()),
                                         float(sim_right.sum() / attempts.sum())))
-        shift = np.where(kept, damping * (_logit(real) - _logit(sim)), 0.0)
+        shift = np.where(kept, damping * (logit(real) - logit(sim)), 0.0)
         with torch.no_grad():
             model.out.bias += torch.as_tensor(shift, dtype=model.out.bias.dtype)
     return history
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p / (1 - p))
 
 
 def attempt_numbers(seq: Sequence) -> np.ndarray:

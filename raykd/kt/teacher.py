@@ -44,7 +44,7 @@ def loss_on(model: torch.nn.Module, b: Batch) -> torch.Tensor:
 
 
 def build(model_cfg: dict[str, Any], knowledge: dict[str, np.ndarray]) -> torch.nn.Module:
-    if model_cfg.get("family", "attention") == "dkt":
+    if model_cfg["family"] == "dkt":
         return DKT(model_cfg["num_skills"], model_cfg["embed"], model_cfg["hidden"], model_cfg["dropout"])
     return AttentionKT(model_cfg["num_skills"], knowledge["embeddings"], knowledge["graph"],
                        d_model=model_cfg["d_model"], layers=model_cfg["layers"], heads=model_cfg["heads"],

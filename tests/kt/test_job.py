@@ -217,8 +217,8 @@ def test_teacher_resumes_from_its_last_epoch_checkpoint(ray_session, tmp_path):
     seqs = [Sequence(rng.integers(1, 4, 12), rng.integers(0, 2, 12)) for _ in range(24)]
     index = {1: 1, 2: 2, 3: 3}
     knowledge = {"embeddings": np.zeros((3, 1), np.float32), "graph": np.zeros((3, 3), np.float32)}
-    model_cfg = {"num_skills": 3, "max_length": 12, "d_model": 8, "layers": 1, "heads": 2, "dropout": 0.0}
-    hp = {**teacher.member_specs(KTTeacherConfig(d_model=8, layers=1, heads=2, epochs=1, batch_size=8), 3, 12)[0][1]}
+    model_cfg, hp = teacher.member_specs(KTTeacherConfig(d_model=8, layers=1, heads=2, dropout=0.0, epochs=1,
+                                                         batch_size=8), 3, 12)[0]
     scaling = ScalingConfig(num_workers=2, cpus_per_worker=0.5)
     _, first = teacher.fit(seqs[:16], seqs[16:], index, knowledge, model_cfg, hp, scaling, tmp_path, "resume")
     assert first.epoch == 0 and len(first.history) == 1
