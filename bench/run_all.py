@@ -272,6 +272,25 @@ def kt_stage(cfg: dict, work: Path, tracking: str) -> dict:
             "config": cfg["config"]}
 
 
+def open_workdir(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 sections: tuple[str, ...]) -> tuple[dict, Path]:
+    """The config (`--config` with every `--set`; each of `sections` required) and the workdir, which is stamped
+    with it: cached stages are only valid for the config that made them."""
+    if not Path(args.config).is_file():
+        parser.error(f"--config {args.config}: no such file")
+    cfg = apply_overrides(yaml.safe_load(Path(args.config).read_text()) or {}, args.set)
+    missing = [s for s in sections if not cfg.get(s)]
+    if missing:
+        parser.error(f"{args.config}: missing section {missing[0]!r}")
+    work = Path(args.workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    stamp = work / "config.json"
+    if stamp.exists() and json.loads(stamp.read_text()) != cfg:
+        parser.error(f"{work} holds stages of a different config ({stamp}); use a new --workdir")
+    write_text_atomic(stamp, json.dumps(cfg, indent=2))
+    return cfg, work
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="bench/config.yaml")
@@ -280,19 +299,7 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. asap_teacher.train.epochs=3 (repeatable)")
     args = parser.parse_args()
-    if not Path(args.config).is_file():
-        parser.error(f"--config {args.config}: no such file")
-    cfg = apply_overrides(yaml.safe_load(Path(args.config).read_text()) or {}, args.set)
-    missing = sorted({"asap_teacher", "semeval_teacher"} - set(cfg))
-    if missing:
-        parser.error(f"{args.config}: missing section {missing[0]!r}")
-    work = Path(args.workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    # Cached stages are only valid for the config that made them.
-    stamp = work / "config.json"
-    if stamp.exists() and json.loads(stamp.read_text()) != cfg:
-        parser.error(f"{work} holds stages of a different config ({stamp}); use a new --workdir")
-    write_text_atomic(stamp, json.dumps(cfg, indent=2))
+    cfg, work = open_workdir(parser, args, ("asap_teacher", "semeval_teacher"))
     tracking = f"sqlite:///{work / 'mlflow.db'}"
     t0 = time.time()
     results: dict[str, Any] = {"config": cfg, "machine": machine(),

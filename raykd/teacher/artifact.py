@@ -21,7 +21,7 @@ from raykd.config import LoraConfig, ModelConfig, from_dict
 from raykd.inputs import model_inputs
 from raykd.io import atomic_dir
 from raykd.tasks import TaskLayout, probabilities
-from raykd.teacher.model import build_model, build_tokenizer, count_parameters
+from raykd.teacher.model import autocast, build_model, build_tokenizer, count_parameters
 
 MANIFEST = "raykd_model.json"
 
@@ -97,7 +97,8 @@ class TeacherScorer:
             rows = order[start:start + batch_size]
             enc = self.tokenizer([inputs[i] for i in rows], padding=True, truncation=True,
                                  max_length=self.model_cfg.max_length, return_tensors="pt").to(self.device)
-            logits = self.model(**enc).logits.float().cpu().numpy()
+            with autocast(self.model_cfg, self.device):
+                logits = self.model(**enc).logits.float().cpu().numpy()
             for j, i in enumerate(rows):
                 out[i] = probabilities(logits[j, self.layout.span(tasks[i])], self.layout.spec(tasks[i]))
         return out

@@ -36,7 +36,7 @@ from raykd.inputs import model_inputs
 from raykd.io import copy_dir_atomic
 from raykd.pipeline import say
 from raykd.tasks import TaskLayout, TaskScores, row_probabilities, score_tasks
-from raykd.teacher.model import build_model, build_tokenizer, count_parameters
+from raykd.teacher.model import build_model, build_tokenizer, count_parameters, cpu_bf16
 
 STATE_FILE = "raykd_state.json"
 BEST_DIR = "best"
@@ -163,6 +163,10 @@ def deepspeed_config(cfg: TeacherJobConfig, on_gpu: bool) -> dict[str, Any]:
         "gradient_clipping": cfg.train.max_grad_norm,
         "zero_optimization": zero,
         "bf16": {"enabled": bf16},
+        # CPU mixed precision (model.cpu_bf16): DeepSpeed's own autocast, since its engine switches off an outer
+        # torch.autocast; Linear layers also exchange their gradients in bf16.
+        "torch_autocast": {"enabled": cpu_bf16(cfg.model, torch.device("cuda" if on_gpu else "cpu")),
+                           "dtype": "bfloat16"},
         "zero_allow_untested_optimizer": True,  # our AdamW param groups (backbone vs head learning rates)
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
@@ -261,6 +265,8 @@ def setup(config: dict[str, Any]) -> Worker:
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                            config=ds_config)
     base = gather_params(engine, rank, frozen=True) if cfg.model.tiny and cfg.model.keep_random_base else None
+    if rank == 0 and engine.torch_autocast_enabled():
+        say("teacher", "computing in bf16 on CPU (model.cpu_bf16: DeepSpeed torch_autocast)")
     del zero_init
     return Worker(cfg, layout, train_df, config["validation"], rank, world, device, on_gpu, tokenizer, engine,
                   {"total": n_total, "trainable": n_trainable}, steps_per_epoch, base,

@@ -182,13 +182,17 @@ class TuneResult:
     champion_dir: str
     champion_run_id: str
     registered: Registration | None = None
+    # The best finished no-KD trial of the champion's family (kd_weight 0, same CV score) on test: what KD bought.
+    # None when the champion itself has no KD or the search offered no such trial.
+    no_kd: TrialResult | None = None
+    no_kd_test: TaskScores | None = None
 
 
 def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskLayout, teacher: TeacherOutput,
            resume: bool) -> tuple[list[TrialResult], dict[str, Any], float]:
     """Run (or resume) the Tune experiment; returns the trials, their checkpoints by id, and the seconds."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     storage = run.out / "ray_tune"
     exp_path = storage / cfg.name
@@ -212,7 +216,8 @@ def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskL
             tune_config=tune.TuneConfig(
                 metric=METRIC, mode="max", num_samples=cfg.num_samples, search_alg=build_searcher(cfg),
                 scheduler=ASHAScheduler(time_attr="training_iteration", max_t=max_t, grace_period=grace,
-                                        reduction_factor=cfg.asha.reduction_factor),
+                                        reduction_factor=cfg.asha.reduction_factor)
+                if cfg.asha.enabled else FIFOScheduler(),
                 time_budget_s=cfg.time_budget_s),
             # One checkpoint per trial (its final student); with num_to_keep set, Tune snapshots the
             # experiment state as each trial checkpoints, so a killed search never re-runs a finished trial.
@@ -246,6 +251,20 @@ def choose(cfg: TuneJobConfig, trials: list[TrialResult], checkpoints: dict[str,
                 return candidate, speedup
         say("tune", f"trial {candidate.trial_id} is {speedup:.1f}x the teacher, below min_speedup {cfg.min_speedup}")
     raise RaykdError(f"no finished trial within the size limit is {cfg.min_speedup}x faster than the teacher")
+
+
+def no_kd_rival(cfg: TuneJobConfig, trials: list[TrialResult], winner: TrialResult) -> TrialResult | None:
+    """The best finished trial of the winner's family trained without KD (`distill.kd_weight` 0); None when the
+    winner has no KD itself or no such trial finished."""
+    def family_and_kd(t: TrialResult) -> tuple[str, float]:
+        student, distill = trial_configs(cfg, t.params)
+        return student.arch, distill.kd_weight
+
+    arch, kd = family_and_kd(winner)
+    if kd == 0:
+        return None
+    rivals = [t for t in trials if t.complete and family_and_kd(t) == (arch, 0.0)]
+    return max(rivals, key=lambda t: t.val_score, default=None)
 
 
 def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
@@ -282,14 +301,20 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
         teacher_speed = throughput(scorer, bench["text"].tolist(), bench["task"].tolist(), 64)
         winner, speedup = choose(cfg, trials, checkpoints, scorer.num_parameters, teacher_speed, bench,
                                  out / "champion")
-        test = evaluate_fit(StudentScorer(out / "champion"), frame[frame["split"] == "test"], intervals=True)
+        test_rows = frame[frame["split"] == "test"]
+        test = evaluate_fit(StudentScorer(out / "champion"), test_rows, intervals=True)
+        no_kd, no_kd_test = no_kd_rival(cfg, trials, winner), None
+        if no_kd is not None:
+            with checkpoints[no_kd.trial_id].as_directory() as d:
+                no_kd_test = evaluate_fit(StudentScorer(Path(d) / "student"), test_rows, intervals=True)
         plot_search(trials, winner, teacher.result, layout, out / "search.png")
         champion_run, champion_uri = _log_trials(trials, winner, cfg, run, lineage, out / "champion", test,
                                                  speedup)
         early = sum(1 for t in trials if not t.complete)
         run.log_metrics({"trials": len(trials), "stopped_early": early, "search_seconds": seconds,
                          "winner.val_score": winner.val_score, "winner.test_score": test.score,
-                         "winner.parameters": winner.parameters, "winner.speedup": speedup})
+                         "winner.parameters": winner.parameters, "winner.speedup": speedup,
+                         **({"no_kd.test_score": no_kd_test.score} if no_kd_test is not None else {})})
         run.log_artifact(out / "search.png")
         registered = None
         if cfg.register_as:
@@ -301,7 +326,8 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
         result = TuneResult(output_dir=str(out), parent_run_id=run.run_id, tracking_uri=run.tracking_uri,
                             trials=trials, stopped_early=early, search_seconds=seconds, winner=winner, test=test,
                             teacher_parameters=scorer.num_parameters, speedup=speedup,
-                            champion_dir=str(out / "champion"), champion_run_id=champion_run, registered=registered)
+                            champion_dir=str(out / "champion"), champion_run_id=champion_run, registered=registered,
+                            no_kd=no_kd, no_kd_test=no_kd_test)
         run.save(result, "tune_result.json")
     state_path.unlink(missing_ok=True)  # finished: the next run starts a new search
     print_summary(result)
@@ -427,5 +453,8 @@ def print_summary(result: TuneResult) -> None:
     say("tune", f"champion: trial {w.trial_id} val {w.val_score:.4f} test {result.test.score:.4f} params "
                 f"{w.parameters:,} ({w.parameters / result.teacher_parameters:.2%} of the teacher), "
                 f"{result.speedup:.0f}x faster")
+    if result.no_kd is not None and result.no_kd_test is not None:
+        say("tune", f"its family without KD: trial {result.no_kd.trial_id} val {result.no_kd.val_score:.4f} test "
+                    f"{result.no_kd_test.score:.4f}")
     if result.registered:
         say("tune", f"registered as models:/{result.registered.name}@champion (version {result.registered.version})")

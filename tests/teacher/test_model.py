@@ -49,3 +49,24 @@ def test_tiny_overrides_reshape_the_random_model():
     assert conf.layer_types == ["sliding_attention", "full_attention"] * 2
     with pytest.raises(ConfigError, match="tiny_overrides.num_expertz"):
         tiny_config("gpt_oss", 100, 0, 3, 2, 64, {"num_expertz": 3})
+
+
+def test_cpu_bf16_autocast_computes_in_bf16_and_keeps_fp32_weights(monkeypatch):
+    from raykd.teacher import model as teacher_model
+
+    cfg = ModelConfig(kind="encoder", tiny="bert", cpu_bf16=True)
+    tok = build_tokenizer(cfg)
+    model = build_model(cfg, LoraConfig(enabled=False), 3, tok, on_gpu=False).eval()
+    enc = tok(["the cell membrane controls what enters"], return_tensors="pt")
+    monkeypatch.setattr(teacher_model, "cpu_bf16_supported", lambda: True)
+    with torch.no_grad(), teacher_model.autocast(cfg, torch.device("cpu")):
+        fast = model(**enc).logits
+    with torch.no_grad(), teacher_model.autocast(ModelConfig(kind="encoder", tiny="bert"), torch.device("cpu")):
+        exact = model(**enc).logits
+    assert fast.dtype == torch.bfloat16 and exact.dtype == torch.float32
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert torch.allclose(fast.float(), exact, atol=0.05)
+    # A CPU without native bf16 keeps fp32 (emulated bf16 would be slower), and says so.
+    monkeypatch.setattr(teacher_model, "cpu_bf16_supported", lambda: False)
+    with pytest.warns(UserWarning, match="no native bf16"), teacher_model.autocast(cfg, torch.device("cpu")):
+        assert model(**enc).logits.dtype == torch.float32

@@ -83,3 +83,20 @@ def test_length_batches_cover_every_row_with_little_padding():
     assert all((a == b).all() for a, b in zip(batches, again, strict=True))
     assert not all((a == b).all() for a, b in zip(batches, length_batches(idx, lengths, 16, seed=4, window=8),
                                                    strict=True))
+
+
+def test_cpu_bf16_turns_on_deepspeeds_own_autocast(monkeypatch):
+    # DeepSpeed's engine switches off an outer torch.autocast, so CPU bf16 must be in its config.
+    from raykd.teacher import model as teacher_model
+    from raykd.teacher.train import deepspeed_config
+
+    cfg = TeacherJobConfig()
+    cfg.model.cpu_bf16 = True
+    monkeypatch.setattr(teacher_model, "cpu_bf16_supported", lambda: True)
+    assert deepspeed_config(cfg, on_gpu=False)["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"}
+    assert not deepspeed_config(cfg, on_gpu=True)["torch_autocast"]["enabled"]  # GPUs use DeepSpeed's bf16
+    monkeypatch.setattr(teacher_model, "cpu_bf16_supported", lambda: False)
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert not deepspeed_config(cfg, on_gpu=False)["torch_autocast"]["enabled"]
+    cfg.model.cpu_bf16 = False
+    assert not deepspeed_config(cfg, on_gpu=False)["torch_autocast"]["enabled"]

@@ -15,7 +15,7 @@ from raykd.students.architectures import make_model
 from raykd.students.artifact import StudentScorer, save_student
 from raykd.students.vocab import Vocabulary
 from raykd.tasks import TaskLayout
-from raykd.tune.search import TrialResult, choose
+from raykd.tune.search import TrialResult, choose, no_kd_rival
 
 LAYOUT = TaskLayout.of([TaskSpec("asap_1", "multiclass", ("0", "1", "2", "3"), ordinal=True)])
 TEXTS = [f"the mass of vinegar and the size of container number {i} " * 3 for i in range(64)]
@@ -55,3 +55,16 @@ def test_min_speedup_constrains_the_winner(tmp_path):
 
     with pytest.raises(RaykdError, match="faster than the teacher"):
         choose(TuneJobConfig(min_speedup=1e12), trials, checkpoints, 10**6, 1.0, bench, tmp_path / "c3")
+
+
+def test_no_kd_rival_is_the_best_finished_no_kd_trial_of_the_champions_family():
+    cfg = TuneJobConfig(teacher="t")
+
+    def trial(tid, arch, kd, score, complete=True):
+        return TrialResult(tid, {"student.arch": arch, "distill.kd_weight": kd}, score, 3, complete, 100, [])
+
+    trials = [trial("kd", "moe", 0.5, 0.80), trial("lstm0", "lstm", 0.0, 0.79), trial("moe0a", "moe", 0.0, 0.70),
+              trial("moe0b", "moe", 0.0, 0.75), trial("moe0c", "moe", 0.0, 0.78, complete=False)]
+    assert no_kd_rival(cfg, trials, trials[0]).trial_id == "moe0b"
+    assert no_kd_rival(cfg, trials, trials[1]) is None  # a no-KD champion has no rival to measure KD against
+    assert no_kd_rival(cfg, trials[:2], trials[0]) is None

@@ -137,12 +137,14 @@ def wait_for_finished_trials(exp: Path, n: int, timeout: float) -> set[str]:
 
 def test_cross_validated_search_over_families(tiny_teacher, ray_session, tracking_uri, tmp_path):
     """folds: 3 scores every trial by 3-fold CV (one report per fold) and keeps a refit student; a grid crosses
-    the families (LSTM, MoE) with kd_weight 0 and 0.5, and the champion is the best CV mean of them all."""
+    the families (LSTM, MoE) with kd_weight 0 and 0.5, and the champion is the best CV mean of them all. With
+    ASHA off every trial finishes, so a KD champion is scored on test beside its family's best no-KD trial."""
     space = {"student.arch": {"type": "grid", "values": ["lstm", "moe"]},
              "distill.kd_weight": {"type": "grid", "values": [0.0, 0.5]},
              "distill.lr": {"type": "loguniform", "low": 2.0e-3, "high": 5.0e-3}}
     cfg = from_dict(TuneJobConfig, tune_dict(tiny_teacher, tmp_path / "cv", space=space, folds=3, num_samples=1,
                                              register_as=None, distill={"epochs": 3, "patience": 3},
+                                             asha={"enabled": False},
                                              student={"arch": "lstm", "min_freq": 1, "num_experts": 2}))
     cfg.validate()
     result = run_tune(cfg, tracking_uri=tracking_uri)
@@ -150,11 +152,18 @@ def test_cross_validated_search_over_families(tiny_teacher, ray_session, trackin
     assert {(t.params["student.arch"], t.params["distill.kd_weight"]) for t in result.trials} == {
         ("lstm", 0.0), ("lstm", 0.5), ("moe", 0.0), ("moe", 0.5)}  # the grid: each family, with and without KD
     finished = [t for t in result.trials if t.complete]
-    assert finished and all(len(t.history) == 3 for t in finished)  # one report per fold
+    assert len(finished) == 4 and all(len(t.history) == 3 for t in finished)  # no ASHA: every fold of every trial
     assert result.winner.val_score == max(t.val_score for t in finished)
     manifest = json.loads((tmp_path / "cv" / "champion" / "raykd_model.json").read_text())
     assert manifest["arch"] == result.winner.params["student.arch"]
     assert manifest["cv_folds"] == 3
+    # What KD bought: beside a KD champion, the best no-KD trial of its family, scored on the same test rows.
+    if result.winner.params["distill.kd_weight"] > 0:
+        assert result.no_kd.params == {**result.winner.params, "distill.kd_weight": 0.0,
+                                       "distill.lr": result.no_kd.params["distill.lr"]}
+        assert set(result.no_kd_test.tasks) == set(result.test.tasks)
+    else:
+        assert result.no_kd is None and result.no_kd_test is None
 
 
 def test_cv_folds_are_stratified_and_stable():
