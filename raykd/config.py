@@ -88,8 +88,8 @@ class ModelConfig:
     tokenizer: Str | None = None  # default: the model's own; `minilm` for tiny models
     max_length: Int = 256
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
-    # On CPU, compute in bf16 under torch.autocast (fp32 weights and optimizer): ~3x faster where the CPU has
-    # native bf16 (AVX512-BF16, AMX); ignored on GPUs and, with a warning, on CPUs without it.
+    # On CPU, compute in bf16 (autocast; fp32 weights and optimizer): ~3x faster forward passes where the CPU
+    # has native bf16 (AVX512-BF16, AMX); ignored on GPUs and, with a warning, on CPUs without it.
     cpu_bf16: Bool = False
     gradient_checkpointing: Bool = False
     dequantize_mxfp4: bool = True  # gpt-oss ships MXFP4 experts, which cannot be trained

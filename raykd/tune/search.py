@@ -182,7 +182,8 @@ class TuneResult:
     champion_dir: str
     champion_run_id: str
     registered: Registration | None = None
-    # The best finished no-KD trial of the champion's family (kd_weight 0, same CV score) on test: what KD bought.
+    # The best finished no-KD trial (kd_weight 0) of the champion's family, chosen by the same selection score,
+    # and its test scores: what KD bought.
     # None when the champion itself has no KD or the search offered no such trial.
     no_kd: TrialResult | None = None
     no_kd_test: TaskScores | None = None
