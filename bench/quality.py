@@ -16,7 +16,6 @@ Stages (each cached in --workdir, so an interrupted run picks up where it stoppe
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -27,10 +26,19 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from run_all import cached, load_saved, machine, open_workdir, teacher_stage, tfidf_stage, typed  # noqa: E402
+from run_all import (  # noqa: E402
+    bench_parser,
+    machine,
+    open_workdir,
+    run_stages,
+    teacher_stage,
+    tfidf_stage,
+    typed,
+)
 
 from raykd.config import EnsembleJobConfig, TuneJobConfig, from_dict  # noqa: E402
 from raykd.io import write_text_atomic  # noqa: E402
+from raykd.tables import markdown  # noqa: E402
 
 # The quality issue's targets (GPU ones apply where the LLM teacher ran).
 TEACHER_TARGET = 0.78
@@ -113,27 +121,20 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
     w = tuned.winner
     lines += [f"Champion: trial {w.trial_id} ({', '.join(f'{k}={v}' for k, v in w.params.items())}), "
               f"{w.parameters:,} parameters, cross-validated QWK {w.val_score:.3f}.", ""]
+    test_scores = [*[teachers[c].splits["test"] for c in teachers], *([ens.splits["test"]] if ens else []), test, no_kd]
     head = ["set", *[f"teacher {c}" for c in cols], "champion", "its family, no KD", "TF-IDF+LR"]
-    lines += ["Test QWK per set, bootstrap 95% intervals:", "", "| " + " | ".join(head) + " |",
-              "|" + "---|" * len(head)]
-    for t in tasks:
-        row = [t, *[_cell(teachers[c].splits["test"], t) for c in teachers], *([_cell(ens.splits["test"], t)]
-                                                                               if ens else []),
-               _cell(test, t), _cell(no_kd, t) if no_kd else "-", f"{tfidf[t]['qwk']:.3f}"]
-        lines.append("| " + " | ".join(row) + " |")
-    tfidf_mean = sum(tfidf[t]["qwk"] for t in tasks) / len(tasks)
-    lines.append("| **mean** | " + " | ".join([*[_cell(teachers[c].splits["test"]) for c in teachers],
-                                               *([_cell(ens.splits["test"])] if ens else []), _cell(test),
-                                               _cell(no_kd) if no_kd else "-", f"{tfidf_mean:.3f}"]) + " |")
+    rows = [[t, *[_cell(x, t) for x in test_scores], tfidf[t]["qwk"]] for t in tasks]
+    rows.append(["**mean**", *[_cell(x) for x in test_scores], sum(tfidf[t]["qwk"] for t in tasks) / len(tasks)])
+    lines += ["Test QWK per set, bootstrap 95% intervals:", "", markdown(head, rows)]
     if ens and ens.weights:
         lines += ["", "Ensemble weights per set (fit on validation log-loss, members in order "
                       f"{', '.join(teachers)}): " + "; ".join(f"{t} {[round(x, 2) for x in ens.weights[t]]}"
                                                               for t in tasks if t in ens.weights)]
     trials = sorted(tuned.trials, key=lambda t: -t.val_score)
     lines += ["", "Search (CV mean QWK over the labelled train + validation responses):", "",
-              "| trial | params | CV QWK | parameters | finished |", "|---|---|---|---|---|"]
-    lines += [f"| {t.trial_id} | {', '.join(f'{k}={v}' for k, v in t.params.items())} | {t.val_score:.3f} | "
-              f"{t.parameters:,} | {'yes' if t.complete else 'stopped by ASHA'} |" for t in trials]
+              markdown(["trial", "params", "CV QWK", "parameters", "finished"],
+                       [[t.trial_id, ", ".join(f"{k}={v}" for k, v in t.params.items()), t.val_score, t.parameters,
+                         "yes" if t.complete else "stopped by ASHA"] for t in trials])]
     below = [t for t in tasks if test.tasks[t]["qwk"] < tfidf[t]["qwk"]]
     gap = ref_test.score - test.score
     ratio = tuned.teacher_parameters / max(1, w.parameters)
@@ -169,12 +170,7 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
 
 # ------------------------------------------------------------------------------------------ main
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="bench/quality.cpu.yaml")
-    parser.add_argument("--workdir", default="runs/quality")
-    parser.add_argument("--only", default="", help="comma-separated stages to run now (the report waits for all)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. teachers.mpnet.train.epochs=1 (repeatable)")
+    parser = bench_parser(__doc__, "bench/quality.cpu.yaml", "runs/quality", "teachers.mpnet.train.epochs=1")
     args = parser.parse_args()
     cfg, work = open_workdir(parser, args, ("data", "teachers", "tune"))
     tracking = f"sqlite:///{work / 'mlflow.db'}"
@@ -195,23 +191,10 @@ def main() -> int:
                                                     teacher_dir, tracking)
     stages["tfidf"] = lambda: tfidf_stage(dirs[0], False)
     stages["tune"] = lambda: tune_stage(cfg["tune"], teacher_dir, work / "tune", tracking)
-    only = [x for x in args.only.split(",") if x]
-    unknown = sorted(set(only) - set(stages))
-    if unknown:
-        parser.error(f"--only: unknown stage {unknown[0]!r} (stages: {', '.join(stages)})")
-    from raykd.runtime import ensure_ray
-
-    ensure_ray()
     t0 = time.time()
     done: dict[str, Any] = {}
     seconds: dict[str, float | None] = {}
-    for name, fn in stages.items():
-        path = work / f"{name}.json"
-        if only and name not in only:
-            if path.exists():
-                done[name], seconds[name] = load_saved(path)
-            continue
-        done[name], seconds[name] = cached(path, fn)
+    only = run_stages(parser, stages, work, args.only, done, seconds)
     if only:
         print(f"[quality] ran {', '.join(only)} in {(time.time() - t0) / 60:.1f} min", flush=True)
         return 0

@@ -272,6 +272,39 @@ def kt_stage(cfg: dict, work: Path, tracking: str) -> dict:
             "config": cfg["config"]}
 
 
+def bench_parser(doc: str, config: str, workdir: str, set_example: str) -> argparse.ArgumentParser:
+    """The arguments every benchmark takes: --config, --workdir, --only and repeatable --set overrides."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=config)
+    parser.add_argument("--workdir", default=workdir)
+    parser.add_argument("--only", default="", help="comma-separated stages to run now (the report waits for all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, e.g. {set_example} (repeatable)")
+    return parser
+
+
+def run_stages(parser: argparse.ArgumentParser, stages: dict[str, Any], work: Path, only_arg: str,
+               results: dict[str, Any], seconds: dict[str, float | None]) -> list[str]:
+    """Run `stages` in order (each may read the results of those before it), each cached in `work`, into
+    `results` and `seconds`; with `--only`, just those, reading the others' saved results where they exist.
+    Returns the --only list (empty: everything ran)."""
+    only = [x for x in only_arg.split(",") if x]
+    unknown = sorted(set(only) - set(stages))
+    if unknown:
+        parser.error(f"--only: unknown stage {unknown[0]!r} (stages: {', '.join(stages)})")
+    from raykd.runtime import ensure_ray
+
+    ensure_ray()
+    for name, fn in stages.items():
+        path = work / f"{name}.json"
+        if only and name not in only:
+            if path.exists():  # later stages may need it
+                results[name], seconds[name] = load_saved(path)
+            continue
+        results[name], seconds[name] = cached(path, fn)
+    return only
+
+
 def open_workdir(parser: argparse.ArgumentParser, args: argparse.Namespace,
                  sections: tuple[str, ...]) -> tuple[dict, Path]:
     """The config (`--config` with every `--set`; each of `sections` required) and the workdir, which is stamped
@@ -292,12 +325,7 @@ def open_workdir(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="bench/config.yaml")
-    parser.add_argument("--workdir", default="runs/bench")
-    parser.add_argument("--only", default="", help="comma-separated stages to run now (the report waits for all)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. asap_teacher.train.epochs=3 (repeatable)")
+    parser = bench_parser(__doc__, "bench/config.yaml", "runs/bench", "asap_teacher.train.epochs=3")
     args = parser.parse_args()
     cfg, work = open_workdir(parser, args, ("asap_teacher", "semeval_teacher"))
     tracking = f"sqlite:///{work / 'mlflow.db'}"
@@ -326,21 +354,8 @@ def main() -> int:
         stages["kt"] = lambda: kt_stage(cfg["kt"], work, tracking)
     if cfg.get("llm_throughput"):
         stages["llm_throughput"] = lambda: llm_throughput_stage(cfg["llm_throughput"], work, tracking)
-    only = [x for x in args.only.split(",") if x]
-    unknown = sorted(set(only) - set(stages))
-    if unknown:
-        parser.error(f"--only: unknown stage {unknown[0]!r} (stages: {', '.join(stages)})")
-    from raykd.runtime import ensure_ray
-
-    ensure_ray()
     results["stage_seconds"] = {}
-    for name, fn in stages.items():
-        path = work / f"{name}.json"
-        if only and name not in only:
-            if path.exists():  # later stages may need it
-                results[name], results["stage_seconds"][name] = load_saved(path)
-            continue
-        results[name], results["stage_seconds"][name] = cached(path, fn)
+    only = run_stages(parser, stages, work, args.only, results, results["stage_seconds"])
     if only:
         print(f"[bench] ran {', '.join(only)} in {(time.time() - t0) / 60:.1f} min", flush=True)
         return 0
