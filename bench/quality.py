@@ -11,7 +11,8 @@ Stages (each cached in --workdir, so an interrupted run picks up where it stoppe
   4. Ray Tune over the students (`tune`: a TuneJobConfig without teacher/output_dir), scored by k-fold CV; the
      champion and the best no-KD trial of its family are scored on test with bootstrap 95% intervals
   5. report.md: per-set test QWK with intervals, every target of the quality issue met or missed
-`--only stage,...` runs some stages now; `--set key=value` overrides the config. A workdir belongs to one config.
+`--only stage,...` runs some stages now; `--set key=value` overrides the config. A cached stage is reused only while
+the part of the config it reads is unchanged (edit `tune` and delete tune.json + tune/ to rerun just the search).
 """
 
 from __future__ import annotations
@@ -131,10 +132,13 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
                       f"{', '.join(teachers)}): " + "; ".join(f"{t} {[round(x, 2) for x in ens.weights[t]]}"
                                                               for t in tasks if t in ens.weights)]
     trials = sorted(tuned.trials, key=lambda t: -t.val_score)
+    # Without ASHA only the search's time budget stops a trial before its last fold and refit.
+    asha = results["config"]["tune"].get("asha", {}).get("enabled", True)
+    stopped = "no: stopped by ASHA or the time budget" if asha else "no: stopped by the time budget"
     lines += ["", "Search (CV mean QWK over the labelled train + validation responses):", "",
               markdown(["trial", "params", "CV QWK", "parameters", "finished"],
                        [[t.trial_id, ", ".join(f"{k}={v}" for k, v in t.params.items()), t.val_score, t.parameters,
-                         "yes" if t.complete else "stopped by ASHA"] for t in trials])]
+                         "yes" if t.complete else stopped] for t in trials])]
     below = [t for t in tasks if test.tasks[t]["qwk"] < tfidf[t]["qwk"]]
     gap = ref_test.score - test.score
     ratio = tuned.teacher_parameters / max(1, w.parameters)
@@ -172,7 +176,7 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
 def main() -> int:
     parser = bench_parser(__doc__, "bench/quality.cpu.yaml", "runs/quality", "teachers.mpnet.train.epochs=1")
     args = parser.parse_args()
-    cfg, work = open_workdir(parser, args, ("data", "teachers", "tune"))
+    cfg, work = open_workdir(parser, args, ("data", "teachers", "tune"), per_stage=True)
     tracking = f"sqlite:///{work / 'mlflow.db'}"
 
     import torch
@@ -191,10 +195,16 @@ def main() -> int:
                                                     teacher_dir, tracking)
     stages["tfidf"] = lambda: tfidf_stage(dirs[0], False)
     stages["tune"] = lambda: tune_stage(cfg["tune"], teacher_dir, work / "tune", tracking)
+    # What each stage reads: a cached stage stays valid while its share of the config is unchanged.
+    teacher_inputs = {n: teacher_config(cfg, n) for n in names}
+    inputs = {**{f"teacher_{n}": c for n, c in teacher_inputs.items()},
+              "ensemble": {"teachers": teacher_inputs, "ensemble": cfg.get("ensemble")},
+              "tfidf": teacher_inputs[names[0]],
+              "tune": {"teachers": teacher_inputs, "ensemble": cfg.get("ensemble"), "tune": cfg["tune"]}}
     t0 = time.time()
     done: dict[str, Any] = {}
     seconds: dict[str, float | None] = {}
-    only = run_stages(parser, stages, work, args.only, done, seconds)
+    only = run_stages(parser, stages, work, args.only, done, seconds, inputs)
     if only:
         print(f"[quality] ran {', '.join(only)} in {(time.time() - t0) / 60:.1f} min", flush=True)
         return 0

@@ -47,15 +47,22 @@ from raykd.config import (  # noqa: E402
 from raykd.io import write_text_atomic  # noqa: E402
 
 
-def cached(path: Path, fn: Any) -> tuple[dict, float | None]:
+def cached(path: Path, fn: Any, inputs: Any = None) -> tuple[dict, float | None]:
     """A stage's result and its run time in seconds: from `path` when an earlier run saved it, else by
-    running `fn` and saving both (the time inside the saved result, as `stage_seconds`)."""
+    running `fn` and saving both (the time inside the saved result, as `stage_seconds`). With `inputs` (the config
+    the stage reads), a saved result made from other inputs is an error, never silently reused."""
     if path.exists():
+        saved = json.loads(path.read_text())
+        if inputs is not None and saved.get("stage_inputs") != json.loads(json.dumps(inputs)):
+            raise SystemExit(f"{path} was made from a different config for this stage; delete it (and its folder) "
+                             "to rerun the stage, or use a new --workdir")
         print(f"[bench] cached: {path}", flush=True)
-        return load_saved(path)
+        return split_time(saved)
     t0 = time.time()
     value = json.loads(json.dumps(fn(), default=_plain))
     value.setdefault("stage_seconds", time.time() - t0)
+    if inputs is not None:
+        value["stage_inputs"] = inputs
     write_text_atomic(path, json.dumps(value, indent=2))
     return split_time(value)
 
@@ -66,6 +73,7 @@ def load_saved(path: Path) -> tuple[dict, float | None]:
 
 def split_time(saved: dict) -> tuple[dict, float | None]:
     seconds = saved.pop("stage_seconds", None)
+    saved.pop("stage_inputs", None)
     return saved, seconds
 
 
@@ -284,9 +292,11 @@ def bench_parser(doc: str, config: str, workdir: str, set_example: str) -> argpa
 
 
 def run_stages(parser: argparse.ArgumentParser, stages: dict[str, Any], work: Path, only_arg: str,
-               results: dict[str, Any], seconds: dict[str, float | None]) -> list[str]:
+               results: dict[str, Any], seconds: dict[str, float | None],
+               inputs: dict[str, Any] | None = None) -> list[str]:
     """Run `stages` in order (each may read the results of those before it), each cached in `work`, into
     `results` and `seconds`; with `--only`, just those, reading the others' saved results where they exist.
+    `inputs`: each stage's share of the config, checked against its cached result (see `cached`).
     Returns the --only list (empty: everything ran)."""
     only = [x for x in only_arg.split(",") if x]
     unknown = sorted(set(only) - set(stages))
@@ -301,14 +311,15 @@ def run_stages(parser: argparse.ArgumentParser, stages: dict[str, Any], work: Pa
             if path.exists():  # later stages may need it
                 results[name], seconds[name] = load_saved(path)
             continue
-        results[name], seconds[name] = cached(path, fn)
+        results[name], seconds[name] = cached(path, fn, (inputs or {}).get(name))
     return only
 
 
 def open_workdir(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                 sections: tuple[str, ...]) -> tuple[dict, Path]:
+                 sections: tuple[str, ...], per_stage: bool = False) -> tuple[dict, Path]:
     """The config (`--config` with every `--set`; each of `sections` required) and the workdir, which is stamped
-    with it: cached stages are only valid for the config that made them."""
+    with it: cached stages are only valid for the config that made them. `per_stage`: the caller checks each
+    stage's inputs instead (run_stages), so changing a late stage's config keeps the earlier stages."""
     if not Path(args.config).is_file():
         parser.error(f"--config {args.config}: no such file")
     cfg = apply_overrides(yaml.safe_load(Path(args.config).read_text()) or {}, args.set)
@@ -318,7 +329,7 @@ def open_workdir(parser: argparse.ArgumentParser, args: argparse.Namespace,
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     stamp = work / "config.json"
-    if stamp.exists() and json.loads(stamp.read_text()) != cfg:
+    if not per_stage and stamp.exists() and json.loads(stamp.read_text()) != cfg:
         parser.error(f"{work} holds stages of a different config ({stamp}); use a new --workdir")
     write_text_atomic(stamp, json.dumps(cfg, indent=2))
     return cfg, work

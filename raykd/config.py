@@ -350,6 +350,9 @@ class StudentConfig:
     arch: Literal["lstm", "moe"] = "lstm"
     per_task: Bool = True
     tokenizer: Literal["words", "wordpiece"] = "words"
+    # teacher: start the embedding from the teacher's token embeddings, reduced to embed_dim (needs the
+    # teacher's sub-words: tokenizer wordpiece; raykd.students.embeddings)
+    init_embeddings: Literal["random", "teacher"] = "random"
     include_question: Bool = False  # read question, reference answers and response (raykd.inputs)
     overlap: Bool = False  # start the input with answer/reference overlap tokens (raykd.inputs)
     vocab_size: Int = 3000
@@ -363,6 +366,13 @@ class StudentConfig:
     num_experts: Int = 4
     expert_hidden: Int = 64
     task_embed_dim: Int = 8
+
+    def validate(self, where: str = "student") -> None:
+        if self.init_embeddings == "teacher" and self.tokenizer != "wordpiece":
+            raise ConfigError(f"{where}.init_embeddings", "teacher embeddings need the teacher's sub-words: "
+                                                         "set tokenizer: wordpiece")
+        if self.embed_dim < 1 or self.hidden < 1 or self.vocab_size < 3:
+            raise ConfigError(f"{where}.embed_dim", "embed_dim and hidden must be >= 1, vocab_size >= 3")
 
 
 @dataclass
@@ -413,6 +423,8 @@ class DistillJobConfig:
         validate_sections(self, where, "data", "distill")
         if not self.students:
             raise ConfigError(f"{where}.students", "name at least one student")
+        for name, student in self.students.items():
+            student.validate(f"{where}.students.{name}")
 
 
 # ----------------------------------------------------------------------------------------------- tune
@@ -468,7 +480,7 @@ class TuneJobConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self, where: str = "config") -> None:
-        validate_sections(self, where, "data", "distill")
+        validate_sections(self, where, "data", "distill", "student")
         known = {f"student.{f.name}" for f in dataclasses.fields(StudentConfig)} | {
             f"distill.{f.name}" for f in dataclasses.fields(DistillConfig)}
         for key, rng in self.space.items():

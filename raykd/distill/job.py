@@ -181,7 +181,7 @@ def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str,
             mlflow.log_metrics({k.replace("/", "."): v for k, v in metrics.items() if np.isfinite(v)}, step=epoch)
 
         fit = fit_student(scfg, dcfg, train, part[part["split"] == "validation"], layout,
-                          str(teacher.model_dir / "tokenizer"), on_epoch=log_epoch)
+                          str(teacher.model_dir), on_epoch=log_epoch)
         test = evaluate_fit(fit, part[part["split"] == "test"], intervals=True)
         model_dir = save_fit(fit, run.out / "students" / group / variant,
                              extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": reference.run_id})

@@ -24,6 +24,7 @@ from raykd.distill.losses import hard_loss, load_balance, mix, soft_loss
 from raykd.inputs import model_inputs
 from raykd.students.architectures import make_model
 from raykd.students.artifact import save_student
+from raykd.students.embeddings import init_from_teacher
 from raykd.students.vocab import Vocabulary
 from raykd.tasks import TaskLayout, TaskScores, row_probabilities, score_tasks
 
@@ -56,9 +57,12 @@ class FitResult:
         return self.validation.score
 
 
-def build_vocab(cfg: StudentConfig, texts: list[str], teacher_tokenizer: str | None = None) -> Vocabulary:
-    return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, cfg.tokenizer,
-                            teacher_tokenizer if cfg.tokenizer == "wordpiece" else None)
+def build_vocab(cfg: StudentConfig, texts: list[str], teacher_model: str | None = None) -> Vocabulary:
+    """The student's vocabulary: its own words, or the sub-words of the teacher saved at `teacher_model`."""
+    tokenizer = str(Path(teacher_model) / "tokenizer") if teacher_model and cfg.tokenizer == "wordpiece" else None
+    if cfg.tokenizer == "wordpiece" and tokenizer is None:
+        raise ValueError("a wordpiece student needs the teacher's model folder (its tokenizer)")
+    return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, cfg.tokenizer, tokenizer)
 
 
 @dataclass
@@ -145,10 +149,12 @@ def score(model: torch.nn.Module, data: Encoded, layout: TaskLayout,
 
 
 def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, validation: pd.DataFrame,
-                layout: TaskLayout, teacher_tokenizer: str | None = None,
+                layout: TaskLayout, teacher_model: str | None = None,
                 on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
     """Train one student. `train` may hold unlabelled rows (y None) with teacher vectors in `soft`; the best
-    validation epoch is kept (early stopping after `patience` epochs without improvement)."""
+    validation epoch is kept (early stopping after `patience` epochs without improvement). `teacher_model`: the
+    teacher's saved model folder, for a wordpiece vocabulary and teacher-initialised embeddings."""
+    scfg.validate()
     torch.manual_seed(dcfg.seed)
     torch.set_num_threads(max(1, dcfg.threads))
     if dcfg.kd_weight == 0 or not dcfg.use_unlabelled:
@@ -157,8 +163,10 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
         raise ValueError("knowledge distillation needs teacher probabilities for every training row")
     inputs = model_inputs(train["text"].tolist(), train["question"].tolist(), train["reference"].tolist(),
                           scfg.include_question, scfg.overlap)
-    vocab = build_vocab(scfg, inputs, teacher_tokenizer)
+    vocab = build_vocab(scfg, inputs, teacher_model)
     model = make_model(scfg, len(vocab), layout)
+    if scfg.init_embeddings == "teacher":
+        init_from_teacher(model, vocab, teacher_model, dcfg.seed)  # type: ignore[arg-type]
     tr = Encoded(train, vocab, layout, scfg.max_len, scfg.include_question, scfg.overlap)
     va = Encoded(validation, vocab, layout, scfg.max_len, scfg.include_question, scfg.overlap)
     n_params = int(sum(p.numel() for p in model.parameters()))

@@ -41,6 +41,10 @@ class LSTMStudent(nn.Module):
         self.dropout = nn.Dropout(spec.dropout)
         self.head = nn.Linear(width, spec.num_outputs)
 
+    @property
+    def token_embedding(self) -> nn.Embedding:
+        return self.embed
+
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
         """Mean and max pooling of the LSTM states over the real tokens, averaged. Sequences are packed, so
         padding never enters the recurrence and a response scores the same in any batch."""

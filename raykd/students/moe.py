@@ -44,6 +44,10 @@ class MoEStudent(nn.Module):
         self.dropout = nn.Dropout(spec.dropout)
         self.head = nn.Linear(width, spec.num_outputs)
 
+    @property
+    def token_embedding(self) -> nn.Embedding:
+        return self.encoder.embed
+
     def forward(self, ids: torch.Tensor, task_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if task_ids is None:
             raise ValueError("the MoE student needs each response's task id")

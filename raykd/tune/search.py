@@ -75,7 +75,7 @@ def trial_configs(cfg: TuneJobConfig, params: dict[str, Any]) -> tuple[StudentCo
 
 
 def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame, tasks: list[dict],
-          teacher_tokenizer: str) -> None:
+          teacher_model: str) -> None:
     """One Tune trial: fit a student with `params`, report per epoch, checkpoint the final student."""
     from ray import tune
 
@@ -86,7 +86,7 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
     layout = TaskLayout.from_list(tasks)
     dcfg = dataclasses.replace(dcfg, threads=1)
     if cfg.folds > 1:
-        return _cross_validated_trial(cfg, scfg, dcfg, frame, layout, teacher_tokenizer)
+        return _cross_validated_trial(cfg, scfg, dcfg, frame, layout, teacher_model)
     train = frame[frame["split"].isin(["train", "unlabelled"])]
     val = frame[frame["split"] == "validation"]
     holder: dict[str, Any] = {}
@@ -97,7 +97,7 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
                          "parameters": metrics["parameters"]})
         holder["last"] = metrics
 
-    fit = fit_student(scfg, dcfg, train, val, layout, teacher_tokenizer, on_epoch=on_epoch)
+    fit = fit_student(scfg, dcfg, train, val, layout, teacher_model, on_epoch=on_epoch)
     with tempfile.TemporaryDirectory(prefix="raykd-trial-") as tmp:
         save_fit(fit, Path(tmp) / "student", extra={"kd_weight": dcfg.kd_weight})
         last = holder.get("last", {})
@@ -120,7 +120,7 @@ def cv_folds(frame: pd.DataFrame, k: int, seed: int) -> np.ndarray:
 
 
 def _cross_validated_trial(cfg: TuneJobConfig, scfg: StudentConfig, dcfg: DistillConfig, frame: pd.DataFrame,
-                           layout: TaskLayout, teacher_tokenizer: str) -> None:
+                           layout: TaskLayout, teacher_model: str) -> None:
     from ray import tune
 
     from raykd.distill.train import fit_student, save_fit
@@ -130,7 +130,7 @@ def _cross_validated_trial(cfg: TuneJobConfig, scfg: StudentConfig, dcfg: Distil
     scores, best_epochs = [], []
     for i in range(cfg.folds):
         fit = fit_student(scfg, dcfg, frame[unlabelled | ((fold >= 0) & (fold != i))], frame[fold == i], layout,
-                          teacher_tokenizer)
+                          teacher_model)
         scores.append(fit.val_score)
         best_epochs.append(fit.best_epoch + 1)
         if i < cfg.folds - 1:
@@ -140,7 +140,7 @@ def _cross_validated_trial(cfg: TuneJobConfig, scfg: StudentConfig, dcfg: Distil
     epochs = max(1, round(float(np.mean(best_epochs))))
     final = fit_student(scfg, dataclasses.replace(dcfg, epochs=epochs, patience=epochs),
                         frame[unlabelled | (fold >= 0)], frame[frame["split"] == "validation"], layout,
-                        teacher_tokenizer)
+                        teacher_model)
     with tempfile.TemporaryDirectory(prefix="raykd-trial-") as tmp:
         save_fit(final, Path(tmp) / "student", extra={"kd_weight": dcfg.kd_weight, "cv_folds": cfg.folds})
         tune.report({METRIC: float(np.mean(scores)), "cv_std": float(np.std(scores)), "epoch": cfg.folds,
@@ -154,7 +154,7 @@ class TrialResult:
     params: dict[str, Any]
     val_score: float
     epochs: int
-    complete: bool  # trained to its end (not stopped by ASHA) and saved its student
+    complete: bool  # trained to its end (not stopped by ASHA or the time budget) and saved its student
     parameters: int
     history: list[dict[str, float]]
     error: str | None = None
@@ -203,7 +203,7 @@ def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskL
     max_t, grace = (cfg.folds, 1) if cfg.folds > 1 else (cfg.distill.epochs, cfg.asha.grace_period)
     trainable = tune.with_resources(
         tune.with_parameters(trial, cfg_dict=dataclasses.asdict(cfg), frame=frame, tasks=layout.to_list(),
-                             teacher_tokenizer=str(teacher.model_dir / "tokenizer")),
+                             teacher_model=str(teacher.model_dir)),
         {"cpu": cfg.cpus_per_trial})
     if resume:
         run.say(f"resuming the interrupted search at {exp_path}")

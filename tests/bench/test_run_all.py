@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,3 +31,21 @@ def test_a_workdir_belongs_to_one_config(tmp_path):
     assert yaml.safe_load((work / "config.json").read_text())["distill"]["kd_weight"] == 0.5
     out = run_all("--config", str(cfg), "--workdir", str(work), "--set", "distill.kd_weight=0.9", "--only", "nope")
     assert out.returncode == 2 and "holds stages of a different config" in out.stderr
+
+
+def test_a_cached_stage_is_reused_only_for_the_config_it_read(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    from run_all import cached
+
+    calls = []
+
+    def stage() -> dict:
+        calls.append(1)
+        return {"score": 0.5}
+
+    path = tmp_path / "tune.json"
+    assert cached(path, stage, {"epochs": 12})[0] == {"score": 0.5}
+    assert cached(path, stage, {"epochs": 12})[0] == {"score": 0.5} and len(calls) == 1  # reused, not rerun
+    with pytest.raises(SystemExit, match="tune.json was made from a different config"):
+        cached(path, stage, {"epochs": 20})
+    assert len(calls) == 1

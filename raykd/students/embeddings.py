@@ -1,0 +1,59 @@
+"""A student embedding started from the teacher's: its token embeddings, reduced to the student's width.
+
+    E_t  (teacher vocabulary x d_t)   the fine-tuned teacher's input embeddings
+    rows = E_t[id of each student sub-word]          the student keeps the few thousand pieces its data uses
+    E_s  = PCA_k(rows) * (1 / std)                   k = student embed_dim; scaled to unit std like nn.Embedding
+    E_s[<pad>] = 0;  E_s[<unk>] = the teacher's unknown-token row (or 0)
+
+The student then trains the embedding like any other weight: the start carries what the teacher learned about
+which pieces mean similar things, which a 100x smaller model cannot learn from a few thousand responses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+
+from raykd.students.vocab import Vocabulary
+
+
+def teacher_token_embeddings(teacher_model: str | Path) -> tuple[np.ndarray, dict[str, int], int | None]:
+    """The saved teacher's input embedding matrix, its token -> row index, and its unknown token's row."""
+    from raykd.teacher.artifact import TeacherScorer
+
+    scorer = TeacherScorer(teacher_model, device="cpu")
+    weight = scorer.model.get_input_embeddings().weight.detach().float().numpy()
+    vocab = scorer.tokenizer.get_vocab()
+    return weight, vocab, scorer.tokenizer.unk_token_id
+
+
+def reduce_embeddings(teacher: np.ndarray, index: dict[str, int], unk: int | None, vocab: Vocabulary,
+                      dim: int, seed: int = 0) -> torch.Tensor:
+    """The student's (len(vocab) x dim) starting embedding from the teacher's matrix (see the module docstring).
+    Every student piece must be a teacher token: the vocabulary was built with the teacher's tokenizer."""
+    pieces = vocab.tokens[2:]
+    missing = [t for t in pieces if t not in index]
+    if missing:
+        raise ValueError(f"{len(missing)} student token(s) are not in the teacher's vocabulary, e.g. {missing[:3]} "
+                         "(build the vocabulary with tokenizer: wordpiece from the same teacher)")
+    rows = teacher[[index[t] for t in pieces]].astype(np.float64)
+    k = min(dim, len(pieces), rows.shape[1])
+    pca = PCA(n_components=k, random_state=seed).fit(rows)
+    reduced = np.zeros((len(vocab), dim))
+    reduced[2:, :k] = pca.transform(rows)
+    if unk is not None:
+        reduced[1, :k] = pca.transform(teacher[[unk]].astype(np.float64))[0]
+    scale = reduced[2:, :k].std()
+    reduced /= scale if scale > 0 else 1.0
+    return torch.tensor(reduced, dtype=torch.float32)
+
+
+def init_from_teacher(model: torch.nn.Module, vocab: Vocabulary, teacher_model: str | Path, seed: int = 0) -> None:
+    """Copy the reduced teacher embeddings into the student's token embedding (in place)."""
+    embed: torch.nn.Embedding = model.token_embedding  # type: ignore[assignment]
+    weight, index, unk = teacher_token_embeddings(teacher_model)
+    with torch.no_grad():
+        embed.weight.copy_(reduce_embeddings(weight, index, unk, vocab, embed.embedding_dim, seed))
