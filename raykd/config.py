@@ -371,8 +371,9 @@ class StudentConfig:
         if self.init_embeddings == "teacher" and self.tokenizer != "wordpiece":
             raise ConfigError(f"{where}.init_embeddings", "teacher embeddings need the teacher's sub-words: "
                                                          "set tokenizer: wordpiece")
-        if self.embed_dim < 1 or self.hidden < 1 or self.vocab_size < 3:
-            raise ConfigError(f"{where}.embed_dim", "embed_dim and hidden must be >= 1, vocab_size >= 3")
+        for key, least in (("embed_dim", 1), ("hidden", 1), ("vocab_size", 3)):
+            if getattr(self, key) < least:
+                raise ConfigError(f"{where}.{key}", f"must be at least {least}, got {getattr(self, key)}")
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from raykd.config import ConfigError, StudentConfig, TuneJobConfig, from_dict
+from raykd.config import ConfigError, DistillJobConfig, StudentConfig, TuneJobConfig, from_dict
 from raykd.data import TaskSpec
 from raykd.students.architectures import make_model
 from raykd.students.embeddings import init_from_teacher, reduce_embeddings
@@ -45,6 +45,8 @@ def test_teacher_embeddings_need_the_teachers_subwords():
     with pytest.raises(ConfigError, match="config.student.init_embeddings"):
         from_dict(TuneJobConfig, {"student": {"init_embeddings": "teacher"}}).validate()
     StudentConfig(init_embeddings="teacher", tokenizer="wordpiece").validate()
+    with pytest.raises(ConfigError, match=r"config.students.s.hidden: must be at least 1, got 0"):
+        from_dict(DistillJobConfig, {"students": {"s": {"hidden": 0}}}).validate()
 
 
 @pytest.mark.parametrize("arch", ["lstm", "moe"])
