@@ -52,12 +52,8 @@ def cached(path: Path, fn: Any, inputs: Any = None) -> tuple[dict, float | None]
     running `fn` and saving both (the time inside the saved result, as `stage_seconds`). With `inputs` (the config
     the stage reads), a saved result made from other inputs is an error, never silently reused."""
     if path.exists():
-        saved = json.loads(path.read_text())
-        if inputs is not None and saved.get("stage_inputs") != json.loads(json.dumps(inputs)):
-            raise SystemExit(f"{path} was made from a different config for this stage; delete it (and its folder) "
-                             "to rerun the stage, or use a new --workdir")
         print(f"[bench] cached: {path}", flush=True)
-        return split_time(saved)
+        return load_saved(path, inputs)
     t0 = time.time()
     value = json.loads(json.dumps(fn(), default=_plain))
     value.setdefault("stage_seconds", time.time() - t0)
@@ -67,8 +63,13 @@ def cached(path: Path, fn: Any, inputs: Any = None) -> tuple[dict, float | None]
     return split_time(value)
 
 
-def load_saved(path: Path) -> tuple[dict, float | None]:
-    return split_time(json.loads(path.read_text()))
+def load_saved(path: Path, inputs: Any = None) -> tuple[dict, float | None]:
+    """A saved stage result and its seconds; with `inputs`, one made from other inputs is an error."""
+    saved = json.loads(path.read_text())
+    if inputs is not None and saved.get("stage_inputs") != json.loads(json.dumps(inputs)):
+        raise SystemExit(f"{path} was made from a different config for this stage; delete it (and its folder) "
+                         "to rerun the stage, or use a new --workdir")
+    return split_time(saved)
 
 
 def split_time(saved: dict) -> tuple[dict, float | None]:
@@ -306,12 +307,12 @@ def run_stages(parser: argparse.ArgumentParser, stages: dict[str, Any], work: Pa
 
     ensure_ray()
     for name, fn in stages.items():
-        path = work / f"{name}.json"
+        path, stage_inputs = work / f"{name}.json", (inputs or {}).get(name)
         if only and name not in only:
             if path.exists():  # later stages may need it
-                results[name], seconds[name] = load_saved(path)
+                results[name], seconds[name] = load_saved(path, stage_inputs)
             continue
-        results[name], seconds[name] = cached(path, fn, (inputs or {}).get(name))
+        results[name], seconds[name] = cached(path, fn, stage_inputs)
     return only
 
 

@@ -59,10 +59,11 @@ class FitResult:
 
 def build_vocab(cfg: StudentConfig, texts: list[str], teacher_model: str | None = None) -> Vocabulary:
     """The student's vocabulary: its own words, or the sub-words of the teacher saved at `teacher_model`."""
-    tokenizer = str(Path(teacher_model) / "tokenizer") if teacher_model and cfg.tokenizer == "wordpiece" else None
-    if cfg.tokenizer == "wordpiece" and tokenizer is None:
+    if cfg.tokenizer == "words":
+        return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, "words")
+    if not teacher_model:
         raise ValueError("a wordpiece student needs the teacher's model folder (its tokenizer)")
-    return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, cfg.tokenizer, tokenizer)
+    return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, "wordpiece", str(Path(teacher_model) / "tokenizer"))
 
 
 @dataclass

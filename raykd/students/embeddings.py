@@ -11,6 +11,7 @@ which pieces mean similar things, which a 100x smaller model cannot learn from a
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,10 @@ from sklearn.decomposition import PCA
 from raykd.students.vocab import Vocabulary
 
 
+@functools.lru_cache(maxsize=1)
 def teacher_token_embeddings(teacher_model: str | Path) -> tuple[np.ndarray, dict[str, int], int | None]:
-    """The saved teacher's input embedding matrix, its token -> row index, and its unknown token's row."""
+    """The saved teacher's input embedding matrix, its token -> row index, and its unknown token's row. Kept for
+    the next call: a cross-validated Tune trial fits a student per fold and a refit from the same teacher."""
     from raykd.teacher.artifact import TeacherScorer
 
     scorer = TeacherScorer(teacher_model, device="cpu")

@@ -35,7 +35,7 @@ def test_a_workdir_belongs_to_one_config(tmp_path):
 
 def test_a_cached_stage_is_reused_only_for_the_config_it_read(tmp_path):
     sys.path.insert(0, str(ROOT / "bench"))
-    from run_all import cached
+    from run_all import cached, load_saved
 
     calls = []
 
@@ -48,4 +48,7 @@ def test_a_cached_stage_is_reused_only_for_the_config_it_read(tmp_path):
     assert cached(path, stage, {"epochs": 12})[0] == {"score": 0.5} and len(calls) == 1  # reused, not rerun
     with pytest.raises(SystemExit, match="tune.json was made from a different config"):
         cached(path, stage, {"epochs": 20})
+    # A stage left out by --only is read for the later stages under the same check.
+    with pytest.raises(SystemExit, match="tune.json was made from a different config"):
+        load_saved(path, {"epochs": 20})
     assert len(calls) == 1
