@@ -422,7 +422,7 @@ def plot_search(trials: list[TrialResult], winner: TrialResult, teacher: Any, la
     ax.scatter([t.parameters for t in done], [t.val_score for t in done], label="finished trial", alpha=0.8)
     if stopped:
         ax.scatter([t.parameters for t in stopped], [t.val_score for t in stopped], marker="x", color="grey",
-                   label="stopped early (ASHA)")
+                   label="stopped early (ASHA or time budget)")
     ax.scatter([winner.parameters], [winner.val_score], s=180, marker="*", color="crimson", label="champion",
                zorder=5)
     validation = teacher.splits.get("validation")
@@ -444,7 +444,7 @@ def plot_search(trials: list[TrialResult], winner: TrialResult, teacher: Any, la
 def print_summary(result: TuneResult) -> None:
     w = result.winner
     say("tune", f"{len(result.trials)} trials in {result.search_seconds:.0f}s; {result.stopped_early} stopped early "
-                "by ASHA")
+                "(ASHA or the time budget)")
     for t in sorted(result.trials, key=lambda t: -t.val_score):
         mark = "*" if t.trial_id == w.trial_id else " "
         short = ", ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
