@@ -37,7 +37,8 @@ from run_all import (  # noqa: E402
     typed,
 )
 
-from raykd.config import EnsembleJobConfig, TuneJobConfig, from_dict  # noqa: E402
+from raykd.config import EnsembleJobConfig, TeacherJobConfig, TuneJobConfig, from_dict  # noqa: E402
+from raykd.errors import ConfigError  # noqa: E402
 from raykd.io import write_text_atomic  # noqa: E402
 from raykd.tables import markdown  # noqa: E402
 
@@ -78,13 +79,30 @@ def ensemble_stage(dirs: list[Path], weights: str, out: Path, tracking: str) -> 
     return run_ensemble(ecfg, tracking_uri=tracking)
 
 
+def tune_config(cfg: dict, teacher_dir: Path, out: Path) -> TuneJobConfig:
+    tcfg = from_dict(TuneJobConfig, {**cfg, "name": "quality-tune", "output_dir": str(out),
+                                     "teacher": str(teacher_dir)}, "tune")
+    tcfg.validate("tune")
+    return tcfg
+
+
 def tune_stage(cfg: dict, teacher_dir: Path, out: Path, tracking: str) -> Any:
     from raykd.tune.search import run_tune
 
-    tcfg = from_dict(TuneJobConfig, {**cfg, "name": "quality-tune", "output_dir": str(out),
-                                     "teacher": str(teacher_dir)})
-    tcfg.validate()
-    return run_tune(tcfg, tracking_uri=tracking)
+    return run_tune(tune_config(cfg, teacher_dir, out), tracking_uri=tracking)
+
+
+def check_configs(cfg: dict, work: Path, teacher_dir: Path) -> None:
+    """Every stage's config, GPU teachers included, typed and validated before the first stage runs: a typo in
+    `tune` fails at once, not after an hour of teachers."""
+    for name in cfg["teachers"]:
+        where = f"teachers.{name}"
+        path = cfg["teachers"][name].get("config")
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{where}.config", f"{path}: no such file")
+        from_dict(TeacherJobConfig, {**teacher_config(cfg, name), "output_dir": str(work / f"teacher_{name}")},
+                  where).validate(where)
+    tune_config(cfg["tune"], teacher_dir, work / "tune")
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -188,6 +206,10 @@ def main() -> int:
         parser.error(f"{args.config}: every teacher needs a GPU and none is visible")
     dirs = [work / f"teacher_{n}" for n in names]
     teacher_dir = work / "ensemble" if len(names) > 1 else dirs[0]
+    try:
+        check_configs(cfg, work, teacher_dir)
+    except ConfigError as e:
+        parser.error(f"{args.config}: {e}")
     stages: dict[str, Any] = {f"teacher_{n}": (lambda n=n, d=d: teacher_stage(teacher_config(cfg, n), d, tracking))
                               for n, d in zip(names, dirs, strict=True)}
     if len(names) > 1:
