@@ -44,6 +44,7 @@ from raykd.config import (  # noqa: E402
     apply_overrides,
     from_dict,
 )
+from raykd.errors import ConfigError  # noqa: E402
 from raykd.io import write_text_atomic  # noqa: E402
 
 
@@ -93,12 +94,16 @@ def typed(cls: type, value: Any) -> Any:
     return value if isinstance(value, cls) else TypeAdapter(cls).validate_python(value)
 
 
+def teacher_config(cfg: dict, out: Path, where: str = "config") -> TeacherJobConfig:
+    tcfg = from_dict(TeacherJobConfig, {**cfg, "output_dir": str(out)}, where)
+    tcfg.validate(where)
+    return tcfg
+
+
 def teacher_stage(cfg: dict, out: Path, tracking: str) -> Any:
     from raykd.teacher.job import run_teacher
 
-    tcfg = from_dict(TeacherJobConfig, {**cfg, "output_dir": str(out)})
-    tcfg.validate()
-    return run_teacher(tcfg, tracking_uri=tracking)
+    return run_teacher(teacher_config(cfg, out), tracking_uri=tracking)
 
 
 def distill_stage(teacher_dir: Path, students: dict, distill: dict, out: Path, tracking: str) -> Any:
@@ -109,6 +114,17 @@ def distill_stage(teacher_dir: Path, students: dict, distill: dict, out: Path, t
                             distill=from_dict(DistillConfig, distill), throughput_responses=256)
     dcfg.validate()
     return run_distill(dcfg, tracking_uri=tracking)
+
+
+def check_configs(cfg: dict, work: Path) -> None:
+    """The teachers' and students' configs typed and validated before the first stage runs (the other stages
+    build theirs in code): a typo in a late section fails at once, not after the teachers."""
+    from_dict(DistillConfig, cfg["distill"], "distill").validate("distill")
+    for name in ("asap", "semeval"):
+        teacher_config(cfg[f"{name}_teacher"], work / f"teacher_{name}", f"{name}_teacher")
+        for student, value in cfg[f"{name}_students"].items():
+            where = f"{name}_students.{student}"
+            from_dict(StudentConfig, value, where).validate(where)
 
 
 def prepared(teacher_dir: Path) -> Any:
@@ -339,12 +355,17 @@ def open_workdir(parser: argparse.ArgumentParser, args: argparse.Namespace,
 def main() -> int:
     parser = bench_parser(__doc__, "bench/config.yaml", "runs/bench", "asap_teacher.train.epochs=3")
     args = parser.parse_args()
-    cfg, work = open_workdir(parser, args, ("asap_teacher", "semeval_teacher"))
+    cfg, work = open_workdir(parser, args, ("asap_teacher", "semeval_teacher", "asap_students", "semeval_students",
+                                            "distill"))
     tracking = f"sqlite:///{work / 'mlflow.db'}"
     t0 = time.time()
     results: dict[str, Any] = {"config": cfg, "machine": machine(),
                                "command": f".venv/bin/python bench/run_all.py --config {args.config} "
                                           f"--workdir {args.workdir}" + "".join(f" --set {x}" for x in args.set)}
+    try:
+        check_configs(cfg, work)
+    except ConfigError as e:
+        parser.error(f"{args.config}: {e}")
     at, st, r = cfg["asap_teacher"], cfg["semeval_teacher"], results
     # In order: each stage may read the results of those before it.
     stages: dict[str, Any] = {

@@ -33,6 +33,23 @@ def test_a_workdir_belongs_to_one_config(tmp_path):
     assert out.returncode == 2 and "holds stages of a different config" in out.stderr
 
 
+@pytest.mark.parametrize("name", ["config.yaml", "config.gpu.yaml"])
+def test_a_bad_student_or_teacher_key_stops_the_run_before_any_stage(tmp_path, name):
+    cfg = yaml.safe_load((ROOT / "bench" / name).read_text())
+    student = next(iter(cfg["semeval_students"]))
+    cfg["semeval_students"][student]["hiden"] = 8
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    out = run_all("--config", str(bad), "--workdir", str(tmp_path / "w"))
+    assert out.returncode == 2 and f"{bad}: semeval_students.{student}.hiden: unknown key" in out.stderr
+    del cfg["semeval_students"][student]["hiden"]
+    cfg["asap_teacher"]["train"]["epochs"] = 0
+    bad.write_text(yaml.safe_dump(cfg))
+    out = run_all("--config", str(bad), "--workdir", str(tmp_path / "w2"))
+    assert out.returncode == 2 and "asap_teacher.train.epochs: must be >= 1" in out.stderr
+    assert not (tmp_path / "w2" / "teacher_asap").exists()
+
+
 def test_a_cached_stage_is_reused_only_for_the_config_it_read(tmp_path):
     sys.path.insert(0, str(ROOT / "bench"))
     from run_all import cached, load_saved
