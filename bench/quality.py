@@ -32,12 +32,13 @@ from run_all import (  # noqa: E402
     machine,
     open_workdir,
     run_stages,
+    teacher_job_config,
     teacher_stage,
     tfidf_stage,
     typed,
 )
 
-from raykd.config import EnsembleJobConfig, TeacherJobConfig, TuneJobConfig, from_dict  # noqa: E402
+from raykd.config import EnsembleJobConfig, TuneJobConfig, from_dict  # noqa: E402
 from raykd.errors import ConfigError  # noqa: E402
 from raykd.io import write_text_atomic  # noqa: E402
 from raykd.tables import markdown  # noqa: E402
@@ -100,8 +101,7 @@ def check_configs(cfg: dict, work: Path, teacher_dir: Path) -> None:
         path = cfg["teachers"][name].get("config")
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"{where}.config", f"{path}: no such file")
-        from_dict(TeacherJobConfig, {**teacher_config(cfg, name), "output_dir": str(work / f"teacher_{name}")},
-                  where).validate(where)
+        teacher_job_config(teacher_config(cfg, name), work / f"teacher_{name}", where)
     tune_config(cfg["tune"], teacher_dir, work / "tune")
 
 

@@ -94,7 +94,7 @@ def typed(cls: type, value: Any) -> Any:
     return value if isinstance(value, cls) else TypeAdapter(cls).validate_python(value)
 
 
-def teacher_config(cfg: dict, out: Path, where: str = "config") -> TeacherJobConfig:
+def teacher_job_config(cfg: dict, out: Path, where: str = "config") -> TeacherJobConfig:
     tcfg = from_dict(TeacherJobConfig, {**cfg, "output_dir": str(out)}, where)
     tcfg.validate(where)
     return tcfg
@@ -103,7 +103,7 @@ def teacher_config(cfg: dict, out: Path, where: str = "config") -> TeacherJobCon
 def teacher_stage(cfg: dict, out: Path, tracking: str) -> Any:
     from raykd.teacher.job import run_teacher
 
-    return run_teacher(teacher_config(cfg, out), tracking_uri=tracking)
+    return run_teacher(teacher_job_config(cfg, out), tracking_uri=tracking)
 
 
 def distill_stage(teacher_dir: Path, students: dict, distill: dict, out: Path, tracking: str) -> Any:
@@ -121,7 +121,7 @@ def check_configs(cfg: dict, work: Path) -> None:
     build theirs in code): a typo in a late section fails at once, not after the teachers."""
     from_dict(DistillConfig, cfg["distill"], "distill").validate("distill")
     for name in ("asap", "semeval"):
-        teacher_config(cfg[f"{name}_teacher"], work / f"teacher_{name}", f"{name}_teacher")
+        teacher_job_config(cfg[f"{name}_teacher"], work / f"teacher_{name}", f"{name}_teacher")
         for student, value in cfg[f"{name}_students"].items():
             where = f"{name}_students.{student}"
             from_dict(StudentConfig, value, where).validate(where)
