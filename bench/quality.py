@@ -65,7 +65,10 @@ def teacher_config(cfg: dict, name: str) -> dict:
     (`config: path`)."""
     entry = {k: v for k, v in cfg["teachers"][name].items() if k not in ("gpu", "config")}
     if "config" in cfg["teachers"][name]:
-        base = yaml.safe_load(Path(cfg["teachers"][name]["config"]).read_text())
+        path = Path(cfg["teachers"][name]["config"])
+        if not path.is_file():
+            raise ConfigError(f"teachers.{name}.config", f"{path}: no such file")
+        base = yaml.safe_load(path.read_text())
     else:
         base = {**cfg.get("teacher_defaults", {}), "data": cfg["data"]}
     return merged({**base, "name": f"quality-teacher-{name}"}, entry)
@@ -97,11 +100,7 @@ def check_configs(cfg: dict, work: Path, teacher_dir: Path) -> None:
     """Every stage's config, GPU teachers included, typed and validated before the first stage runs: a typo in
     `tune` fails at once, not after an hour of teachers."""
     for name in cfg["teachers"]:
-        where = f"teachers.{name}"
-        path = cfg["teachers"][name].get("config")
-        if path is not None and not Path(path).is_file():
-            raise ConfigError(f"{where}.config", f"{path}: no such file")
-        teacher_job_config(teacher_config(cfg, name), work / f"teacher_{name}", where)
+        teacher_job_config(teacher_config(cfg, name), work / f"teacher_{name}", f"teachers.{name}")
     tune_config(cfg["tune"], teacher_dir, work / "tune")
 
 

@@ -357,15 +357,15 @@ def main() -> int:
     args = parser.parse_args()
     cfg, work = open_workdir(parser, args, ("asap_teacher", "semeval_teacher", "asap_students", "semeval_students",
                                             "distill"))
+    try:
+        check_configs(cfg, work)
+    except ConfigError as e:
+        parser.error(f"{args.config}: {e}")
     tracking = f"sqlite:///{work / 'mlflow.db'}"
     t0 = time.time()
     results: dict[str, Any] = {"config": cfg, "machine": machine(),
                                "command": f".venv/bin/python bench/run_all.py --config {args.config} "
                                           f"--workdir {args.workdir}" + "".join(f" --set {x}" for x in args.set)}
-    try:
-        check_configs(cfg, work)
-    except ConfigError as e:
-        parser.error(f"{args.config}: {e}")
     at, st, r = cfg["asap_teacher"], cfg["semeval_teacher"], results
     # In order: each stage may read the results of those before it.
     stages: dict[str, Any] = {
