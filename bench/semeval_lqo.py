@@ -4,7 +4,8 @@
 
 The SciEntsBank training questions are split into `--folds` groups (scikit-learn's GroupKFold on the question).
 For each fold, the pipeline runs as a user would run it on a new question set: a question-aware MiniLM teacher
-(question + reference answers + answer, Ray Train + DeepSpeed on 2 workers) -> soft labels -> question-aware
+(`model.head: pair`: the answer and the reference answers encoded apart and compared; Ray Train + DeepSpeed on
+2 workers, 8 responses each per step) -> soft labels -> question-aware
 LSTM students, with and without the answer/reference overlap tokens (raykd.inputs), each with KD and no-KD.
 Validation is carved from the training questions; every response of the held-out questions is test.
 
@@ -70,8 +71,12 @@ def teacher_config(path: Path, labels: list[str], epochs: int) -> dict[str, Any]
         "name": f"lqo-teacher-{path.stem}",
         "data": {"path": str(path), "format": "generic", "options": {"columns": columns, "labels": labels},
                  "validation": 0.1, "seed": 0},
-        "model": {"kind": "encoder", "name_or_path": "minilm", "max_length": 128, "include_question": True},
-        "train": {"epochs": epochs, "batch_size": 16, "lr": 1.5e-4, "head_lr": 1.0e-3, "weight_decay": 0.01,
+        # The pair head compares the answer with the reference answers; a low body learning rate keeps the
+        # sentence encoder's notion of similarity, which is what carries to questions never seen (README).
+        "model": {"kind": "encoder", "name_or_path": "minilm", "max_length": 128, "include_question": True,
+                  "head": "pair"},
+        "lora": {"enabled": False},
+        "train": {"epochs": epochs, "batch_size": 8, "lr": 2.0e-5, "head_lr": 1.0e-3, "weight_decay": 0.01,
                   "max_grad_norm": 1.0, "betas": [0.9, 0.999], "log_every": 100},
         "deepspeed": {"zero_stage": 2},
         "scaling": {"num_workers": 2, "cpus_per_worker": 0.5},

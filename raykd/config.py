@@ -94,6 +94,11 @@ class ModelConfig:
     gradient_checkpointing: Bool = False
     dequantize_mxfp4: bool = True  # gpt-oss ships MXFP4 experts, which cannot be trained
     include_question: Bool = False  # prepend question (and reference) text to the response
+    # The encoder's classification head (raykd.teacher.model). `model`: the architecture's own ([CLS] pooler for
+    # BERT). `mean`: a linear layer on the states mean-pooled over real tokens, how sentence encoders such as
+    # all-MiniLM and all-mpnet were trained to pool. `pair` (question-aware tasks): the answer and its reference
+    # answers are encoded apart, each mean-pooled, and compared (Sentence-BERT), which carries to new questions.
+    head: Literal["model", "mean", "pair"] = "model"
     tiny_layers: Int = 2
     tiny_hidden: Int = 64
     # Reshape the tiny random model like a real one (e.g. gpt-oss-20b: 32 experts, 2880 wide) to measure
@@ -212,6 +217,12 @@ class TeacherJobConfig:
         if lora_applies(self.model, self.lora) and self.lora.include_experts and self.lora.dropout != 0:
             raise ConfigError(f"{where}.lora.dropout", "LoRA on MoE expert weights (include_experts) needs dropout 0: "
                                                        "peft adapts expert parameters without dropout")
+        if self.model.head != "model" and (self.model.kind != "encoder" or lora_applies(self.model, self.lora)):
+            raise ConfigError(f"{where}.model.head", f"head {self.model.head!r} is for fully fine-tuned encoders "
+                                                     "(model.kind: encoder, lora.enabled: false)")
+        if self.model.head == "pair" and not self.model.include_question:
+            raise ConfigError(f"{where}.model.head", "head 'pair' reads the answer against its reference answers: "
+                                                     "set model.include_question: true")
         from raykd.zoo import ZOO  # torch-free
 
         zoo_entry = ZOO.get(self.model.name_or_path)

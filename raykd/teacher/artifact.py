@@ -21,7 +21,7 @@ from raykd.config import LoraConfig, ModelConfig, from_dict
 from raykd.inputs import model_inputs
 from raykd.io import atomic_dir
 from raykd.tasks import TaskLayout, probabilities
-from raykd.teacher.model import autocast, build_model, build_tokenizer, count_parameters
+from raykd.teacher.model import autocast, build_model, build_tokenizer, count_parameters, tokenize
 
 MANIFEST = "raykd_model.json"
 
@@ -95,10 +95,11 @@ class TeacherScorer:
         out: list[np.ndarray] = [None] * len(inputs)  # type: ignore[list-item]
         for start in range(0, len(inputs), batch_size):
             rows = order[start:start + batch_size]
-            enc = self.tokenizer([inputs[i] for i in rows], padding=True, truncation=True,
-                                 max_length=self.model_cfg.max_length, return_tensors="pt").to(self.device)
+            enc = tokenize(self.tokenizer, self.model_cfg, [texts[i] for i in rows],
+                           [questions[i] for i in rows] if questions is not None else None,
+                           [references[i] for i in rows] if references is not None else None)
             with autocast(self.model_cfg, self.device):
-                logits = self.model(**enc).logits.float().cpu().numpy()
+                logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float().cpu().numpy()
             for j, i in enumerate(rows):
                 out[i] = probabilities(logits[j, self.layout.span(tasks[i])], self.layout.spec(tasks[i]))
         return out

@@ -18,6 +18,7 @@ from torch import nn
 
 from raykd.config import LoraConfig, ModelConfig, lora_applies
 from raykd.errors import ConfigError
+from raykd.inputs import model_inputs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download weights at run time
 
@@ -72,7 +73,7 @@ def build_tokenizer(cfg: ModelConfig) -> Any:
     if tok.pad_token is None:
         # Decoder tokenizers often lack a pad token; the EOS token serves (attention masks hide it).
         tok.pad_token = tok.eos_token
-    if cfg.include_question:
+    if cfg.include_question and cfg.head != "pair":
         # The answer ends the input (raykd.inputs): a long prompt loses its beginning, never the answer.
         tok.truncation_side = "left"
     return tok
@@ -145,7 +146,9 @@ def build_model(cfg: ModelConfig, lora: LoraConfig, num_labels: int, tokenizer: 
 
     _quiet_transformers()
     dtype = torch_dtype(cfg, on_gpu)
-    if cfg.tiny:
+    if cfg.head != "model":
+        model = _pooled_classifier(cfg, num_labels, tokenizer, dtype, seed)
+    elif cfg.tiny:
         conf = tiny_config(cfg.tiny, len(tokenizer), tokenizer.pad_token_id, num_labels,
                            cfg.tiny_layers, cfg.tiny_hidden, cfg.tiny_overrides)
         torch.manual_seed(seed)  # the tiny base is rebuilt identically from its seed
@@ -168,6 +171,88 @@ def build_model(cfg: ModelConfig, lora: LoraConfig, num_labels: int, tokenizer: 
     if lora_applies(cfg, lora):
         model = apply_lora(model, lora)
     return model
+
+
+class MeanPoolClassifier(nn.Module):
+    """An encoder read the way sentence encoders were trained to be read (`model.head: mean | pair`):
+
+        pool(x) = sum_t m_t h_t / sum_t m_t       h_t: last hidden state of token t, m_t: 1 for a real token
+        mean:  logits = W dropout(pool(x)) + b
+        pair:  u = pool(answer), v = pool(reference answers)       (one encoder, two passes)
+               logits = W dropout([u, v, |u - v|, u * v]) + b      (Sentence-BERT's classification objective)
+
+    all-MiniLM and all-mpnet were trained on mean-pooled states; the [CLS] pooler their checkpoints carry (or
+    lack) was not. `pair` compares an answer with what was expected instead of learning the questions it saw:
+    on SciEntsBank with whole questions held out it is what lifts a fine-tuned MiniLM above the majority rate
+    (README). W is initialised N(0, initializer_range), b zero."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pair: bool = False):
+        super().__init__()
+        self.encoder = encoder
+        self.config = encoder.config
+        self.pair = pair
+        self.dropout = nn.Dropout(getattr(encoder.config, "hidden_dropout_prob", 0.1))
+        dtype = next(encoder.parameters()).dtype
+        width = encoder.config.hidden_size * (4 if pair else 1)
+        self.classifier = nn.Linear(width, num_labels, dtype=dtype)
+        nn.init.normal_(self.classifier.weight, std=getattr(encoder.config, "initializer_range", 0.02))
+        nn.init.zeros_(self.classifier.bias)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def gradient_checkpointing_enable(self) -> None:
+        self.encoder.gradient_checkpointing_enable()
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> Any:
+        """`pair_*` inputs (tokenize) are the reference side; the rest is the answer (or the whole input)."""
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        other = {k.removeprefix("pair_"): inputs.pop(k) for k in list(inputs) if k.startswith("pair_")}
+        u = self.pool(input_ids, attention_mask, **inputs)
+        if self.pair:
+            v = self.pool(**other)
+            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+        return SequenceClassifierOutput(logits=self.classifier(self.dropout(u)))
+
+
+def tokenize(tokenizer: Any, cfg: ModelConfig, texts: list[str], questions: list[str | None] | None = None,
+             references: list[str | None] | None = None) -> dict[str, torch.Tensor]:
+    """A batch as the teacher reads it: one sequence per response (raykd.inputs), or with `model.head: pair`
+    the answer alone plus the reference side (`pair_*`: its reference answers, or the question without them)."""
+    kwargs = dict(padding=True, truncation=True, max_length=cfg.max_length, return_tensors="pt")
+    if cfg.head != "pair":
+        return dict(tokenizer(model_inputs(texts, questions, references, cfg.include_question), **kwargs))
+    n = len(texts)
+    sides = [r or q or "" for q, r in zip(questions or [None] * n, references or [None] * n, strict=True)]
+    answer, side = tokenizer(list(texts), **kwargs), tokenizer(sides, **kwargs)
+    return {**answer, **{f"pair_{k}": v for k, v in side.items()}}
+
+
+def _pooled_classifier(cfg: ModelConfig, num_labels: int, tokenizer: Any, dtype: torch.dtype,
+                 seed: int) -> MeanPoolClassifier:
+    from transformers import AutoModel
+
+    torch.manual_seed(seed)
+    if cfg.tiny:
+        conf = tiny_config(cfg.tiny, len(tokenizer), tokenizer.pad_token_id, num_labels,
+                           cfg.tiny_layers, cfg.tiny_hidden, cfg.tiny_overrides)
+
+        def load(**kw: Any) -> nn.Module:
+            return AutoModel.from_config(conf, dtype=dtype, **kw)
+    else:
+        def load(**kw: Any) -> nn.Module:
+            return AutoModel.from_pretrained(resolve_model_path(cfg.name_or_path), dtype=dtype, **kw)
+    try:
+        encoder = load(add_pooling_layer=False)  # BERT, MPNet, RoBERTa: leave out the unused [CLS] pooler
+    except TypeError:  # encoders without a pooler (DistilBERT, ...)
+        encoder = load()
+    return MeanPoolClassifier(encoder, num_labels, pair=cfg.head == "pair")
 
 
 def apply_lora(model: nn.Module, lora: LoraConfig) -> nn.Module:

@@ -32,11 +32,10 @@ from raykd.config import TeacherJobConfig, TrainConfig, from_dict
 from raykd.data.dataset import MULTICLASS
 from raykd.distill.losses import hard_loss
 from raykd.errors import ConfigError
-from raykd.inputs import model_inputs
 from raykd.io import copy_dir_atomic
 from raykd.pipeline import say
 from raykd.tasks import TaskLayout, TaskScores, row_probabilities, score_tasks
-from raykd.teacher.model import build_model, build_tokenizer, count_parameters, cpu_bf16
+from raykd.teacher.model import build_model, build_tokenizer, count_parameters, cpu_bf16, tokenize
 
 STATE_FILE = "raykd_state.json"
 BEST_DIR = "best"
@@ -101,9 +100,7 @@ def length_batches(idx: np.ndarray, lengths: np.ndarray, size: int, seed: int, w
 def encode(tokenizer: Any, frame: pd.DataFrame, rows: np.ndarray, cfg: TeacherJobConfig,
            device: torch.device) -> dict[str, torch.Tensor]:
     sub = frame.iloc[rows]
-    texts = model_inputs(sub["text"].tolist(), sub["question"].tolist(), sub["reference"].tolist(),
-                         cfg.model.include_question)
-    enc = tokenizer(texts, padding=True, truncation=True, max_length=cfg.model.max_length, return_tensors="pt")
+    enc = tokenize(tokenizer, cfg.model, sub["text"].tolist(), sub["question"].tolist(), sub["reference"].tolist())
     return {k: v.to(device) for k, v in enc.items()}
 
 

@@ -70,3 +70,78 @@ def test_cpu_bf16_autocast_computes_in_bf16_and_keeps_fp32_weights(monkeypatch):
     monkeypatch.setattr(teacher_model, "cpu_bf16_supported", lambda: False)
     with pytest.warns(UserWarning, match="no native bf16"), teacher_model.autocast(cfg, torch.device("cpu")):
         assert model(**enc).logits.dtype == torch.float32
+
+
+def test_mean_pooling_averages_the_real_tokens_only():
+    cfg = ModelConfig(kind="encoder", tiny="bert", head="mean")
+    tok = build_tokenizer(cfg)
+    model = build_model(cfg, LoraConfig(enabled=False), 3, tok, on_gpu=False).eval()
+    names = [n for n, _ in model.named_parameters()]
+    assert "classifier.weight" in names and not any("pooler" in n for n in names)
+    short, long = "roots take up water", "the cell membrane controls what enters and leaves the cell"
+    batch = tok([short, long], padding=True, return_tensors="pt")
+    alone = tok([short], return_tensors="pt")
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"].shape[1]  # the short one is padded
+    with torch.no_grad():
+        padded = model(**batch).logits[0]
+        states = model.encoder(**alone).last_hidden_state[0]
+        by_hand = model.classifier(states.mean(0))
+    assert torch.allclose(padded, by_hand, atol=1e-5)  # padding changes nothing
+    assert torch.allclose(model(**alone).logits[0], by_hand, atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["mean", "pair"])
+def test_mean_pooled_teacher_round_trips_through_its_artifact(tmp_path, head):
+    from raykd.data.dataset import MULTICLASS, TaskSpec
+    from raykd.tasks import TaskLayout
+    from raykd.teacher.artifact import TeacherScorer, save_teacher
+    from raykd.teacher.model import tokenize
+
+    cfg = ModelConfig(kind="encoder", tiny="bert", head=head, include_question=True)
+    lora = LoraConfig(enabled=False)
+    tok = build_tokenizer(cfg)
+    layout = TaskLayout.of([TaskSpec("t", MULTICLASS, ("0", "1", "2"))])
+    model = build_model(cfg, lora, layout.total, tok, on_gpu=False, seed=3).eval()
+    row = (["plants need light"], ["What do plants need?"], ["Light and water."])
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))  # trained weights, not the seeded ones
+        expected = torch.softmax(model(**tokenize(tok, cfg, *row)).logits[0], -1)
+    state = {k: v.detach().clone() for k, v in model.named_parameters()}
+    save_teacher(tmp_path / "teacher", model_cfg=cfg, lora_cfg=lora, layout=layout, thresholds={}, trainable=state,
+                 base=None, tokenizer=tok, parameters={"total": 1, "trainable": 1}, seed=3)
+    scorer = TeacherScorer(tmp_path / "teacher", device="cpu")
+    (probs,) = scorer.predict_proba(row[0], ["t"], row[1], row[2])
+    assert probs == pytest.approx(expected.numpy(), abs=1e-5)
+
+
+def test_mean_and_pair_heads_are_for_fully_fine_tuned_encoders():
+    from raykd.config import TeacherJobConfig, from_dict
+
+    with pytest.raises(ConfigError, match="model.head"):
+        from_dict(TeacherJobConfig, {"model": {"kind": "llm", "tiny": "llama", "head": "mean"}}).validate()
+    with pytest.raises(ConfigError, match="model.head"):
+        from_dict(TeacherJobConfig, {"model": {"tiny": "bert", "head": "mean"}}).validate()  # tiny: LoRA on
+    from_dict(TeacherJobConfig, {"model": {"head": "mean"}, "lora": {"enabled": False}}).validate()
+    with pytest.raises(ConfigError, match="include_question"):
+        from_dict(TeacherJobConfig, {"model": {"head": "pair"}, "lora": {"enabled": False}}).validate()
+
+
+def test_pair_head_compares_the_answer_with_its_reference():
+    from raykd.teacher.model import tokenize
+
+    cfg = ModelConfig(kind="encoder", tiny="bert", head="pair", include_question=True)
+    tok = build_tokenizer(cfg)
+    model = build_model(cfg, LoraConfig(enabled=False), 2, tok, on_gpu=False).eval()
+    assert model.classifier.in_features == 4 * model.config.hidden_size
+    answers, questions = ["it evaporated", "the salt stayed"], ["How?", "What stayed?"]
+    references = ["The water evaporated.", None]  # no reference answer: the question is the reference side
+    batch = tokenize(tok, cfg, answers, questions, references)
+    assert tok.decode(batch["input_ids"][0], skip_special_tokens=True) == "it evaporated"  # the answer alone
+    sides = [tok.decode(ids, skip_special_tokens=True) for ids in batch["pair_input_ids"]]
+    assert sides == ["the water evaporated.", "what stayed?"]
+    with torch.no_grad():
+        logits = model(**batch).logits
+        u = model.pool(**tok(["it evaporated"], return_tensors="pt"))[0]
+        v = model.pool(**tok(["The water evaporated."], return_tensors="pt"))[0]
+        by_hand = model.classifier(torch.cat([u, v, (u - v).abs(), u * v]))
+    assert torch.allclose(logits[0], by_hand, atol=1e-5)
