@@ -6,7 +6,8 @@ The SciEntsBank training questions are split into `--folds` groups (scikit-learn
 For each fold, the pipeline runs as a user would run it on a new question set: a question-aware MiniLM teacher
 (`model.head: pair`: the answer and the reference answers encoded apart and compared; Ray Train + DeepSpeed on
 2 workers, 8 responses each per step) -> soft labels -> question-aware
-LSTM students, with and without the answer/reference overlap tokens (raykd.inputs), each with KD and no-KD.
+LSTM students, with and without the answer/reference overlap tokens (raykd.inputs), and with the overlap tokens
+on the teacher's word pieces and embeddings (raykd.students.embeddings), each with KD and no-KD.
 Validation is carved from the training questions; every response of the held-out questions is test.
 
 Reported per fold and over folds: accuracy with a bootstrap 95% interval, the majority rate of the held-out
@@ -39,6 +40,9 @@ STUDENTS = {
     "lstm_q": {"arch": "lstm", "per_task": True, "include_question": True, "vocab_size": 4000},
     "lstm_q_overlap": {"arch": "lstm", "per_task": True, "include_question": True, "overlap": True,
                        "vocab_size": 4000},
+    # The teacher's word pieces and embeddings: the meaning of words the training questions never used.
+    "lstm_q_overlap_wp": {"arch": "lstm", "per_task": True, "include_question": True, "overlap": True,
+                          "tokenizer": "wordpiece", "init_embeddings": "teacher", "vocab_size": 4000},
 }
 
 
