@@ -6,13 +6,16 @@ The SciEntsBank training questions are split into `--folds` groups (scikit-learn
 For each fold, the pipeline runs as a user would run it on a new question set: a question-aware MiniLM teacher
 (`model.head: pair`: the answer and the reference answers encoded apart and compared; Ray Train + DeepSpeed on
 2 workers, 8 responses each per step) -> soft labels -> question-aware
-LSTM students, with and without the answer/reference overlap tokens (raykd.inputs), and with the overlap tokens
-on the teacher's word pieces and embeddings (raykd.students.embeddings), each with KD and no-KD.
+LSTM students, with and without the answer/reference overlap tokens (raykd.inputs), with the overlap tokens
+on the teacher's word pieces and embeddings (raykd.students.embeddings), and the pair student that reads the
+answer against the reference answers (raykd.students.pair), each with KD and no-KD.
 Validation is carved from the training questions; every response of the held-out questions is test.
 
 Reported per fold and over folds: accuracy with a bootstrap 95% interval, the majority rate of the held-out
 responses, and whether each student is within 0.03 of the teacher and above the majority rate. Results go to
-`--workdir/lqo.json` and `lqo.md` (stages are cached per fold, so an interrupted run picks up where it stopped).
+`--workdir/lqo.json` and `lqo.md`. Each fold's results are cached (an interrupted run picks up where it stopped),
+and so is its teacher, kept with the config it was trained from: a rerun with other students (delete the folds'
+result.json) trains only the students, on the same teachers.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.run_all import distill_stage, teacher_stage  # noqa: E402
 from raykd import tables  # noqa: E402
 from raykd.data import data_dir, read_semeval  # noqa: E402
+from raykd.errors import RaykdError  # noqa: E402
 from raykd.io import write_text_atomic  # noqa: E402
 from raykd.metrics import bootstrap_interval  # noqa: E402
 
@@ -43,6 +47,9 @@ STUDENTS = {
     # The teacher's word pieces and embeddings: the meaning of words the training questions never used.
     "lstm_q_overlap_wp": {"arch": "lstm", "per_task": True, "include_question": True, "overlap": True,
                           "tokenizer": "wordpiece", "init_embeddings": "teacher", "vocab_size": 4000},
+    # The response read against the reference answers (raykd.students.pair), on the teacher's pieces.
+    "pair_overlap_wp": {"arch": "pair", "per_task": True, "overlap": True, "tokenizer": "wordpiece",
+                        "init_embeddings": "teacher", "vocab_size": 4000, "embed_dim": 32, "hidden": 64},
 }
 
 
@@ -88,6 +95,22 @@ def teacher_config(path: Path, labels: list[str], epochs: int) -> dict[str, Any]
     }
 
 
+def fold_teacher(cfg: dict[str, Any], out: Path, tracking: str) -> Any:
+    """The fold's teacher: trained, or the finished one in `out` when it was trained from this very config
+    (`teacher_config.json` beside it), so that new students can be measured on the same teachers."""
+    from raykd.teacher.job import TeacherOutput
+
+    recorded = out / "teacher_config.json"
+    if recorded.is_file() and json.loads(recorded.read_text()) == cfg:
+        try:
+            return TeacherOutput.load(out).result
+        except RaykdError:
+            pass  # unfinished: train it again
+    result = teacher_stage(cfg, out, tracking)
+    write_text_atomic(recorded, json.dumps(cfg, indent=2))
+    return result
+
+
 def accuracy_row(name: str, y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     low, high = bootstrap_interval("accuracy", y, pred)
     return {"model": name, "accuracy": float((y == pred).mean()), "low": low, "high": high}
@@ -101,7 +124,7 @@ def run_fold(path: Path, labels: list[str], work: Path, tracking: str, epochs: i
     if saved.exists():
         return json.loads(saved.read_text())
     t0 = time.time()
-    teacher = teacher_stage(teacher_config(path, labels, epochs), work / "teacher", tracking)
+    teacher = fold_teacher(teacher_config(path, labels, epochs), work / "teacher", tracking)
     distill = distill_stage(work / "teacher", STUDENTS, {"kd_weight": 0.5, "temperature": 2.0, "epochs": 20,
                                                           "patience": 3}, work / "distill", tracking)
     soft, _ = read_soft_labels(teacher.soft_labels)

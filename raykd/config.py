@@ -19,6 +19,7 @@ import yaml
 from pydantic import BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError
 
 from raykd.errors import ConfigError
+from raykd.inputs import InputFormat
 
 T = TypeVar("T")
 
@@ -353,12 +354,13 @@ def load_config(path: str | os.PathLike | None, cls: type[T], overrides: list[st
 # ------------------------------------------------------------------------------------------- students
 @dataclass
 class StudentConfig:
-    """A student architecture. `lstm` follows arXiv 2312.15842; `moe` is the multi-task MoE student.
+    """A student architecture. `lstm` follows arXiv 2312.15842; `moe` is the multi-task MoE student; `pair` reads
+    the response against its reference answers (raykd.students.pair: for questions the student never saw).
     per_task: one student per task (e.g. per ASAP-SAS set) instead of one for all tasks."""
 
     __pydantic_config__ = STRICT
 
-    arch: Literal["lstm", "moe"] = "lstm"
+    arch: Literal["lstm", "moe", "pair"] = "lstm"
     per_task: Bool = True
     tokenizer: Literal["words", "wordpiece"] = "words"
     # teacher: start the embedding from the teacher's token embeddings, reduced to embed_dim (needs the
@@ -378,7 +380,18 @@ class StudentConfig:
     expert_hidden: Int = 64
     task_embed_dim: Int = 8
 
+    @property
+    def pair(self) -> bool:
+        return self.arch == "pair"
+
+    @property
+    def inputs(self) -> InputFormat:
+        return InputFormat(self.include_question, self.overlap, self.pair)
+
     def validate(self, where: str = "student") -> None:
+        if self.pair and self.include_question:
+            raise ConfigError(f"{where}.include_question", "the pair student always reads the response against the "
+                                                          "reference answers (else the question): leave it false")
         if self.init_embeddings == "teacher" and self.tokenizer != "wordpiece":
             raise ConfigError(f"{where}.init_embeddings", "teacher embeddings need the teacher's sub-words: "
                                                          "set tokenizer: wordpiece")

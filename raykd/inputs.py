@@ -17,14 +17,21 @@ meet the reference answers and the question, bucketed in fifths (0: under 20%, .
 
 A word-level student learns the words of the questions it saw; these tokens carry what transfers to a
 question it never saw: how much of the expected answer is there.
+
+With `pair` (the pair student, raykd.students.pair), the response comes first and the reference answers (else
+the question) after a separator token, so the student can pool each side apart and compare them:
+
+    [overlap tokens] <response> <sep> <reference answers, one line each joined by spaces>
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 _WORD = re.compile(r"[a-z0-9]+")
+SEP = "<sep>"  # between the response and what it is compared with (pair inputs); one token in every vocabulary
 
 
 def content_words(text: str | None) -> set[str]:
@@ -58,16 +65,36 @@ def model_input(text: str, question: str | None, reference: str | None) -> str:
     return f"Question: {question or ''}\nReference: {reference or ''}\nAnswer: {text}"
 
 
+def pair_input(text: str, question: str | None, reference: str | None) -> str:
+    # A separator typed into a response must not move where the reference side starts.
+    other = " ".join(line.strip() for line in (reference or question or "").split("\n") if line.strip())
+    return f"{text.replace(SEP, ' ')} {SEP} {other.replace(SEP, ' ')}"
+
+
 def model_inputs(texts: Sequence[str], questions: Sequence[str | None] | None = None,
                  references: Sequence[str | None] | None = None, include_question: bool = False,
-                 overlap: bool = False) -> list[str]:
-    """Each response as its model reads it (see the module docstring)."""
-    if not include_question and not overlap:
+                 overlap: bool = False, pair: bool = False) -> list[str]:
+    """Each response as its model reads it (see the module docstring; `pair` takes precedence over
+    `include_question`)."""
+    if not include_question and not overlap and not pair:
         return list(texts)
     questions = questions if questions is not None else [None] * len(texts)
     references = references if references is not None else [None] * len(texts)
     out = []
     for t, q, r in zip(texts, questions, references, strict=True):
-        body = model_input(t, q, r) if include_question else t
+        body = pair_input(t, q, r) if pair else model_input(t, q, r) if include_question else t
         out.append(f"{overlap_tokens(t, q, r)} {body}" if overlap else body)
     return out
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """How a student reads a response (saved in its manifest; `pair` follows from the architecture)."""
+
+    include_question: bool = False
+    overlap: bool = False
+    pair: bool = False
+
+    def __call__(self, texts: Sequence[str], questions: Sequence[str | None] | None = None,
+                 references: Sequence[str | None] | None = None) -> list[str]:
+        return model_inputs(texts, questions, references, self.include_question, self.overlap, self.pair)

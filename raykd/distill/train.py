@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from raykd.config import DistillConfig, StudentConfig
 from raykd.distill.losses import hard_loss, load_balance, mix, soft_loss
-from raykd.inputs import model_inputs
+from raykd.inputs import SEP, InputFormat
 from raykd.students.architectures import make_model
 from raykd.students.artifact import save_student
 from raykd.students.embeddings import init_from_teacher
@@ -40,8 +40,7 @@ class FitResult:
     epochs_run: int
     seconds: float
     max_len: int
-    include_question: bool = False
-    overlap: bool = False
+    inputs: InputFormat = InputFormat()
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -59,11 +58,13 @@ class FitResult:
 
 def build_vocab(cfg: StudentConfig, texts: list[str], teacher_model: str | None = None) -> Vocabulary:
     """The student's vocabulary: its own words, or the sub-words of the teacher saved at `teacher_model`."""
+    reserved = [SEP] if cfg.pair else []  # the pair student finds its two sides at SEP_ID
     if cfg.tokenizer == "words":
-        return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, "words")
+        return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, "words", reserved=reserved)
     if not teacher_model:
         raise ValueError("a wordpiece student needs the teacher's model folder (its tokenizer)")
-    return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, "wordpiece", str(Path(teacher_model) / "tokenizer"))
+    return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, "wordpiece", str(Path(teacher_model) / "tokenizer"),
+                            reserved)
 
 
 @dataclass
@@ -77,10 +78,10 @@ class Encoded:
     """Token ids, task ids, gold labels and teacher vectors of a frame; `loader` batches it with padding."""
 
     def __init__(self, frame: pd.DataFrame, vocab: Vocabulary, layout: TaskLayout, max_len: int,
-                 include_question: bool = False, overlap: bool = False):
+                 inputs: InputFormat | None = None):
         self.frame = frame.reset_index(drop=True)
-        texts = model_inputs(self.frame["text"].tolist(), self.frame["question"].tolist(),
-                             self.frame["reference"].tolist(), include_question, overlap)
+        f = self.frame
+        texts = (inputs or InputFormat())(f["text"].tolist(), f["question"].tolist(), f["reference"].tolist())
         self.ids = [torch.tensor(x, dtype=torch.long) for x in vocab.ids(texts, max_len)]
         index = {t: i for i, t in enumerate(layout.names)}
         self.task_ids = torch.tensor([index[t] for t in self.frame["task"]], dtype=torch.long)
@@ -162,14 +163,14 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
         train = train[train["y"].notna()]
     if dcfg.kd_weight > 0 and ("soft" not in train or train["soft"].isna().any()):
         raise ValueError("knowledge distillation needs teacher probabilities for every training row")
-    inputs = model_inputs(train["text"].tolist(), train["question"].tolist(), train["reference"].tolist(),
-                          scfg.include_question, scfg.overlap)
-    vocab = build_vocab(scfg, inputs, teacher_model)
+    fmt = scfg.inputs
+    vocab = build_vocab(scfg, fmt(train["text"].tolist(), train["question"].tolist(), train["reference"].tolist()),
+                        teacher_model)
     model = make_model(scfg, len(vocab), layout)
     if scfg.init_embeddings == "teacher":
         init_from_teacher(model, vocab, teacher_model, dcfg.seed)  # type: ignore[arg-type]
-    tr = Encoded(train, vocab, layout, scfg.max_len, scfg.include_question, scfg.overlap)
-    va = Encoded(validation, vocab, layout, scfg.max_len, scfg.include_question, scfg.overlap)
+    tr = Encoded(train, vocab, layout, scfg.max_len, fmt)
+    va = Encoded(validation, vocab, layout, scfg.max_len, fmt)
     n_params = int(sum(p.numel() for p in model.parameters()))
     opt = torch.optim.Adam(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
     best_state, best, best_epoch, bad = None, None, -1, 0
@@ -202,17 +203,17 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
         model.load_state_dict(best_state)
     model.eval()
     return FitResult(model, scfg.arch, vocab, layout, best or TaskScores({}, {}, float("nan")), best_epoch + 1,
-                     epoch + 1, time.time() - t0, scfg.max_len, scfg.include_question, scfg.overlap, history)
+                     epoch + 1, time.time() - t0, scfg.max_len, fmt, history)
 
 
 def evaluate_fit(fit: Any, frame: pd.DataFrame, intervals: bool = False) -> TaskScores:
     """A fitted student's (a FitResult or a loaded StudentScorer) per-task metrics on the labelled rows of
     `frame`, with its own thresholds (and bootstrap 95% intervals when `intervals`: test evaluations)."""
-    data = Encoded(frame, fit.vocab, fit.layout, fit.max_len, fit.include_question, fit.overlap)
+    data = Encoded(frame, fit.vocab, fit.layout, fit.max_len, fit.inputs)
     return score(fit.model, data, fit.layout, fit.thresholds, intervals=intervals)
 
 
 def save_fit(fit: FitResult, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Save a fitted student as a self-describing artifact (see raykd.students.artifact)."""
     return save_student(out_dir, fit.model, fit.arch, fit.vocab, fit.layout, fit.thresholds, fit.max_len,
-                        extra=extra, include_question=fit.include_question, overlap=fit.overlap)
+                        extra=extra, inputs=fit.inputs)

@@ -14,9 +14,11 @@ from torch import nn
 from raykd.config import StudentConfig
 from raykd.students.lstm import LSTMSpec, LSTMStudent
 from raykd.students.moe import MoESpec, MoEStudent
+from raykd.students.pair import PairSpec, PairStudent
 from raykd.tasks import TaskLayout
 
-ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {"lstm": (LSTMSpec, LSTMStudent), "moe": (MoESpec, MoEStudent)}
+ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {"lstm": (LSTMSpec, LSTMStudent), "moe": (MoESpec, MoEStudent),
+                                                           "pair": (PairSpec, PairStudent)}
 
 
 def build_student(arch: str, spec: dict[str, Any]) -> nn.Module:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from raykd.inputs import model_inputs
+from raykd.inputs import InputFormat
 from raykd.io import atomic_dir
 from raykd.students.vocab import Vocabulary
 from raykd.tasks import TaskLayout, probabilities
@@ -28,16 +28,19 @@ ONNX_FILE = "student.onnx"
 # Rows per inference call, measured on ASAP-SAS responses (2-core CPU, ONNX Runtime): the fused LSTM runs every
 # step for every row of a chunk, so small chunks of similar lengths waste less, until per-call costs dominate.
 # LSTM students: 52 us/response at 32 rows, 66 at 64; MoE students: 95 at 32, 85 at 64-128.
-INFERENCE_CHUNK = {"lstm": 32, "moe": 64}
+INFERENCE_CHUNK = {"lstm": 32, "moe": 64, "pair": 32}
 
 
 def save_student(out_dir: str | Path, model: Any, arch: str, vocab: Vocabulary, layout: TaskLayout,
                  thresholds: dict[str, list[float]], max_len: int, extra: dict[str, Any] | None = None,
-                 include_question: bool = False, overlap: bool = False) -> Path:
+                 inputs: InputFormat | None = None) -> Path:
     from safetensors.torch import save_file
 
     from raykd.students.onnx import onnx_available, to_onnx
 
+    inputs = inputs or InputFormat(pair=arch == "pair")
+    if inputs.pair != (arch == "pair"):
+        raise ValueError(f"a {arch} student cannot read {'pair' if inputs.pair else 'single'} inputs")
     model.eval()
     with atomic_dir(out_dir) as tmp:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "weights.safetensors")
@@ -46,7 +49,7 @@ def save_student(out_dir: str | Path, model: Any, arch: str, vocab: Vocabulary, 
         vocab.save(tmp)
         manifest = {"type": "student", "arch": arch, "spec": dataclasses.asdict(model.spec),
                     "tasks": layout.to_list(), "thresholds": thresholds, "max_len": max_len,
-                    "include_question": include_question, "overlap": overlap,
+                    "include_question": inputs.include_question, "overlap": inputs.overlap,
                     "parameters": sum(p.numel() for p in model.parameters()), **(extra or {})}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return Path(out_dir)
@@ -73,8 +76,8 @@ class StudentScorer:
         self.thresholds: dict[str, list[float]] = self.manifest.get("thresholds", {})
         self.vocab = Vocabulary.load(self.path)
         self.max_len = int(self.manifest["max_len"])
-        self.include_question = bool(self.manifest.get("include_question", False))
-        self.overlap = bool(self.manifest.get("overlap", False))
+        self.inputs = InputFormat(bool(self.manifest.get("include_question", False)),
+                                  bool(self.manifest.get("overlap", False)), self.manifest["arch"] == "pair")
         self._model: Any = None
         self._task_index = {t: i for i, t in enumerate(self.layout.names)}
         self._onnx: OnnxStudent | None = None
@@ -127,7 +130,7 @@ class StudentScorer:
         responses run together (memory only: results do not depend on it)."""
         if not texts:
             return []
-        inputs = model_inputs(texts, questions, references, self.include_question, self.overlap)
+        inputs = self.inputs(texts, questions, references)
         task_ids = np.fromiter((self._task_index[t] for t in tasks), dtype=np.int64, count=len(tasks))
         chunk = max(1, min(batch_size, INFERENCE_CHUNK.get(self.manifest["arch"], 64)))
         logits = self.logits(self.vocab.ids(inputs, self.max_len), task_ids, chunk=chunk)

@@ -4,6 +4,7 @@
     rows = E_t[id of each student sub-word]          the student keeps the few thousand pieces its data uses
     E_s  = PCA_k(rows) * (1 / std)                   k = student embed_dim; scaled to unit std like nn.Embedding
     E_s[<pad>] = 0;  E_s[<unk>] = the teacher's unknown-token row (or 0)
+    E_s[<sep>] = the teacher's separator row, e.g. BERT's [SEP] (or 0)        (pair students)
 
 The student then trains the embedding like any other weight: the start carries what the teacher learned about
 which pieces mean similar things, which a 100x smaller model cannot learn from a few thousand responses.
@@ -18,26 +19,29 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from raykd.students.vocab import Vocabulary
+from raykd.inputs import SEP
+from raykd.students.vocab import UNK, Vocabulary
 
 
 @functools.lru_cache(maxsize=1)
-def teacher_token_embeddings(teacher_model: str | Path) -> tuple[np.ndarray, dict[str, int], int | None]:
-    """The saved teacher's input embedding matrix, its token -> row index, and its unknown token's row. Kept for
-    the next call: a cross-validated Tune trial fits a student per fold and a refit from the same teacher."""
+def teacher_token_embeddings(teacher_model: str | Path) -> tuple[np.ndarray, dict[str, int], int | None, int | None]:
+    """The saved teacher's input embedding matrix, its token -> row index, and its unknown and separator tokens'
+    rows. Kept for the next call: a cross-validated Tune trial fits a student per fold and a refit from the same
+    teacher."""
     from raykd.teacher.artifact import TeacherScorer
 
     scorer = TeacherScorer(teacher_model, device="cpu")
     weight = scorer.model.get_input_embeddings().weight.detach().float().numpy()
     vocab = scorer.tokenizer.get_vocab()
-    return weight, vocab, scorer.tokenizer.unk_token_id
+    return weight, vocab, scorer.tokenizer.unk_token_id, scorer.tokenizer.sep_token_id
 
 
 def reduce_embeddings(teacher: np.ndarray, index: dict[str, int], unk: int | None, vocab: Vocabulary,
-                      dim: int, seed: int = 0) -> torch.Tensor:
+                      dim: int, seed: int = 0, sep: int | None = None) -> torch.Tensor:
     """The student's (len(vocab) x dim) starting embedding from the teacher's matrix (see the module docstring).
     Every student piece must be a teacher token: the vocabulary was built with the teacher's tokenizer."""
-    pieces = vocab.tokens[2:]
+    positions = [i for i, t in enumerate(vocab.tokens) if i >= 2 and t != SEP]
+    pieces = [vocab.tokens[i] for i in positions]
     missing = [t for t in pieces if t not in index]
     if missing:
         raise ValueError(f"{len(missing)} student token(s) are not in the teacher's vocabulary, e.g. {missing[:3]} "
@@ -46,10 +50,11 @@ def reduce_embeddings(teacher: np.ndarray, index: dict[str, int], unk: int | Non
     k = min(dim, len(pieces), rows.shape[1])
     pca = PCA(n_components=k, random_state=seed).fit(rows)
     reduced = np.zeros((len(vocab), dim))
-    reduced[2:, :k] = pca.transform(rows)
-    if unk is not None:
-        reduced[1, :k] = pca.transform(teacher[[unk]].astype(np.float64))[0]
-    scale = reduced[2:, :k].std()
+    reduced[positions, :k] = pca.transform(rows)
+    for token, row in ((UNK, unk), (SEP, sep)):
+        if row is not None and token in vocab.index:
+            reduced[vocab.index[token], :k] = pca.transform(teacher[[row]].astype(np.float64))[0]
+    scale = reduced[positions, :k].std()
     reduced /= scale if scale > 0 else 1.0
     return torch.tensor(reduced, dtype=torch.float32)
 
@@ -57,6 +62,6 @@ def reduce_embeddings(teacher: np.ndarray, index: dict[str, int], unk: int | Non
 def init_from_teacher(model: torch.nn.Module, vocab: Vocabulary, teacher_model: str | Path, seed: int = 0) -> None:
     """Copy the reduced teacher embeddings into the student's token embedding (in place)."""
     embed: torch.nn.Embedding = model.token_embedding  # type: ignore[assignment]
-    weight, index, unk = teacher_token_embeddings(teacher_model)
+    weight, index, unk, sep = teacher_token_embeddings(teacher_model)
     with torch.no_grad():
-        embed.weight.copy_(reduce_embeddings(weight, index, unk, vocab, embed.embedding_dim, seed))
+        embed.weight.copy_(reduce_embeddings(weight, index, unk, vocab, embed.embedding_dim, seed, sep))

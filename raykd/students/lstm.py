@@ -45,14 +45,17 @@ class LSTMStudent(nn.Module):
     def token_embedding(self) -> nn.Embedding:
         return self.embed
 
-    def encode(self, ids: torch.Tensor) -> torch.Tensor:
-        """Mean and max pooling of the LSTM states over the real tokens, averaged. Sequences are packed, so
-        padding never enters the recurrence and a response scores the same in any batch."""
-        mask = (ids != 0).unsqueeze(-1).float()
+    def states(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T, D*H) LSTM states of right-padded ids, zero past each length. Sequences are packed, so padding
+        never enters the recurrence and a response scores the same in any batch."""
         lengths = (ids != 0).sum(1).clamp_min(1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths, batch_first=True, enforce_sorted=False)
-        states, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True,
-                                                     total_length=ids.shape[1])
+        return nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=ids.shape[1])[0]
+
+    def encode(self, ids: torch.Tensor) -> torch.Tensor:
+        """Mean and max pooling of the LSTM states over the real tokens, averaged."""
+        mask = (ids != 0).unsqueeze(-1).float()
+        states = self.states(ids)
         mean = (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         peak = states.masked_fill(mask == 0, -1e4).max(1).values
         return (mean + peak) / 2

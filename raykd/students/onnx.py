@@ -8,6 +8,8 @@ The graph is written here from the trained modules, op for op:
     ids (B, T) ──Gather(embedding)──> x ──LSTM(bidirectional, sequence_lens = #non-pad ids)──> states (B, T, 2H)
     h = (masked mean over T + masked max over T) / 2                                  (LSTMStudent.encode)
     LSTM student:  logits = h W_head + b
+    pair student:  u, v = h over the response side, over the reference side (split at <sep> by CumSum)
+                   logits = [u, v, |u - v|, u * v] W_head + b                         (PairStudent.features)
     MoE student:   gate = softmax([h ; task_embedding] W_g + b_g)
                    z = h + sum_i gate_i * expert_i(h),  expert_i = Linear -> GELU -> Linear
                    logits = z W_head + b                                                   (MoEStudent.forward)
@@ -75,8 +77,9 @@ def _lstm_weights(lstm: torch.nn.LSTM, layer: int) -> tuple[np.ndarray, np.ndarr
     return np.stack(w), np.stack(r), np.stack(b)
 
 
-def _encoder(g: _Graph, enc: LSTMStudent) -> str:
-    """LSTMStudent.encode: embedding, packed (B)LSTM, (masked mean + masked max) / 2 -> (B, D*H)."""
+def _states(g: _Graph, enc: LSTMStudent) -> str:
+    """LSTMStudent.states: embedding, packed (B)LSTM -> (B, T, D*H), zero past each length. Also defines `is_real`
+    (B, T): the non-padding ids."""
     lstm = enc.lstm
     width = lstm.hidden_size * (2 if lstm.bidirectional else 1)
     g.const("zero", 0)
@@ -99,14 +102,51 @@ def _encoder(g: _Graph, enc: LSTMStudent) -> str:
         # (T, D, B, H) -> (T, B, D*H): the next layer's input, or the states
         y = g.op("Transpose", [y], f"lstm.y{layer}.t", perm=[0, 2, 1, 3])
         seq = g.op("Reshape", [y, g.const(f"lstm.shape{layer}", [0, 0, width])], f"lstm.out{layer}")
-    states = g.op("Transpose", [seq], "states", perm=[1, 0, 2])  # (B, T, D*H); zero past each length
-    mask = g.op("Unsqueeze", [real, "axis_last"], "mask")
+    return g.op("Transpose", [seq], "states", perm=[1, 0, 2])  # (B, T, D*H); zero past each length
+
+
+def _encoder(g: _Graph, enc: LSTMStudent) -> str:
+    """LSTMStudent.encode: (masked mean + masked max) / 2 of the states over the real tokens -> (B, D*H)."""
+    states = _states(g, enc)
+    mask = g.op("Unsqueeze", ["is_real", "axis_last"], "mask")
     maskf = g.op("Cast", [mask], "mask_f", to=1)
     total = g.op("ReduceSum", [g.op("Mul", [states, maskf], "masked_states"), "axis_t"], "sum_t", keepdims=0)
     mean = g.op("Div", [total, g.op("Max", [g.op("ReduceSum", [maskf, "axis_t"], "n_t", keepdims=0), "one"],
                                     "n_t1")], "mean_t")
     peak = g.op("ReduceMax", [g.op("Where", [mask, states, "masked_out"], "filled"), "axis_t"], "max_t", keepdims=0)
     return g.op("Mul", [g.op("Add", [mean, peak], "mean_plus_max"), "half"], "h")
+
+
+def _side_pool(g: _Graph, states: str, side: str, name: str) -> str:
+    """raykd.students.pair.pool: (masked mean + masked max) / 2 over one side; 0 where the side is empty."""
+    mask = g.op("Unsqueeze", [side, "axis_last"], f"{name}.mask")
+    maskf = g.op("Cast", [mask], f"{name}.mask_f", to=1)
+    count = g.op("ReduceSum", [maskf, "axis_t"], f"{name}.n", keepdims=0)  # (B, 1)
+    total = g.op("ReduceSum", [g.op("Mul", [states, maskf], f"{name}.masked"), "axis_t"], f"{name}.sum", keepdims=0)
+    mean = g.op("Div", [total, g.op("Max", [count, "one"], f"{name}.n1")], f"{name}.mean")
+    filled = g.op("Where", [mask, states, "masked_out"], f"{name}.filled")
+    peak = g.op("ReduceMax", [filled, "axis_t"], f"{name}.max", keepdims=0)
+    present = g.op("Cast", [g.op("Greater", [count, g.const(f"{name}.zero_f", 0.0)], f"{name}.any")],
+                   f"{name}.any_f", to=1)
+    return g.op("Mul", [g.op("Add", [mean, g.op("Mul", [peak, present], f"{name}.peak")], f"{name}.sum2"), "half"],
+                name)
+
+
+def _pair_features(g: _Graph, model: torch.nn.Module) -> str:
+    """PairStudent.features: the sides split at the first and second <sep> (raykd.students.pair.side_masks),
+    each pooled, then [u, v, |u - v|, u * v]."""
+    from raykd.students.vocab import SEP_ID
+
+    states = _states(g, model)
+    is_sep = g.op("Equal", ["ids", g.const("sep_id", SEP_ID)], "is_sep")
+    segment = g.op("CumSum", [g.op("Cast", [is_sep], "is_sep_i64", to=7), g.const("axis_t_scalar", 1)], "segment")
+    content = g.op("And", ["is_real", g.op("Not", [is_sep], "not_sep")], "content")
+    response = g.op("And", [content, g.op("Equal", [segment, "zero"], "seg0")], "response_side")
+    reference = g.op("And", [content, g.op("Equal", [segment, "one_i64"], "seg1")], "reference_side")
+    u = _side_pool(g, states, response, "u")
+    v = _side_pool(g, states, reference, "v")
+    diff = g.op("Abs", [g.op("Sub", [u, v], "u_minus_v")], "abs_diff")
+    return g.op("Concat", [u, v, diff, g.op("Mul", [u, v], "u_times_v")], "pair_features", axis=-1)
 
 
 def to_onnx(model: torch.nn.Module) -> bytes:
@@ -117,9 +157,12 @@ def to_onnx(model: torch.nn.Module) -> bytes:
 
     from raykd.students.lstm import LSTMStudent
     from raykd.students.moe import MoEStudent
+    from raykd.students.pair import PairStudent
 
     g = _Graph()
-    if isinstance(model, LSTMStudent):
+    if isinstance(model, PairStudent):
+        g.linear(_pair_features(g, model), model.head, "logits")
+    elif isinstance(model, LSTMStudent):
         g.linear(_encoder(g, model), model.head, "logits")
     elif isinstance(model, MoEStudent):
         h = _encoder(g, model.encoder)

@@ -3,6 +3,9 @@
 `words`: lower-cased word and punctuation tokens. `wordpiece`: the teacher's own sub-word tokenizer,
 with only the pieces seen in training kept, so embeddings stay small (a 30k-piece teacher vocabulary
 shrinks to the few thousand pieces a prompt's answers use).
+
+The separator of pair inputs (raykd.inputs.SEP) is always one token, whatever the mode; a vocabulary built with
+it reserved holds it at SEP_ID.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+from raykd.inputs import SEP
+
 PAD, UNK = "<pad>", "<unk>"
+SEP_ID = 2  # where `build(..., reserved=[SEP])` puts the separator (the pair student looks for this id)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 
 
@@ -35,6 +41,12 @@ class Vocabulary:
         return len(self.tokens)
 
     def split(self, text: str) -> list[str]:
+        if SEP in text:
+            first, *rest = text.split(SEP)
+            return self._split(first) + [tok for part in rest for tok in (SEP, *self._split(part))]
+        return self._split(text)
+
+    def _split(self, text: str) -> list[str]:
         if self.mode == "words":
             return _WORD.findall(text.lower())
         if self._hf is None:
@@ -45,12 +57,16 @@ class Vocabulary:
 
     @classmethod
     def build(cls, texts: Iterable[str], max_size: int = 4000, min_freq: int = 2, mode: str = "words",
-              tokenizer_path: str | None = None) -> Vocabulary:
+              tokenizer_path: str | None = None, reserved: Sequence[str] = ()) -> Vocabulary:
+        """The `max_size` most frequent tokens (seen at least `min_freq` times), after <pad>, <unk> and the
+        `reserved` tokens, which are kept whatever their count."""
         probe = cls([PAD, UNK], mode, tokenizer_path)
         counts = Counter(tok for text in texts for tok in probe.split(text))
         # Most frequent first; ties broken alphabetically so the same data gives the same vocabulary.
-        ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
-        return cls([PAD, UNK, *ranked[: max(0, max_size - 2)]], mode, tokenizer_path)
+        ranked = sorted((t for t, c in counts.items() if c >= min_freq and t not in reserved),
+                        key=lambda t: (-counts[t], t))
+        head = [PAD, UNK, *reserved]
+        return cls([*head, *ranked[: max(0, max_size - len(head))]], mode, tokenizer_path)
 
     def ids(self, texts: Sequence[str], max_len: int) -> list[list[int]]:
         """Each text's token ids, at most `max_len`; an empty text gets one <unk> (every row has a token)."""

@@ -287,7 +287,9 @@ def test_server_timing_names_where_a_request_spends_its_time(endpoint):
     assert 0 < float(timing["model"]) <= float(timing["app"]) and float(timing["queue"]) >= 0
 
 
-def test_question_aware_student_scores_the_same_through_predict_and_http(shared_data, endpoint, tmp_path):
+@pytest.mark.parametrize("student", [{"include_question": True, "overlap": True}, {"arch": "pair", "overlap": True}],
+                         ids=["lstm", "pair"])
+def test_question_aware_student_scores_the_same_through_predict_and_http(shared_data, endpoint, tmp_path, student):
     """A student that reads question and reference answer (SemEval-style) gets them from `raykd predict`'s
     columns, the request schema and the client alike, with the same answers; the question is really read."""
     from ray import serve
@@ -300,7 +302,7 @@ def test_question_aware_student_scores_the_same_through_predict_and_http(shared_
 
     ds = make_splits(read_semeval(shared_data / "semeval2013_task7", "sciEntsBank", 2), seed=0)
     f = ds.frame
-    fit = fit_student(StudentConfig(include_question=True, overlap=True, hidden=16, min_freq=1),
+    fit = fit_student(StudentConfig(**student, hidden=16, min_freq=1),
                       DistillConfig(kd_weight=0.0, epochs=2), f[f["split"] == "train"].head(600),
                       f[f["split"] == "validation"].head(100), TaskLayout.of(ds.tasks))
     model = save_fit(fit, tmp_path / "qa")

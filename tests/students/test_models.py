@@ -4,6 +4,7 @@ import torch
 
 from raykd.config import DistillConfig, StudentConfig
 from raykd.data import TaskSpec
+from raykd.inputs import SEP
 from raykd.students.architectures import make_model
 from raykd.students.artifact import StudentScorer, save_student
 from raykd.students.vocab import Vocabulary
@@ -79,11 +80,11 @@ def test_distill_config_rejects_bad_lambda():
         DistillConfig(kd_weight=1.5).validate("distill")
 
 
-@pytest.mark.parametrize("arch", ["lstm", "moe"])
+@pytest.mark.parametrize("arch", ["lstm", "moe", "pair"])
 def test_scores_do_not_depend_on_batch_padding(arch):
     model = make_model(StudentConfig(arch=arch), 50, TaskLayout.of(ASAP.tasks[:1])).eval()
-    short = torch.tensor([[5, 6, 7]])
-    padded = torch.tensor([[5, 6, 7, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
+    short = torch.tensor([[5, 2, 7]])  # 2: the pair student's <sep>
+    padded = torch.tensor([[5, 2, 7, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
     task = torch.tensor([0])
     with torch.no_grad():
         alone = model(short, task)["logits"][0]
@@ -94,6 +95,7 @@ def test_scores_do_not_depend_on_batch_padding(arch):
 @pytest.mark.parametrize(("arch", "overrides"), [
     ("lstm", {}), ("lstm", {"layers": 2}), ("lstm", {"bidirectional": False, "hidden": 8}),
     ("moe", {}), ("moe", {"num_experts": 2, "expert_hidden": 16}),
+    ("pair", {}), ("pair", {"bidirectional": False, "hidden": 8}),
 ])
 def test_onnx_graph_equals_the_torch_student(arch, overrides):
     """The hand-written ONNX graph computes what the PyTorch module computes, padding and all."""
@@ -105,6 +107,8 @@ def test_onnx_graph_equals_the_torch_student(arch, overrides):
     ids = torch.randint(1, 60, (9, 14))
     for row, length in enumerate([14, 1, 3, 7, 14, 2, 9, 5, 11]):
         ids[row, length:] = 0  # ragged, right-padded rows as Vocabulary.encode makes them
+    ids[ids == 2] = 3
+    ids[0, 5] = ids[3, 6] = ids[4, 0] = ids[6, 3] = ids[6, 7] = ids[7, 4] = 2  # pair sides: one, none, two <sep>
     tasks = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2])
     with torch.no_grad():
         expected = model(ids, tasks)["logits"].numpy()
@@ -112,23 +116,25 @@ def test_onnx_graph_equals_the_torch_student(arch, overrides):
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["lstm", "moe"])
+@pytest.mark.parametrize("arch", ["lstm", "moe", "pair"])
 def test_scorer_backends_agree_for_any_batching(arch, tmp_path):
     """ONNX and PyTorch scorers give the same probabilities, whatever the chunking and order of a batch."""
     texts = ["acid rain on marble", "the polymer stretched", "", "marble " * 40, "acid", "rain rain polymer"] * 5
     layout = TaskLayout.of([ASAP.spec("asap_1"), ASAP.spec("asap_10")])
     tasks = ["asap_1", "asap_10", "asap_1"] * 10
-    vocab = Vocabulary.build(texts, min_freq=1)
+    refs = ["marble dissolves in acid", None, "acid rain\nthe polymer"] * 10  # read by the pair student only
+    vocab = Vocabulary.build(texts + ["marble dissolves"], min_freq=1, reserved=[SEP] if arch == "pair" else [])
     torch.manual_seed(1)
     model = make_model(StudentConfig(arch=arch), len(vocab), layout).eval()
     path = save_student(tmp_path / "s", model, arch, vocab, layout, {}, max_len=32)
     onnx_scorer, torch_scorer = StudentScorer(path, backend="onnx"), StudentScorer(path, backend="torch")
     assert onnx_scorer.backend == "onnx" and torch_scorer.backend == "torch"
-    reference = np.concatenate(torch_scorer.predict_proba(texts, tasks, batch_size=64))
+    reference = np.concatenate(torch_scorer.predict_proba(texts, tasks, None, refs, batch_size=64))
     for scorer, batch in ((onnx_scorer, 64), (onnx_scorer, 4), (torch_scorer, 1)):
-        np.testing.assert_allclose(np.concatenate(scorer.predict_proba(texts, tasks, batch_size=batch)), reference,
-                                   atol=1e-5)
-    one = [onnx_scorer.predict_proba([t], [k])[0] for t, k in zip(texts[:6], tasks[:6], strict=True)]
+        np.testing.assert_allclose(np.concatenate(scorer.predict_proba(texts, tasks, None, refs, batch_size=batch)),
+                                   reference, atol=1e-5)
+    one = [onnx_scorer.predict_proba([t], [k], None, [r])[0] for t, k, r in zip(texts[:6], tasks[:6], refs[:6],
+                                                                                strict=True)]
     np.testing.assert_allclose(np.concatenate(one), np.concatenate(reference_split(reference, tasks, layout)[:6]),
                                atol=1e-5)
 
