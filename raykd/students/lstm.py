@@ -30,6 +30,16 @@ class LSTMSpec(StudentSpec):
     bidirectional: bool
 
 
+def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(masked mean + masked max) / 2 of (B, T, W) states over the time steps in the (B, T) mask; 0 where the
+    mask is empty (a row of real tokens never is: an empty text encodes as one <unk>)."""
+    m = mask.unsqueeze(-1).float()
+    count = m.sum(1)
+    mean = (states * m).sum(1) / count.clamp_min(1.0)
+    peak = states.masked_fill(m == 0, -1e4).max(1).values * (count > 0)
+    return (mean + peak) / 2
+
+
 class LSTMStudent(nn.Module):
     def __init__(self, spec: LSTMSpec):
         super().__init__()
@@ -54,11 +64,7 @@ class LSTMStudent(nn.Module):
 
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
         """Mean and max pooling of the LSTM states over the real tokens, averaged."""
-        mask = (ids != 0).unsqueeze(-1).float()
-        states = self.states(ids)
-        mean = (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        peak = states.masked_fill(mask == 0, -1e4).max(1).values
-        return (mean + peak) / 2
+        return pool(self.states(ids), ids != 0)
 
     def forward(self, ids: torch.Tensor, task_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {"logits": self.head(self.dropout(self.encode(ids)))}

@@ -85,7 +85,7 @@ def _states(g: _Graph, enc: LSTMStudent) -> str:
     g.const("zero", 0)
     g.const("one", 1.0)
     g.const("half", 0.5)
-    g.const("masked_out", -1e4)  # LSTMStudent.encode fills padding with -1e4 before the max
+    g.const("masked_out", -1e4)  # lstm.pool fills masked steps with -1e4 before the max
     g.const("axis_t", [1])
     g.const("axis_last", [-1])
     x = g.op("Gather", [g.const("embed.weight", enc.embed.weight.detach().numpy()), "ids"], "embedded")
@@ -106,19 +106,13 @@ def _states(g: _Graph, enc: LSTMStudent) -> str:
 
 
 def _encoder(g: _Graph, enc: LSTMStudent) -> str:
-    """LSTMStudent.encode: (masked mean + masked max) / 2 of the states over the real tokens -> (B, D*H)."""
-    states = _states(g, enc)
-    mask = g.op("Unsqueeze", ["is_real", "axis_last"], "mask")
-    maskf = g.op("Cast", [mask], "mask_f", to=1)
-    total = g.op("ReduceSum", [g.op("Mul", [states, maskf], "masked_states"), "axis_t"], "sum_t", keepdims=0)
-    mean = g.op("Div", [total, g.op("Max", [g.op("ReduceSum", [maskf, "axis_t"], "n_t", keepdims=0), "one"],
-                                    "n_t1")], "mean_t")
-    peak = g.op("ReduceMax", [g.op("Where", [mask, states, "masked_out"], "filled"), "axis_t"], "max_t", keepdims=0)
-    return g.op("Mul", [g.op("Add", [mean, peak], "mean_plus_max"), "half"], "h")
+    """LSTMStudent.encode: the states pooled over the real tokens -> (B, D*H)."""
+    return _pool(g, _states(g, enc), "is_real", "h")
 
 
-def _side_pool(g: _Graph, states: str, side: str, name: str) -> str:
-    """raykd.students.pair.pool: (masked mean + masked max) / 2 over one side; 0 where the side is empty."""
+def _pool(g: _Graph, states: str, side: str, name: str) -> str:
+    """raykd.students.lstm.pool: (masked mean + masked max) / 2 over the (B, T) mask `side`; 0 where it is
+    empty."""
     mask = g.op("Unsqueeze", [side, "axis_last"], f"{name}.mask")
     maskf = g.op("Cast", [mask], f"{name}.mask_f", to=1)
     count = g.op("ReduceSum", [maskf, "axis_t"], f"{name}.n", keepdims=0)  # (B, 1)
@@ -143,8 +137,8 @@ def _pair_features(g: _Graph, model: torch.nn.Module) -> str:
     content = g.op("And", ["is_real", g.op("Not", [is_sep], "not_sep")], "content")
     response = g.op("And", [content, g.op("Equal", [segment, "zero"], "seg0")], "response_side")
     reference = g.op("And", [content, g.op("Equal", [segment, "one_i64"], "seg1")], "reference_side")
-    u = _side_pool(g, states, response, "u")
-    v = _side_pool(g, states, reference, "v")
+    u = _pool(g, states, response, "u")
+    v = _pool(g, states, reference, "v")
     diff = g.op("Abs", [g.op("Sub", [u, v], "u_minus_v")], "abs_diff")
     return g.op("Concat", [u, v, diff, g.op("Mul", [u, v], "u_times_v")], "pair_features", axis=-1)
 

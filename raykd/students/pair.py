@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from raykd.students.lstm import LSTMSpec, LSTMStudent
+from raykd.students.lstm import LSTMSpec, LSTMStudent, pool
 from raykd.students.vocab import SEP_ID
 
 
@@ -36,15 +36,6 @@ def side_masks(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     segment = is_sep.long().cumsum(1)
     real = (ids != 0) & ~is_sep
     return real & (segment == 0), real & (segment == 1)
-
-
-def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(masked mean + masked max) / 2 over time; 0 where the mask is empty."""
-    m = mask.unsqueeze(-1).float()
-    count = m.sum(1)
-    mean = (states * m).sum(1) / count.clamp_min(1.0)
-    peak = states.masked_fill(m == 0, -1e4).max(1).values * (count > 0)
-    return (mean + peak) / 2
 
 
 class PairStudent(LSTMStudent):

@@ -9,7 +9,8 @@ from raykd.config import ConfigError, DistillJobConfig, StudentConfig, from_dict
 from raykd.data import TaskSpec
 from raykd.inputs import SEP, model_inputs
 from raykd.students.architectures import make_model
-from raykd.students.pair import pool, side_masks
+from raykd.students.lstm import pool
+from raykd.students.pair import side_masks
 from raykd.students.vocab import SEP_ID, Vocabulary
 from raykd.tasks import TaskLayout
 
