@@ -79,10 +79,11 @@ def _lstm_weights(lstm: torch.nn.LSTM, layer: int) -> tuple[np.ndarray, np.ndarr
 
 def _states(g: _Graph, enc: LSTMStudent) -> str:
     """LSTMStudent.states: embedding, packed (B)LSTM -> (B, T, D*H), zero past each length. Also defines `is_real`
-    (B, T): the non-padding ids."""
+    (B, T): the non-padding ids, and the constants `_pool` and `_pair_features` use."""
     lstm = enc.lstm
     width = lstm.hidden_size * (2 if lstm.bidirectional else 1)
     g.const("zero", 0)
+    g.const("zero_f", 0.0)
     g.const("one", 1.0)
     g.const("half", 0.5)
     g.const("masked_out", -1e4)  # lstm.pool fills masked steps with -1e4 before the max
@@ -120,8 +121,7 @@ def _pool(g: _Graph, states: str, side: str, name: str) -> str:
     mean = g.op("Div", [total, g.op("Max", [count, "one"], f"{name}.n1")], f"{name}.mean")
     filled = g.op("Where", [mask, states, "masked_out"], f"{name}.filled")
     peak = g.op("ReduceMax", [filled, "axis_t"], f"{name}.max", keepdims=0)
-    present = g.op("Cast", [g.op("Greater", [count, g.const(f"{name}.zero_f", 0.0)], f"{name}.any")],
-                   f"{name}.any_f", to=1)
+    present = g.op("Cast", [g.op("Greater", [count, "zero_f"], f"{name}.any")], f"{name}.any_f", to=1)
     return g.op("Mul", [g.op("Add", [mean, g.op("Mul", [peak, present], f"{name}.peak")], f"{name}.sum2"), "half"],
                 name)
 
