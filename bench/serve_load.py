@@ -129,7 +129,7 @@ def deploy(students: dict[str, str], teacher: str, port: int) -> tuple[str, dict
     from ray import serve
 
     from raykd.config import ServeConfig
-    from raykd.serve.app import build_app, run_serve
+    from raykd.serve.launch import build_app, run_serve
 
     url, cfg = "", {}
     for name, path in students.items():
@@ -158,7 +158,7 @@ def fault_run(base: str, student: str, bodies: Path, connections: int = 64, seco
     from ray import serve
 
     from raykd.config import ServeConfig
-    from raykd.serve.app import build_app
+    from raykd.serve.launch import build_app
 
     serve.run(build_app(ServeConfig(model=student, poll_interval_s=0, num_replicas=2, num_cpus_per_replica=0.5)),
               name="student2", route_prefix="/student2")

@@ -135,7 +135,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from raykd.config import ServeConfig, load_config
-    from raykd.serve.app import run_serve
+    from raykd.serve.launch import run_serve
 
     extra = [f"{k}={v}" for k, v in (("model", args.model), ("host", args.host), ("port", args.port),
                                      ("tracking_uri", args.tracking_uri), ("simulator", args.simulator))

@@ -569,11 +569,16 @@ class ServeConfig:
     request_timeout_s: Number = 60.0  # the proxy answers 408 after this; admission keeps requests far below it
     max_responses: Int = 256
     max_text_chars: Int = 5000
-    max_file_bytes: Int = 20_000_000  # the scoring page's file upload (POST /v1/score/file)
+    # Bodies are refused (413) past these sizes before they are read (raykd.serve.guard): JSON routes
+    # (/v1/score, /v1/simulate) and the scoring page's file upload (/v1/score/file).
+    max_request_bytes: Int = 8_000_000
+    max_file_bytes: Int = 20_000_000
     max_file_responses: Int = 50_000
     auth_token_env: Str = "RAYKD_SERVE_TOKEN"  # the bearer token's environment variable (a K8s Secret)
     allow_public_without_auth: Bool = False
     poll_interval_s: Number = 30.0  # how often a replica checks the registry alias for a new champion; 0: never
+    max_backoff_s: Number = 600.0  # a champion that failed to load is retried after 1, 2, 4 ... polls, up to this
+    model_cache_dir: Str | None = None  # where replicas download registered models (default: <tmp>/raykd-models)
     simulator: Str | None = None  # a knowledge-tracing champion (folder or MLflow URI): /v1/simulate, /v1/skills
     max_history: Int = 1000  # attempts in one /v1/simulate history
     max_next_skills: Int = 200
@@ -581,8 +586,13 @@ class ServeConfig:
     def validate(self, where: str = "config") -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"{where}.port", "must be in 1..65535")
-        if self.max_responses < 1 or self.max_text_chars < 1 or self.max_batch_size < 1:
-            raise ConfigError(f"{where}.max_responses", "limits must be >= 1")
+        for key in ("max_responses", "max_text_chars", "max_batch_size", "max_request_bytes", "max_file_bytes",
+                    "max_file_responses"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}", f"must be >= 1, got {getattr(self, key)}")
+        if self.poll_interval_s < 0 or self.max_backoff_s < self.poll_interval_s:
+            raise ConfigError(f"{where}.max_backoff_s", "poll_interval_s must be >= 0 and max_backoff_s at least "
+                                                        "poll_interval_s")
         if self.max_ongoing_requests < self.max_batch_size:
             raise ConfigError(f"{where}.max_ongoing_requests",
                               f"{self.max_ongoing_requests} is below max_batch_size {self.max_batch_size}: a batch "

@@ -1,9 +1,10 @@
-"""Atomic file output: a reader never sees a half-written file."""
+"""File output: atomic (a reader never sees a half-written file), and CSVs safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -33,15 +34,39 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"; ASVS 1.2.10 adds
+# NUL). Such a cell is written behind a single quote, which spreadsheets read as "this is text". A plain number
+# such as -2 or +1.5e3 is left alone: it is read as a number, never run.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def neutralise(value: object) -> object:
+    """`value` with a leading single quote when a spreadsheet would run it as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every text cell neutralised (numeric columns are untouched): what a CSV for people gets."""
+    out = frame.copy()
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(out[column]):
+            out[column] = out[column].map(neutralise)
+    return out
+
+
 def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a DataFrame as Parquet, CSV or JSONL (by suffix), atomically."""
+    """Write a DataFrame as Parquet, CSV or JSONL (by suffix), atomically. CSVs are opened in spreadsheets, so
+    their text cells are `spreadsheet_safe`; Parquet and JSONL keep the values as they are."""
     path = Path(path)
     with atomic_path(path) as tmp:
         suffix = path.suffix.lower()
         if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif suffix == ".csv":
-            frame.to_csv(tmp, index=False)
+            spreadsheet_safe(frame).to_csv(tmp, index=False)
         elif suffix in (".jsonl", ".json"):
             frame.to_json(tmp, orient="records", lines=True)
         else:

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from raykd.data.files import json_records
 from raykd.errors import DataError
-from raykd.io import atomic_path
+from raykd.io import atomic_path, spreadsheet_safe
 from raykd.scoring import plain_columns
 
 ROW = "_row"  # the file row number of each response (the header is row 1), for error messages
@@ -204,7 +204,7 @@ def table_appender(path: str | Path) -> Iterator[Any]:
                 def append(table: pa.Table) -> None:
                     frame = plain_columns(table.to_pandas())
                     if suffix == ".csv":
-                        frame.to_csv(f, index=False, header=first[0])
+                        spreadsheet_safe(frame).to_csv(f, index=False, header=first[0])
                     else:
                         f.write(frame.to_json(orient="records", lines=True).rstrip("\n") + "\n")
                     first[0] = False

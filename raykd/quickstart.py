@@ -43,8 +43,8 @@ def run_quickstart(args: argparse.Namespace) -> int:
     from raykd.data.prepared import reuse
     from raykd.distill.job import run_distill
     from raykd.registry import lineage
-    from raykd.serve.app import run_serve
     from raykd.serve.client import score_file
+    from raykd.serve.launch import run_serve
     from raykd.teacher.job import run_teacher
     from raykd.tune.search import run_tune
 

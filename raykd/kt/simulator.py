@@ -37,8 +37,9 @@ class Simulator:
         self.names = names or {}
 
     @classmethod
-    def load(cls, uri: str | Path, tracking_uri: str | None = None) -> Simulator:
-        """A champion folder, or an MLflow URI of one (`models:/NAME@champion`, `runs:/ID/champion`)."""
+    def load(cls, uri: str | Path, tracking_uri: str | None = None, dst_path: Path | None = None) -> Simulator:
+        """A champion folder, or an MLflow URI of one (`models:/NAME@champion`, `runs:/ID/champion`), downloaded
+        into `dst_path` (default: a new temporary folder)."""
         from raykd.kt.student import MODEL_JSON, load_student
 
         folder = Path(uri)
@@ -49,7 +50,8 @@ class Simulator:
 
             if tracking_uri:
                 mlflow.set_tracking_uri(tracking_uri)
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(uri)))
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(uri),
+                                                             dst_path=None if dst_path is None else str(dst_path)))
             found = [p.parent for p in local.rglob(MODEL_JSON)]
             if not found:
                 raise RaykdError(f"{uri}: the MLflow artifact holds no simulator")

@@ -17,7 +17,7 @@ from raykd.tasks import TaskLayout
 
 
 class ScoringClient:
-    """A session to one endpoint. A 503 (the endpoint is busy) is retried after the seconds its `Retry-After`
+    """A session to one endpoint. A 503 or 429 (the endpoint is busy) is retried after the seconds its `Retry-After`
     header names, up to `retries` times; scoring the same responses again is harmless."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0, retries: int = 5):
@@ -26,7 +26,7 @@ class ScoringClient:
 
         self.url = url.rstrip("/")
         self.session = requests.Session()
-        busy = Retry(total=retries, connect=0, read=0, status_forcelist=[503], allowed_methods=["GET", "POST"],
+        busy = Retry(total=retries, connect=0, read=0, status_forcelist=[429, 503], allowed_methods=["GET", "POST"],
                      respect_retry_after_header=True, backoff_factor=0.5, raise_on_status=False)
         self.session.mount("http://", HTTPAdapter(max_retries=busy))
         self.session.mount("https://", HTTPAdapter(max_retries=busy))

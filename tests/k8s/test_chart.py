@@ -85,7 +85,8 @@ def ray_pod_specs(docs):
             yield doc, group["template"]["spec"], group
 
 
-def test_wiring(helm):
+def test_wiring(helm, monkeypatch):
+    monkeypatch.setenv("RAYKD_SERVE_TOKEN", "a-token-of-at-least-sixteen")
     docs = render(helm, None, "--set", "cluster.enabled=true")
     configs = by_kind(docs, "ConfigMap", "-configs")[0]["data"]
 
@@ -113,7 +114,7 @@ def test_wiring(helm):
 
     (service,) = by_kind(docs, "RayService")
     (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
-    from raykd.serve import app as serve_app
+    from raykd.serve import launch as serve_app
 
     module, attr = app["import_path"].split(":")
     assert module == serve_app.__name__ and getattr(serve_app, attr) is serve_app.app_builder
@@ -151,13 +152,23 @@ def test_wiring(helm):
         sc = pod["containers"][0]["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
         assert pod["containers"][0]["resources"]["limits"] and pod["containers"][0]["resources"]["requests"]
-        assert env["RAYKD_SERVE_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "raykd-serve-token"
+        # The serve token only where it serves: the RayService's pods.
+        serving = doc["kind"] == "RayService"
+        assert ("RAYKD_SERVE_TOKEN" in env) is serving, doc["metadata"]["name"]
+        if serving:
+            assert env["RAYKD_SERVE_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "raykd-serve-token"
+        assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "raykd-mlflow-auth"
 
     (mlflow,) = by_kind(docs, "Deployment", "-mlflow")
     args = mlflow["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--backend-store-uri=$(MLFLOW_BACKEND_STORE_URI)" in args and "--serve-artifacts" in args
+    assert "--serve-artifacts" in args and "--app-name=basic-auth" in args
+    assert not any(a.startswith("--backend-store-uri") for a in args)  # MLflow reads it from its environment
     env = {e["name"]: e for e in mlflow["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["MLFLOW_BACKEND_STORE_URI"]["value"].startswith("postgresql://")
+    assert env["MLFLOW_BACKEND_STORE_URI"]["value"] == "postgresql://mlflow@rk-raykd-postgresql:5432/mlflow"
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "raykd-postgresql"
+    assert {"MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"} <= env.keys()
+    ini = by_kind(docs, "ConfigMap", "-mlflow-auth")[0]["data"]["basic_auth.ini"]
+    assert "database_uri = postgresql://mlflow@rk-raykd-postgresql:5432/mlflow" in ini and "password" not in ini
     policies = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")}
     mlflow_policy = policies["rk-raykd-mlflow"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
     assert mlflow_policy["raykd.io/mlflow-client"] == "true"
@@ -207,3 +218,113 @@ def test_dockerfile_uses_official_ray_image_and_chart_points_to_it(helm):
     docs = render(helm, None, "--set", "image.repository=registry.local/raykd", "--set", "image.tag=dev")
     images = {c["image"] for _, pod, _ in ray_pod_specs(docs) for c in pod["containers"]}
     assert images == {"registry.local/raykd:dev"}
+
+
+def test_no_token_secret_no_endpoint_unless_anonymous_is_explicit(helm):
+    failed = subprocess.run([helm, "template", "rk", str(CHART), "--set", "serve.auth.existingSecret="],
+                            capture_output=True, text=True)
+    assert failed.returncode != 0 and "serve.auth.existingSecret is empty" in failed.stderr
+    docs = render(helm, None, "--set", "serve.auth.existingSecret=", "--set", "serve.auth.allowAnonymous=true")
+    (service,) = by_kind(docs, "RayService")
+    (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
+    assert app["args"]["allow_public_without_auth"] is True
+    assert not any("RAYKD_SERVE_TOKEN" in yaml.safe_dump(pod) for _, pod, _ in ray_pod_specs(docs))
+    # No endpoint, no token needed.
+    assert not by_kind(render(helm, None, "--set", "serve.enabled=false", "--set", "serve.auth.existingSecret="),
+                       "RayService")
+
+
+def pod_templates(docs):
+    """(owner, pod template) for every pod the chart makes: Deployments, StatefulSets, and each Ray CR's head,
+    workers and job submitter."""
+    for doc in docs:
+        spec = doc.get("spec", {})
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            yield doc, spec["template"]
+        cluster = spec.get("rayClusterSpec") or spec.get("rayClusterConfig") or (spec if doc["kind"] == "RayCluster"
+                                                                                else None)
+        if cluster is not None:
+            yield doc, cluster["headGroupSpec"]["template"]
+            for group in cluster.get("workerGroupSpecs", []):
+                yield doc, group["template"]
+        if "submitterPodTemplate" in spec:
+            yield doc, spec["submitterPodTemplate"]
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A Kubernetes label selector (matchLabels and In-expressions) against a pod's labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        assert expr["operator"] == "In"
+        if labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("values", VALUES, ids=["default", "gpu-a100", "minimal"])
+def test_every_pod_is_fenced_and_every_ray_cluster_needs_a_token(helm, values):
+    docs = render(helm, values, "--set", "cluster.enabled=true", "--set", "distill.enabled=true",
+                  "--set", "kt.enabled=true")
+    policies = {p["metadata"]["name"]: p["spec"] for p in by_kind(docs, "NetworkPolicy")}
+    deny = policies.pop("rk-raykd-default-deny")
+    assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny
+    assert [p["port"] for p in deny["egress"][0]["ports"]] == [53, 53]  # DNS only
+    templates = list(pod_templates(docs))
+    kinds = {d["kind"] for d, _ in templates}
+    assert {"Deployment", "RayJob", "RayService", "RayCluster"} <= kinds
+    assert sum(1 for d, t in templates if d["kind"] == "RayJob" and "restartPolicy" in t["spec"]) == 4  # submitters
+    for owner, template in templates:
+        labels = template["metadata"]["labels"]
+        where = f"{owner['kind']} {owner['metadata']['name']} ({labels.get('app.kubernetes.io/component')})"
+        assert selects(deny["podSelector"], labels), where
+        allowed = [name for name, p in policies.items() if selects(p["podSelector"], labels)]
+        assert allowed, f"{where}: no policy says what it may reach"
+    for doc in docs:
+        if doc["apiVersion"] == "ray.io/v1":
+            spec = doc["spec"]
+            cluster = spec.get("rayClusterSpec") or spec.get("rayClusterConfig") or spec
+            assert cluster["authOptions"]["mode"] == "token", doc["metadata"]["name"]
+    head = policies["rk-raykd-ray-head"]
+    assert head["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "kuberay-operator"}
+    assert {p["port"] for p in head["ingress"][0]["ports"]} == {8265, 52365}
+
+
+@pytest.mark.parametrize("values", VALUES, ids=["default", "gpu-a100", "minimal"])
+def test_no_secret_reaches_a_command_line(helm, values):
+    """Kubernetes expands $(VAR) in args and command, which /proc shows to anyone on the node: no variable that
+    carries a Secret's value (directly, or through another variable) may appear there."""
+    docs = render(helm, values, "--set", "cluster.enabled=true", "--set", "serve.ingress.enabled=true")
+    for owner, template in pod_templates(docs):
+        for container in template["spec"]["containers"]:
+            env = container.get("env", [])
+            secret = {e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
+            for e in env:  # a variable built from a secret one is secret too
+                if any(f"$({name})" in str(e.get("value", "")) for name in secret):
+                    secret.add(e["name"])
+            line = " ".join(map(str, container.get("command", []) + container.get("args", [])))
+            leaked = [name for name in secret if f"$({name})" in line]
+            assert not leaked, f"{owner['metadata']['name']}/{container['name']}: {leaked} on the command line"
+            assert "password" not in line.lower()
+
+
+def test_ingress_has_tls_and_the_apps_body_limit(helm):
+    docs = render(helm, None, "--set", "serve.ingress.enabled=true", "--set", "serve.maxFileBytes=30000000")
+    (ingress,) = by_kind(docs, "Ingress")
+    assert ingress["spec"]["tls"] == [{"hosts": ["raykd.example.org"], "secretName": "raykd-serve-tls"}]
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "29m"  # 30,000,000 bytes, rounded up
+    (service,) = by_kind(docs, "RayService")
+    (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
+    assert app["args"]["max_file_bytes"] == 30_000_000
+    assert app["args"]["max_file_bytes"] <= 29 * 2**20
+    plain = render(helm, None, "--set", "serve.ingress.enabled=true", "--set", "serve.ingress.tls.enabled=false")
+    assert "tls" not in by_kind(plain, "Ingress")[0]["spec"]
+
+
+def test_images_by_digest(helm):
+    digest = "sha256:" + "ab" * 32
+    docs = render(helm, None, "--set", f"image.digest={digest}", "--set", f"postgresql.image.digest={digest}")
+    images = {c["image"] for _, t in pod_templates(docs) for c in t["spec"]["containers"]}
+    assert images == {f"ghcr.io/raykd/raykd@{digest}", f"postgres@{digest}"}

@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from raykd.config import ServeConfig
-from raykd.serve.app import run_serve
+from raykd.serve.launch import run_serve
 
 
 def free_port() -> int:

@@ -12,10 +12,10 @@ import requests
 
 from raykd.cli import main
 from raykd.config import ServeConfig
-from raykd.serve.app import build_app
+from raykd.serve.launch import build_app
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-TOKEN = "page-test-token"
+TOKEN = "page-test-token-0123456789"
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from raykd.config import ServeConfig
-from raykd.serve.app import build_app
+from raykd.serve.launch import build_app
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,9 @@ def test_simulate_over_http_equals_offline(kt_url):
     ({"history": [{"skill": "FIRST", "correct": 1}] * 61, "next_skills": "FIRST"}, "history has 61 items; at most 60"),
     ({"history": [], "next_skills": []}, "next_skills"),
     ({"history": [], "next_skills": "FIRST", "extra": 1}, "extra"),
+    ({"history": [], "next_skills": "FIRST", "sample": True, "seed": -1}, "greater than or equal to 0"),
+    ({"history": [], "next_skills": "FIRST", "sample": True, "seed": 2**64}, "seed"),
+    ({"history": [], "next_skills": "FIRST", "sample": True, "seed": 1.5}, "seed"),
 ])
 def test_bad_simulate_requests_get_422(kt_url, body, needle):
     from raykd.kt.simulator import Simulator

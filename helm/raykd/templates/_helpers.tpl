@@ -11,8 +11,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* The image by digest when one is given (immutable), else by tag. */}}
 {{- define "raykd.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels selecting this release's pods of one kind (ray, mlflow, postgresql) in NetworkPolicies. */}}
+{{- define "raykd.podKind" -}}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+raykd.io/pod-kind: {{ .kind }}
 {{- end -}}
 
 {{- define "raykd.serviceAccountName" -}}
@@ -24,7 +35,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 http://{{ include "raykd.fullname" . }}-mlflow:{{ .Values.mlflow.port }}
 {{- end -}}
 
-{{/* Environment of every Ray container: MLflow, storage, offline model loading, and the serve token. */}}
+{{/* Environment of every Ray container: MLflow (and its credentials), storage, offline model loading. The serve
+token is not here: only the RayService's pods get it (raykd.serveTokenEnv). */}}
 {{- define "raykd.rayEnv" -}}
 - name: MLFLOW_TRACKING_URI
   value: {{ include "raykd.mlflowUri" . | quote }}
@@ -42,11 +54,31 @@ http://{{ include "raykd.fullname" . }}-mlflow:{{ .Values.mlflow.port }}
 - name: {{ $k }}
   value: {{ $v | quote }}
 {{- end }}
-{{- if and .Values.serve.enabled .Values.serve.auth.existingSecret }}
+{{- if .Values.mlflow.auth.enabled }}
+- name: MLFLOW_TRACKING_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.mlflow.auth.existingSecret }}, key: username}
+- name: MLFLOW_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.mlflow.auth.existingSecret }}, key: password}
+{{- end }}
+{{- end -}}
+
+{{/* The serve token, for the RayService's pods only; none when anonymous access is allowed explicitly. */}}
+{{- define "raykd.serveTokenEnv" -}}
+{{- if .Values.serve.auth.existingSecret }}
 - name: RAYKD_SERVE_TOKEN
   valueFrom:
     secretKeyRef: {name: {{ .Values.serve.auth.existingSecret }}, key: {{ .Values.serve.auth.key }}}
 {{- end }}
+{{- end -}}
+
+{{/* The serve token rule, as `raykd serve` applies it: no Secret, no endpoint, unless anonymous access is
+explicitly allowed. */}}
+{{- define "raykd.checkServeAuth" -}}
+{{- if and .Values.serve.enabled (not .Values.serve.auth.existingSecret) (not .Values.serve.auth.allowAnonymous) -}}
+{{- fail "serve.auth.existingSecret is empty: create a Secret with the endpoint's bearer token (kubectl create secret generic raykd-serve-token --from-literal=token=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')) and name it here, or set serve.auth.allowAnonymous: true to serve anyone who can reach the endpoint" -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "raykd.rayVolumeMounts" -}}
@@ -80,13 +112,15 @@ http://{{ include "raykd.fullname" . }}-mlflow:{{ .Values.mlflow.port }}
 {{- end }}
 {{- end -}}
 
-{{/* A Ray pod template. Args: dict root=. component=NAME resources=... gpus=N nodeSelector tolerations env=MAP */}}
+{{/* A Ray pod template. Args: dict root=. component=NAME resources=... gpus=N nodeSelector tolerations env=MAP
+secretEnv=YAML (env entries read from Secrets) */}}
 {{- define "raykd.rayPodTemplate" -}}
 {{- $root := .root -}}
 metadata:
   labels:
     {{- include "raykd.labels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
+    raykd.io/pod-kind: ray
     raykd.io/mlflow-client: "true"
 spec:
   serviceAccountName: {{ include "raykd.serviceAccountName" $root }}
@@ -116,6 +150,9 @@ spec:
         - name: {{ $k }}
           value: {{ $v | quote }}
         {{- end }}
+        {{- with .secretEnv }}
+        {{- . | nindent 8 }}
+        {{- end }}
       resources:
         requests:
           {{- toYaml .resources.requests | nindent 10 }}
@@ -134,16 +171,23 @@ spec:
 {{- end -}}
 
 {{/* A RayCluster spec (head + GPU worker groups); used by RayJob, RayCluster and RayService. Args: dict root=.
-component=NAME workers=LIST env=MAP (extra environment for every pod of this cluster) */}}
+component=NAME workers=LIST env=MAP (extra environment for every pod of this cluster) secretEnv=YAML.
+Ray's token authentication is always on (KubeRay `authOptions`): the dashboard and the Jobs API, which runs any
+code it is sent, answer only requests carrying the cluster's token. */}}
 {{- define "raykd.rayClusterSpec" -}}
 {{- $root := .root -}}
 rayVersion: {{ $root.Values.rayVersion | quote }}
 enableInTreeAutoscaling: true
+authOptions:
+  mode: token
+  {{- with $root.Values.ray.auth.existingSecret }}
+  secretName: {{ . }}
+  {{- end }}
 headGroupSpec:
   rayStartParams:
     {{- toYaml $root.Values.head.rayStartParams | nindent 4 }}
   template:
-    {{- include "raykd.rayPodTemplate" (dict "root" $root "component" (printf "%s-head" .component) "resources" $root.Values.head.resources "nodeSelector" $root.Values.head.nodeSelector "tolerations" $root.Values.head.tolerations "env" .env) | nindent 4 }}
+    {{- include "raykd.rayPodTemplate" (dict "root" $root "component" (printf "%s-head" .component) "resources" $root.Values.head.resources "nodeSelector" $root.Values.head.nodeSelector "tolerations" $root.Values.head.tolerations "env" .env "secretEnv" .secretEnv) | nindent 4 }}
 workerGroupSpecs:
 {{- if .workers }}
   {{- range .workers }}
@@ -158,7 +202,43 @@ workerGroupSpecs:
     template:
       {{- $nodeSelector := deepCopy (default dict .nodeSelector) }}
       {{- if .gpuProduct }}{{- $_ := set $nodeSelector "nvidia.com/gpu.product" .gpuProduct }}{{- end }}
-      {{- include "raykd.rayPodTemplate" (dict "root" $root "component" (printf "%s-worker" $.component) "resources" .resources "gpus" .gpus "nodeSelector" $nodeSelector "tolerations" .tolerations "env" $.env) | nindent 6 }}
+      {{- include "raykd.rayPodTemplate" (dict "root" $root "component" (printf "%s-worker" $.component) "resources" .resources "gpus" .gpus "nodeSelector" $nodeSelector "tolerations" .tolerations "env" $.env "secretEnv" $.secretEnv) | nindent 6 }}
   {{- end }}
 {{- end }}
+{{- end -}}
+
+
+{{/* The pod that submits a RayJob's entrypoint (KubeRay's K8sJobMode): labelled as a Ray pod of this release, so
+the NetworkPolicies let it reach its cluster's head, and as locked down as every other pod. */}}
+{{- define "raykd.submitterPodTemplate" -}}
+{{- $root := .root -}}
+metadata:
+  labels:
+    {{- include "raykd.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}-submitter
+    raykd.io/pod-kind: ray
+spec:
+  restartPolicy: Never
+  serviceAccountName: {{ include "raykd.serviceAccountName" $root }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: ray-job-submitter
+      image: {{ include "raykd.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      securityContext:
+        {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
+      env:
+        - {name: HOME, value: /tmp}
+      resources:
+        {{- toYaml $root.Values.submitter.resources | nindent 8 }}
+      volumeMounts:
+        - {name: tmp, mountPath: /tmp}
+  volumes:
+    - name: tmp
+      emptyDir: {}
 {{- end -}}

@@ -35,6 +35,8 @@ spec:
   ttlSecondsAfterFinished: {{ $v.ttlSecondsAfterFinished }}
   activeDeadlineSeconds: {{ $v.activeDeadlineSeconds }}
   backoffLimit: {{ $v.backoffLimit }}
+  submitterPodTemplate:
+    {{- include "raykd.submitterPodTemplate" (dict "root" $root "component" .stage) | nindent 4 }}
   rayClusterSpec:
     {{- include "raykd.rayClusterSpec" (dict "root" $root "component" .stage "workers" (list (dict "groupName" "cpu" "replicas" $v.workers.replicas "minReplicas" $v.workers.minReplicas "maxReplicas" $v.workers.maxReplicas "gpus" 0 "resources" $v.workers.resources))) | nindent 4 }}
 {{- end -}}
