@@ -38,10 +38,12 @@ from run_all import (  # noqa: E402
     typed,
 )
 
-from raykd.config import EnsembleJobConfig, TuneJobConfig, from_dict  # noqa: E402
+from raykd.config import from_dict  # noqa: E402
 from raykd.errors import ConfigError  # noqa: E402
 from raykd.io import write_text_atomic  # noqa: E402
 from raykd.tables import markdown  # noqa: E402
+from raykd.teacher.config import EnsembleJobConfig  # noqa: E402
+from raykd.tune.config import TuneJobConfig  # noqa: E402
 
 # The quality issue's targets (GPU ones apply where the LLM teacher ran).
 TEACHER_TARGET = 0.78
@@ -79,14 +81,12 @@ def ensemble_stage(dirs: list[Path], weights: str, out: Path, tracking: str) -> 
 
     ecfg = EnsembleJobConfig(name="quality-ensemble", output_dir=str(out), teachers=[str(d) for d in dirs],
                              weights=weights)
-    ecfg.validate()
     return run_ensemble(ecfg, tracking_uri=tracking)
 
 
 def tune_config(cfg: dict, teacher_dir: Path, out: Path) -> TuneJobConfig:
     tcfg = from_dict(TuneJobConfig, {**cfg, "name": "quality-tune", "output_dir": str(out),
                                      "teacher": str(teacher_dir)}, "tune")
-    tcfg.validate("tune")
     return tcfg
 
 

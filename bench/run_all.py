@@ -36,16 +36,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from raykd.config import (  # noqa: E402
-    DistillConfig,
-    DistillJobConfig,
-    StudentConfig,
-    TeacherJobConfig,
-    apply_overrides,
-    from_dict,
-)
+from raykd.config import apply_overrides, from_dict
+from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
 from raykd.errors import ConfigError  # noqa: E402
 from raykd.io import write_text_atomic  # noqa: E402
+from raykd.teacher.config import TeacherJobConfig
 
 
 def cached(path: Path, fn: Any, inputs: Any = None) -> tuple[dict, float | None]:
@@ -96,7 +91,6 @@ def typed(cls: type, value: Any) -> Any:
 
 def teacher_job_config(cfg: dict, out: Path, where: str = "config") -> TeacherJobConfig:
     tcfg = from_dict(TeacherJobConfig, {**cfg, "output_dir": str(out)}, where)
-    tcfg.validate(where)
     return tcfg
 
 
@@ -112,19 +106,18 @@ def distill_stage(teacher_dir: Path, students: dict, distill: dict, out: Path, t
     dcfg = DistillJobConfig(name=out.name, output_dir=str(out), teacher=str(teacher_dir),
                             students={k: from_dict(StudentConfig, v) for k, v in students.items()},
                             distill=from_dict(DistillConfig, distill), throughput_responses=256)
-    dcfg.validate()
     return run_distill(dcfg, tracking_uri=tracking)
 
 
 def check_configs(cfg: dict, work: Path) -> None:
     """The teachers' and students' configs typed and validated before the first stage runs (the other stages
     build theirs in code): a typo in a late section fails at once, not after the teachers."""
-    from_dict(DistillConfig, cfg["distill"], "distill").validate("distill")
+    from_dict(DistillConfig, cfg["distill"], "distill")
     for name in ("asap", "semeval"):
         teacher_job_config(cfg[f"{name}_teacher"], work / f"teacher_{name}", f"{name}_teacher")
         for student, value in cfg[f"{name}_students"].items():
             where = f"{name}_students.{student}"
-            from_dict(StudentConfig, value, where).validate(where)
+            from_dict(StudentConfig, value, where)
 
 
 def prepared(teacher_dir: Path) -> Any:

@@ -128,7 +128,7 @@ def deploy(students: dict[str, str], teacher: str, port: int) -> tuple[str, dict
     URL and the students' config."""
     from ray import serve
 
-    from raykd.config import ServeConfig
+    from raykd.serve.config import ServeConfig
     from raykd.serve.launch import build_app, run_serve
 
     url, cfg = "", {}
@@ -157,7 +157,7 @@ def fault_run(base: str, student: str, bodies: Path, connections: int = 64, seco
               kill_after: float = 10, timeout_s: float = 10) -> FaultRun:
     from ray import serve
 
-    from raykd.config import ServeConfig
+    from raykd.serve.config import ServeConfig
     from raykd.serve.launch import build_app
 
     serve.run(build_app(ServeConfig(model=student, poll_interval_s=0, num_replicas=2, num_cpus_per_replica=0.5)),

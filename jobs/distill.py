@@ -9,7 +9,7 @@ import sys
 from _common import run_stage
 
 if __name__ == "__main__":
-    from raykd.config import DistillJobConfig
+    from raykd.distill.config import DistillJobConfig
     from raykd.distill.job import run_distill
 
     sys.exit(run_stage(__doc__, DistillJobConfig, run_distill, takes_teacher=True))

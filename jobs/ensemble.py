@@ -9,7 +9,7 @@ import sys
 from _common import run_stage
 
 if __name__ == "__main__":
-    from raykd.config import EnsembleJobConfig
+    from raykd.teacher.config import EnsembleJobConfig
     from raykd.teacher.ensemble import run_ensemble
 
     sys.exit(run_stage(__doc__, EnsembleJobConfig, run_ensemble))

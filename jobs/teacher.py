@@ -9,7 +9,7 @@ import sys
 from _common import run_stage
 
 if __name__ == "__main__":
-    from raykd.config import TeacherJobConfig
+    from raykd.teacher.config import TeacherJobConfig
     from raykd.teacher.job import run_teacher
 
     sys.exit(run_stage(__doc__, TeacherJobConfig, run_teacher))

@@ -10,7 +10,7 @@ import sys
 from _common import run_stage
 
 if __name__ == "__main__":
-    from raykd.config import TuneJobConfig
+    from raykd.tune.config import TuneJobConfig
     from raykd.tune.search import run_tune
 
     sys.exit(run_stage(__doc__, TuneJobConfig, run_tune, takes_teacher=True))

@@ -92,10 +92,10 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
 
 # Pipeline stages: (config class, runner) as "module:name" pairs, imported when the stage runs.
 STAGES = {
-    "teacher": ("TeacherJobConfig", "raykd.teacher.job:run_teacher"),
-    "ensemble": ("EnsembleJobConfig", "raykd.teacher.ensemble:run_ensemble"),
-    "distill": ("DistillJobConfig", "raykd.distill.job:run_distill"),
-    "tune": ("TuneJobConfig", "raykd.tune.search:run_tune"),
+    "teacher": ("raykd.teacher.config:TeacherJobConfig", "raykd.teacher.job:run_teacher"),
+    "ensemble": ("raykd.teacher.config:EnsembleJobConfig", "raykd.teacher.ensemble:run_ensemble"),
+    "distill": ("raykd.distill.config:DistillJobConfig", "raykd.distill.job:run_distill"),
+    "tune": ("raykd.tune.config:TuneJobConfig", "raykd.tune.search:run_tune"),
     "kt": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt"),
     "kt-teacher": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt_teacher"),
     "kt-distill": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt_distill"),
@@ -107,13 +107,12 @@ def stage_parts(stage: str) -> tuple[type, Callable[..., Any]]:
     """A stage's config class and runner."""
     import importlib
 
-    from raykd import config
+    def resolve(ref: str) -> Any:
+        module, name = ref.split(":")
+        return getattr(importlib.import_module(module), name)
 
-    cls_name, target = STAGES[stage]
-    cls_module, _, cls_name = cls_name.rpartition(":")
-    module, fn = target.split(":")
-    return (getattr(importlib.import_module(cls_module) if cls_module else config, cls_name),
-            getattr(importlib.import_module(module), fn))
+    cls_ref, target = STAGES[stage]
+    return resolve(cls_ref), resolve(target)
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
@@ -134,7 +133,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from raykd.config import ServeConfig, load_config
+    from raykd.config import load_config
+    from raykd.serve.config import ServeConfig
     from raykd.serve.launch import run_serve
 
     extra = [f"{k}={v}" for k, v in (("model", args.model), ("host", args.host), ("port", args.port),

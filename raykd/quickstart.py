@@ -16,8 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raykd.config import DistillJobConfig, ServeConfig, TeacherJobConfig, TuneJobConfig, load_config
+from raykd.config import load_config
+from raykd.distill.config import DistillJobConfig
 from raykd.errors import ConfigError
+from raykd.serve.config import ServeConfig
+from raykd.teacher.config import TeacherJobConfig
+from raykd.tune.config import TuneJobConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "quickstart"
 

@@ -64,8 +64,8 @@ def tiny_teacher(shared_data, ray_session, tracking_uri, tmp_path_factory):
 @pytest.fixture(scope="session")
 def asap1_student(shared_data, tmp_path_factory):
     """A small LSTM student (no teacher) for ASAP-SAS set 1, saved as an artifact; serving and predict tests use it."""
-    from raykd.config import DistillConfig, StudentConfig
     from raykd.data import make_splits, read_asap
+    from raykd.distill.config import DistillConfig, StudentConfig
     from raykd.distill.train import fit_student
     from raykd.students.artifact import save_student
     from raykd.tasks import TaskLayout
@@ -110,6 +110,5 @@ def tiny_kt(shared_data, ray_session, tracking_uri, tmp_path_factory):
                     "recurrent": {"seeds": [0], "embed": 8, "hidden": 16, "epochs": 2}},
         "student": {"embed": 8, "hidden": 8, "epochs": 2, "batch_size": 16},
         "search": {"hidden": [8], "kd_weight": [0.0, 1.0], "cpus_per_trial": 0.5}})
-    cfg.validate()
     simulation = run_kt(cfg, tracking_uri=tracking_uri)
     return cfg, simulation

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from raykd.config import TeacherJobConfig, load_config
+from raykd.config import load_config
 from raykd.errors import ConfigError
+from raykd.teacher.config import TeacherJobConfig
 
 
 def test_load_and_override(tmp_path):
@@ -51,13 +52,120 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_shipped_config_loads_and_validates(path):
-    from raykd.config import DistillJobConfig, ServeConfig, TuneJobConfig
+    from raykd.distill.config import DistillJobConfig
     from raykd.kt.config import KTJobConfig
+    from raykd.serve.config import ServeConfig
+    from raykd.tune.config import TuneJobConfig
 
     name = path.name
     cls = next(c for prefix, c in (("teacher", TeacherJobConfig), ("distill", DistillJobConfig),
                                    ("tune", TuneJobConfig), ("serve", ServeConfig), ("kt", KTJobConfig))
                if name.startswith(prefix))
-    cfg = load_config(path, cls)
-    if hasattr(cfg, "validate"):
-        cfg.validate(str(path))
+    assert isinstance(load_config(path, cls), cls)  # loading validates, rules included
+
+
+def _bounded_keys(cls, prefix=()):
+    """(key path, a value just outside its declared range) for every range-constrained key of config class
+    `cls` and its sections, read from the class's own declarations."""
+    import dataclasses
+    import typing
+
+    import annotated_types
+
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType):
+            tp = args[0]
+        if dataclasses.is_dataclass(tp):
+            yield from _bounded_keys(tp, (*prefix, f.name))
+            continue
+        if typing.get_origin(tp) is dict and dataclasses.is_dataclass(typing.get_args(tp)[1]):
+            yield from _bounded_keys(typing.get_args(tp)[1], (*prefix, f.name, "x"))
+            continue
+        metadata = []
+        while typing.get_origin(tp) is typing.Annotated:
+            metadata += list(tp.__metadata__)
+            tp = typing.get_args(tp)[0]
+        for m in metadata:
+            for bound in getattr(m, "metadata", [m]):
+                if isinstance(bound, annotated_types.Ge):
+                    yield (*prefix, f.name), bound.ge - (1 if isinstance(bound.ge, int) else 0.5)
+                elif isinstance(bound, annotated_types.Gt):
+                    yield (*prefix, f.name), bound.gt - (1 if isinstance(bound.gt, int) else 0)
+                elif isinstance(bound, annotated_types.Lt):
+                    yield (*prefix, f.name), bound.lt + (1 if isinstance(bound.lt, int) else 0.5)
+                elif isinstance(bound, annotated_types.Le):
+                    yield (*prefix, f.name), bound.le + 1
+
+
+def _stage_configs():
+    from raykd.distill.config import DistillJobConfig
+    from raykd.kt.config import KTJobConfig
+    from raykd.serve.config import ServeConfig
+    from raykd.teacher.config import EnsembleJobConfig
+    from raykd.tune.config import TuneJobConfig
+
+    return [TeacherJobConfig, EnsembleJobConfig, DistillJobConfig, TuneJobConfig, ServeConfig, KTJobConfig]
+
+
+NEEDS = {"EnsembleJobConfig": {"teachers": ["a", "b"]}}  # what a config needs to be valid at all
+
+
+@pytest.mark.parametrize("cls", [c for c in _stage_configs() if c.__name__ != "EnsembleJobConfig"],
+                         ids=lambda c: c.__name__)  # the ensemble's only rule is a cross-field one, below
+def test_every_range_is_checked_however_the_config_is_built(cls):
+    """For each stage's config: one bad range per key, from a dict, names that key; `--set` and a file go
+    through the same check, and so does building the class in code."""
+    import dataclasses
+
+    from raykd.config import apply_overrides, from_dict
+
+    keys = list(_bounded_keys(cls))
+    assert len(keys) >= 4, keys
+    for path, bad in keys:
+        data = NEEDS.get(cls.__name__, {}) | {}
+        node = data = {**data}
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = bad
+        if "space" in path:  # a search dimension needs its type
+            node.setdefault("type", "uniform")
+        with pytest.raises(ConfigError) as e:
+            from_dict(cls, data, "cfg")
+        assert e.value.where == "cfg." + ".".join(path), (path, bad, str(e.value))
+        override = apply_overrides(dict(NEEDS.get(cls.__name__, {})), [f"{'.'.join(path)}={bad}"])
+        if "space" not in path:
+            with pytest.raises(ConfigError, match="must be"):
+                from_dict(cls, override, "cfg")
+    top = [(path, bad) for path, bad in keys if len(path) == 1]
+    for (name,), bad in top[:3]:  # in code too, by the class's own name
+        default = from_dict(cls, dict(NEEDS.get(cls.__name__, {})))
+        with pytest.raises(ConfigError, match=rf"{cls.__name__}\.{name}: must be"):
+            dataclasses.replace(default, **{name: bad})
+
+
+@pytest.mark.parametrize(("cls", "data", "where"), [
+    ("TeacherJobConfig", {"deepspeed": {"offload_params": True}}, "cfg.deepspeed.offload_params"),
+    ("TeacherJobConfig", {"model": {"head": "pair"}, "lora": {"enabled": False}}, "cfg.model.head"),
+    ("DistillJobConfig", {"distill": {"kd_weight": 1.5}}, "cfg.distill.kd_weight"),
+    ("DistillJobConfig", {"students": {"s": {"init_embeddings": "teacher"}}}, "cfg.students.s.init_embeddings"),
+    ("DistillJobConfig", {"students": {"s": {"vocab_size": 2}}}, "cfg.students.s.vocab_size"),
+    ("DistillJobConfig", {"students": {}}, "cfg.students"),
+    ("TuneJobConfig", {"space": {"distill.lr": {"type": "uniform", "low": 2, "high": 1}}}, "cfg.space.distill.lr.high"),
+    ("TuneJobConfig", {"folds": 2}, "cfg.folds"),
+    ("ServeConfig", {"max_batch_size": 300}, "cfg.max_ongoing_requests"),
+    ("ServeConfig", {"request_timeout_s": 2}, "cfg.request_timeout_s"),
+    ("KTJobConfig", {"teacher": {"d_model": 10, "heads": 4}}, "cfg.teacher.d_model"),
+    ("KTJobConfig", {"search": {"kd_weight": [1.0]}}, "cfg.search.kd_weight"),
+    ("KTJobConfig", {"teacher": {"recurrent": {"seeds": [1, 1]}}}, "cfg.teacher.recurrent.seeds"),
+    ("EnsembleJobConfig", {"teachers": ["one"]}, "cfg.teachers"),
+])
+def test_cross_field_rules_name_their_key(cls, data, where):
+    from raykd.config import from_dict
+
+    config_cls = next(c for c in _stage_configs() if c.__name__ == cls)
+    with pytest.raises(ConfigError) as e:
+        from_dict(config_cls, data, "cfg")
+    assert e.value.where == where, str(e.value)

@@ -12,8 +12,8 @@ from raykd.cli import main
 
 @pytest.fixture(scope="module")
 def pair_student(shared_data, tmp_path_factory):
-    from raykd.config import DistillConfig, StudentConfig
     from raykd.data import make_splits, read_semeval
+    from raykd.distill.config import DistillConfig, StudentConfig
     from raykd.distill.train import fit_student, save_fit
     from raykd.tasks import TaskLayout
 

@@ -5,8 +5,8 @@ Only the first stage of a pipeline splits; later stages reuse its record (raykd.
 
 from __future__ import annotations
 
-from raykd.config import DataConfig
 from raykd.data import ScoringDataset, detect_format, load_dataset, make_splits, resolve_data_path
+from raykd.data.config import DataConfig
 
 
 def load_unsplit(cfg: DataConfig) -> ScoringDataset:

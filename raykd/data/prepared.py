@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raykd.config import DataConfig, from_dict
+from raykd.config import from_dict
+from raykd.data.config import DataConfig
 from raykd.data.dataset import ScoringDataset
 from raykd.errors import DataError
 from raykd.io import atomic_path, write_text_atomic

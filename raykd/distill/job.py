@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from raykd import tables, targets
-from raykd.config import DistillConfig, DistillJobConfig, StudentConfig
+from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
 from raykd.distill.softlabels import attach_soft_labels
 from raykd.distill.train import evaluate_fit, fit_student, save_fit
 from raykd.measure import dir_bytes, throughput

@@ -30,14 +30,10 @@ Mixing with the hard (gold) loss:
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
 EPS = 1e-7
-Objective = Literal["soft_ce", "forward_kl", "reverse_kl", "skew_kl", "skew_reverse_kl"]
-Mix = Literal["convex", "additive"]
 
 
 def hard_loss(logits: torch.Tensor, target: torch.Tensor, kind: str,

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from raykd.config import DistillConfig, StudentConfig
+from raykd.distill.config import DistillConfig, StudentConfig
 from raykd.distill.losses import hard_loss, load_balance, mix, soft_loss
 from raykd.inputs import SEP, InputFormat
 from raykd.students.architectures import make_model
@@ -156,7 +156,6 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
     """Train one student. `train` may hold unlabelled rows (y None) with teacher vectors in `soft`; the best
     validation epoch is kept (early stopping after `patience` epochs without improvement). `teacher_model`: the
     teacher's saved model folder, for a wordpiece vocabulary and teacher-initialised embeddings."""
-    scfg.validate()
     torch.manual_seed(dcfg.seed)
     torch.set_num_threads(max(1, dcfg.threads))
     if dcfg.kd_weight == 0 or not dcfg.use_unlabelled:

@@ -41,11 +41,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from ray import serve
 from starlette.requests import ClientDisconnect
 
-from raykd.config import ServeConfig, from_dict
+from raykd.config import from_dict
 from raykd.serve import simulate
 from raykd.serve.admission import Admission
 from raykd.serve.body import SECURED, client_gone, decode_json, validated
 from raykd.serve.champion import ModelSource, Served
+from raykd.serve.config import ServeConfig
 from raykd.serve.guard import Guard, GuardPolicy
 from raykd.serve.schemas import (
     MAX_ID_CHARS,

@@ -14,8 +14,8 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from raykd.config import ServeConfig
 from raykd.errors import ConfigError
+from raykd.serve.config import ServeConfig
 
 MIN_TOKEN_CHARS = 16
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -12,8 +12,9 @@ from typing import Any
 
 from ray import serve
 
-from raykd.config import ServeConfig, from_dict
+from raykd.config import from_dict
 from raykd.serve.auth import check_exposure, serve_token, token_digest
+from raykd.serve.config import ServeConfig
 
 
 def deployment_options(cfg: ServeConfig) -> dict[str, Any]:
@@ -51,7 +52,6 @@ def build_app(cfg: ServeConfig) -> Any:
 def app_builder(args: dict[str, Any]) -> Any:
     """`serve run raykd.serve.launch:app_builder model=...`, and the RayService `import_path`."""
     cfg = from_dict(ServeConfig, dict(args), "serve args")
-    cfg.validate("serve args")
     return build_app(cfg)
 
 
@@ -59,7 +59,6 @@ def run_serve(cfg: ServeConfig, blocking: bool = True) -> str:
     """Start Serve's HTTP proxy on cfg.host:cfg.port and deploy the scorer; returns the base URL."""
     from raykd.runtime import ensure_ray
 
-    cfg.validate("serve")
     application = build_app(cfg)  # the token rule before any cluster or port is opened
     ensure_ray(high_throughput_serve=cfg.ingress == "haproxy")
     serve.start(http_options={"host": cfg.host, "port": cfg.port, "request_timeout_s": cfg.request_timeout_s})

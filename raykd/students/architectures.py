@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from raykd.config import StudentConfig
+from raykd.distill.config import StudentConfig
 from raykd.students.lstm import LSTMSpec, LSTMStudent
 from raykd.students.moe import MoESpec, MoEStudent
 from raykd.students.pair import PairSpec, PairStudent

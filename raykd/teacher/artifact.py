@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from raykd.config import LoraConfig, ModelConfig, from_dict
+from raykd.config import from_dict
 from raykd.inputs import model_inputs
 from raykd.io import atomic_dir
 from raykd.tasks import TaskLayout, probabilities
+from raykd.teacher.config import LoraConfig, ModelConfig
 from raykd.teacher.model import autocast, build_model, build_tokenizer, count_parameters, tokenize
 
 MANIFEST = "raykd_model.json"

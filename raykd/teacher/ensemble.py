@@ -19,11 +19,11 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from raykd.config import EnsembleJobConfig
 from raykd.data.dataset import MULTICLASS
 from raykd.errors import ConfigError, DataError
 from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
 from raykd.tasks import TaskLayout
+from raykd.teacher.config import EnsembleJobConfig
 from raykd.teacher.job import RESULT, SOFT_LABELS, TeacherOutput, TeacherResult
 
 EPS = 1e-7

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raykd.config import TeacherJobConfig
 from raykd.data import ScoringDataset
 from raykd.errors import ConfigError
 from raykd.pipeline import Lineage, StageRun, load_result, resolve_tracking_uri, say
 from raykd.tasks import TaskLayout, TaskScores
+from raykd.teacher.config import TeacherJobConfig
 from raykd.teacher.train import KillPoint
 
 SOFT_LABELS = "soft_labels.parquet"

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from raykd.config import LoraConfig, ModelConfig, lora_applies
 from raykd.errors import ConfigError
 from raykd.inputs import model_inputs
+from raykd.teacher.config import LoraConfig, ModelConfig, lora_applies
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download weights at run time
 

@@ -28,13 +28,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from raykd.config import TeacherJobConfig, TrainConfig, from_dict
+from raykd.config import from_dict
 from raykd.data.dataset import MULTICLASS
 from raykd.distill.losses import hard_loss
 from raykd.errors import ConfigError
 from raykd.io import copy_dir_atomic
 from raykd.pipeline import say
 from raykd.tasks import TaskLayout, TaskScores, row_probabilities, score_tasks
+from raykd.teacher.config import TeacherJobConfig, TrainConfig
 from raykd.teacher.model import build_model, build_tokenizer, count_parameters, cpu_bf16, tokenize
 
 STATE_FILE = "raykd_state.json"

@@ -34,13 +34,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raykd.config import DistillConfig, ParamRange, StudentConfig, TuneJobConfig, from_dict
+from raykd.config import from_dict
+from raykd.distill.config import DistillConfig, StudentConfig
 from raykd.errors import ConfigError, RaykdError
 from raykd.io import copy_dir_atomic, write_text_atomic
 from raykd.measure import throughput
 from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
 from raykd.tasks import TaskLayout, TaskScores
 from raykd.teacher.job import TeacherOutput
+from raykd.tune.config import ParamRange, TuneJobConfig
 
 STATE = "tune_state.json"
 METRIC = "val_score"

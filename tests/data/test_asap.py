@@ -67,8 +67,8 @@ def test_prompts_carry_each_sets_question_and_key(shared_data, tmp_path):
 
 
 def test_question_aware_teacher_tokenizer_keeps_the_answer():
-    from raykd.config import ModelConfig
     from raykd.inputs import model_input
+    from raykd.teacher.config import ModelConfig
     from raykd.teacher.model import build_tokenizer
 
     tok = build_tokenizer(ModelConfig(include_question=True, max_length=16))

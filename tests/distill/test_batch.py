@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from raykd.config import DistillConfig
 from raykd.data import TaskSpec
+from raykd.distill.config import DistillConfig
 from raykd.distill.train import batch_objective
 from raykd.tasks import TaskLayout
 from raykd.teacher.train import batch_loss

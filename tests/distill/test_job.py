@@ -6,7 +6,8 @@ import shutil
 import mlflow
 import pytest
 
-from raykd.config import DataConfig, DistillConfig, DistillJobConfig, StudentConfig
+from raykd.data.config import DataConfig
+from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
 from raykd.distill.job import DistillResult, run_distill
 from raykd.errors import DataError
 from raykd.pipeline import load_result

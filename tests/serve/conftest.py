@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from raykd.config import ServeConfig
+from raykd.serve.config import ServeConfig
 from raykd.serve.launch import run_serve
 
 

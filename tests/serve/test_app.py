@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from raykd.cli import main
-from raykd.config import ServeConfig
+from raykd.serve.config import ServeConfig
 from raykd.serve.launch import build_app
 
 
@@ -288,8 +288,8 @@ def test_question_aware_student_scores_the_same_through_predict_and_http(shared_
     columns, the request schema and the client alike, with the same answers; the question is really read."""
     from ray import serve
 
-    from raykd.config import DistillConfig, StudentConfig
     from raykd.data import make_splits, read_semeval
+    from raykd.distill.config import DistillConfig, StudentConfig
     from raykd.distill.train import fit_student, save_fit
     from raykd.serve.client import score_file
     from raykd.tasks import TaskLayout

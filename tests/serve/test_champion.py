@@ -9,10 +9,10 @@ import mlflow
 import pytest
 import requests
 
-from raykd.config import ServeConfig
 from raykd.registry import log_model, register_champion
 from raykd.scoring import MANIFEST, load_scorer
 from raykd.serve.champion import ModelSource
+from raykd.serve.config import ServeConfig
 from raykd.serve.launch import build_app
 
 

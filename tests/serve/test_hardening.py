@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from raykd.cli import main
-from raykd.config import ServeConfig
+from raykd.serve.config import ServeConfig
 from raykd.serve.launch import build_app
 
 TOKEN = "hardening-test-token-0123"

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from raykd.cli import main
-from raykd.config import ServeConfig
+from raykd.serve.config import ServeConfig
 from raykd.serve.launch import build_app
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

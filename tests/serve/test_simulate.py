@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from raykd.config import ServeConfig
+from raykd.config import from_dict
+from raykd.serve.config import ServeConfig
 from raykd.serve.launch import build_app
 
 
@@ -80,5 +81,5 @@ def test_a_missing_simulator_folder_is_a_config_error(tmp_path):
     from raykd.errors import ConfigError
 
     with pytest.raises(ConfigError, match="serve.simulator: .* not a simulator folder"):
-        ServeConfig(model="x", simulator=str(tmp_path)).validate("serve")
-    ServeConfig(model="x", simulator="models:/kt@champion").validate("serve")  # fetched when the replica starts
+        from_dict(ServeConfig, {"model": "x", "simulator": str(tmp_path)}, "serve")
+    ServeConfig(model="x", simulator="models:/kt@champion")  # fetched when the replica starts

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from raykd.config import DistillConfig, StudentConfig
 from raykd.data import TaskSpec
+from raykd.distill.config import DistillConfig, StudentConfig
 from raykd.inputs import SEP
 from raykd.students.architectures import make_model
 from raykd.students.artifact import StudentScorer, save_student
@@ -77,7 +77,7 @@ def test_distill_config_rejects_bad_lambda():
     from raykd.errors import ConfigError
 
     with pytest.raises(ConfigError, match="kd_weight"):
-        DistillConfig(kd_weight=1.5).validate("distill")
+        DistillConfig(kd_weight=1.5)
 
 
 @pytest.mark.parametrize("arch", ["lstm", "moe", "pair"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from raykd.config import ConfigError, DistillJobConfig, StudentConfig, from_dict
+from raykd.config import ConfigError, from_dict
 from raykd.data import TaskSpec
+from raykd.distill.config import DistillJobConfig, StudentConfig
 from raykd.inputs import SEP, model_inputs
 from raykd.students.architectures import make_model
 from raykd.students.lstm import pool
@@ -29,7 +30,7 @@ def test_pair_inputs_put_the_response_first_and_the_reference_answers_after_the_
 def test_the_separator_is_one_token_at_its_reserved_id(mode, tmp_path):
     path = None
     if mode == "wordpiece":
-        from raykd.config import ModelConfig
+        from raykd.teacher.config import ModelConfig
         from raykd.teacher.model import build_tokenizer
 
         build_tokenizer(ModelConfig()).save_pretrained(tmp_path / "tok")
@@ -78,6 +79,6 @@ def test_logits_are_a_linear_map_of_u_v_their_distance_and_product():
 
 
 def test_the_pair_student_reads_the_reference_not_include_question():
-    StudentConfig(arch="pair").validate()
+    StudentConfig(arch="pair")
     with pytest.raises(ConfigError, match=r"config.students.p.include_question: the pair student always reads"):
-        from_dict(DistillJobConfig, {"students": {"p": {"arch": "pair", "include_question": True}}}).validate()
+        from_dict(DistillJobConfig, {"students": {"p": {"arch": "pair", "include_question": True}}})

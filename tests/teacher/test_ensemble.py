@@ -8,9 +8,10 @@ import mlflow
 import numpy as np
 import pytest
 
-from raykd.config import EnsembleJobConfig, TrackingConfig
+from raykd.config import TrackingConfig
 from raykd.errors import ConfigError, DataError
 from raykd.registry import lineage
+from raykd.teacher.config import EnsembleJobConfig
 from raykd.teacher.ensemble import fit_weights, run_ensemble
 from raykd.teacher.export import read_soft_labels, write_soft_labels
 from raykd.teacher.job import RESULT, SOFT_LABELS, TeacherOutput

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from raykd.config import LoraConfig, ModelConfig
 from raykd.errors import ConfigError
+from raykd.teacher.config import LoraConfig, ModelConfig
 from raykd.teacher.model import build_model, build_tokenizer, count_parameters, tiny_config
 
 
@@ -115,15 +115,16 @@ def test_mean_pooled_teacher_round_trips_through_its_artifact(tmp_path, head):
 
 
 def test_mean_and_pair_heads_are_for_fully_fine_tuned_encoders():
-    from raykd.config import TeacherJobConfig, from_dict
+    from raykd.config import from_dict
+    from raykd.teacher.config import TeacherJobConfig
 
     with pytest.raises(ConfigError, match="model.head"):
-        from_dict(TeacherJobConfig, {"model": {"kind": "llm", "tiny": "llama", "head": "mean"}}).validate()
+        from_dict(TeacherJobConfig, {"model": {"kind": "llm", "tiny": "llama", "head": "mean"}})
     with pytest.raises(ConfigError, match="model.head"):
-        from_dict(TeacherJobConfig, {"model": {"tiny": "bert", "head": "mean"}}).validate()  # tiny: LoRA on
-    from_dict(TeacherJobConfig, {"model": {"head": "mean"}, "lora": {"enabled": False}}).validate()
+        from_dict(TeacherJobConfig, {"model": {"tiny": "bert", "head": "mean"}})  # tiny: LoRA on
+    from_dict(TeacherJobConfig, {"model": {"head": "mean"}, "lora": {"enabled": False}})
     with pytest.raises(ConfigError, match="include_question"):
-        from_dict(TeacherJobConfig, {"model": {"head": "pair"}, "lora": {"enabled": False}}).validate()
+        from_dict(TeacherJobConfig, {"model": {"head": "pair"}, "lora": {"enabled": False}})
 
 
 def test_pair_head_compares_the_answer_with_its_reference():

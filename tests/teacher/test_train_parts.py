@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from raykd.config import TeacherJobConfig, from_dict
+from raykd.config import from_dict
+from raykd.teacher.config import TeacherJobConfig
 from raykd.teacher.train import TrainState, build_optimizer, shard_indices
 
 
@@ -47,10 +48,10 @@ def test_train_state_tracks_the_best_epoch_and_patience():
 def test_balanced_class_weights_for_skewed_tasks_only():
     import pandas as pd
 
-    from raykd.config import TrainConfig
     from raykd.data.dataset import MULTICLASS, TaskSpec
     from raykd.errors import ConfigError
     from raykd.tasks import TaskLayout
+    from raykd.teacher.config import TrainConfig
     from raykd.teacher.train import loss_weights
 
     layout = TaskLayout.of({"a": TaskSpec("a", MULTICLASS, ("0", "1", "2", "3")),

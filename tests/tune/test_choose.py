@@ -7,14 +7,15 @@ import pandas as pd
 import pytest
 from ray import tune
 
-from raykd.config import StudentConfig, TuneJobConfig
 from raykd.data import TaskSpec
+from raykd.distill.config import StudentConfig
 from raykd.errors import RaykdError
 from raykd.measure import throughput
 from raykd.students.architectures import make_model
 from raykd.students.artifact import StudentScorer, save_student
 from raykd.students.vocab import Vocabulary
 from raykd.tasks import TaskLayout
+from raykd.tune.config import TuneJobConfig
 from raykd.tune.search import TrialResult, choose, no_kd_rival
 
 LAYOUT = TaskLayout.of([TaskSpec("asap_1", "multiclass", ("0", "1", "2", "3"), ordinal=True)])

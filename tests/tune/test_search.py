@@ -12,7 +12,8 @@ import mlflow
 import yaml
 
 from raykd.cli import main
-from raykd.config import TuneJobConfig, from_dict
+from raykd.config import from_dict
+from raykd.tune.config import TuneJobConfig
 from raykd.tune.search import build_searcher, run_tune
 
 
@@ -33,7 +34,6 @@ def tune_dict(tiny_teacher, out: Path, **extra) -> dict:
 
 def test_search_champion_registry_and_lineage(tiny_teacher, ray_session, tracking_uri, tmp_path, capsys):
     cfg = from_dict(TuneJobConfig, tune_dict(tiny_teacher, tmp_path / "tune"))
-    cfg.validate()
     result = run_tune(cfg, tracking_uri=tracking_uri)
 
     assert len(result.trials) == 6
@@ -68,18 +68,14 @@ def test_bad_search_space_is_named():
 
     from raykd.errors import ConfigError
 
-    cfg = from_dict(TuneJobConfig, {"space": {"distill.lambda": {"type": "uniform", "low": 0, "high": 1}}})
-    with pytest.raises(ConfigError, match="unknown hyperparameter"):
-        cfg.validate()
-    cfg = from_dict(TuneJobConfig, {"space": {"distill.lr": {"type": "loguniform", "low": 0, "high": 1}}})
-    with pytest.raises(ConfigError, match="low > 0"):
-        cfg.validate()
-    cfg = from_dict(TuneJobConfig, {"space": {"student.arch": {"type": "grid", "values": ["lstm", "moe"]}}})
+    with pytest.raises(ConfigError, match=r"config.space.distill.lambda: unknown hyperparameter"):
+        from_dict(TuneJobConfig, {"space": {"distill.lambda": {"type": "uniform", "low": 0, "high": 1}}})
+    with pytest.raises(ConfigError, match=r"config.space.distill.lr.low: loguniform needs low > 0"):
+        from_dict(TuneJobConfig, {"space": {"distill.lr": {"type": "loguniform", "low": 0, "high": 1}}})
     with pytest.raises(ConfigError, match=r"config.space.student.arch: a grid needs search_alg: random"):
-        cfg.validate()
-    cfg = from_dict(TuneJobConfig, {"folds": 2})
+        from_dict(TuneJobConfig, {"space": {"student.arch": {"type": "grid", "values": ["lstm", "moe"]}}})
     with pytest.raises(ConfigError, match=r"config.folds: use 1 .* or at least 3 folds"):
-        cfg.validate()
+        from_dict(TuneJobConfig, {"folds": 2})
 
 
 def test_searchers_limit_concurrent_trials():
@@ -146,7 +142,6 @@ def test_cross_validated_search_over_families(tiny_teacher, ray_session, trackin
                                              register_as=None, distill={"epochs": 3, "patience": 3},
                                              asha={"enabled": False},
                                              student={"arch": "lstm", "min_freq": 1, "num_experts": 2}))
-    cfg.validate()
     result = run_tune(cfg, tracking_uri=tracking_uri)
 
     assert {(t.params["student.arch"], t.params["distill.kd_weight"]) for t in result.trials} == {
