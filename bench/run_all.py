@@ -105,7 +105,7 @@ def distill_stage(teacher_dir: Path, students: dict, distill: dict, out: Path, t
 
     dcfg = DistillJobConfig(name=out.name, output_dir=str(out), teacher=str(teacher_dir),
                             students={k: from_dict(StudentConfig, v) for k, v in students.items()},
-                            distill=from_dict(DistillConfig, distill), throughput_responses=256)
+                            distill=from_dict(DistillConfig, distill))
     return run_distill(dcfg, tracking_uri=tracking)
 
 

@@ -1,7 +1,11 @@
-"""Scoring metrics, all from scikit-learn.
+"""Scoring metrics from scikit-learn, and percentile bootstrap intervals.
 
 Multi-class: accuracy, macro-F1, Cohen's kappa and quadratic weighted kappa (QWK, the ASAP-SAS measure).
-Multi-label: per-label F1, micro/macro-F1 and exact match (subset accuracy).
+Multi-label: per-label F1, micro/macro-F1 and exact match (subset accuracy). Intervals resample responses
+(or, through `resamples` and `percentile_interval`, whole learners); a multi-class interval computes its 1,000
+resamples' QWK / macro-F1 / accuracy at once from their confusion matrices (`batched`), with scikit-learn's
+formulas (tests check they agree resample by resample): one scikit-learn call per resample costs 1.7 ms here,
+so 1.7 s per interval.
 """
 
 from __future__ import annotations
@@ -112,6 +116,16 @@ def batched(name: str, cm: np.ndarray) -> np.ndarray:
     raise ValueError(f"no batched form of {name!r}")
 
 
+def resamples(rng: np.random.Generator, units: int, n: int) -> np.ndarray:
+    """`n` bootstrap resamples (rows of indices, drawn with replacement) of `units` items."""
+    return rng.integers(0, units, size=(n, units))
+
+
+def percentile_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    low, high = np.percentile(np.asarray(values), [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(low), float(high)
+
+
 def bootstrap_interval(name: str, y_true: Sequence[Any], y_pred: Sequence[Any], n: int = 1000,
                        level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of metric `name` over resampled responses (seeded)."""
@@ -126,13 +140,11 @@ def bootstrap_mean_interval(name: str, groups: Sequence[tuple[Sequence[Any], Seq
     totals = np.zeros(n)
     for t, p in groups:
         t, p = np.asarray(t), np.asarray(p)
-        samples = rng.integers(0, len(t), size=(n, len(t)))
+        samples = resamples(rng, len(t), n)
         if t.ndim == 1:
             k = int(max(t.max(), p.max())) + 1
             totals += batched(name, confusions(t.astype(np.int64), p.astype(np.int64), samples, k))
         else:
             fn = metric_fn(name)
             totals += np.array([fn(t[idx], p[idx]) for idx in samples])
-    values = totals / len(groups)
-    low, high = np.percentile(values, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return float(low), float(high)
+    return percentile_interval(totals / len(groups), level)

@@ -98,6 +98,21 @@ class StageRun:
                                   digest=lineage.data_digest, source=data_source)
             yield cls(stage, out, tracking_uri, experiment_id, run)
 
+    @contextlib.contextmanager
+    def child(self, name: str, lineage: Lineage, params: dict[str, Any], tags: dict[str, str] | None = None,
+              stage: str = "student") -> Iterator[Any]:
+        """A run nested under this stage's (one student, one trial, one teacher member), with the lineage tags
+        and its params; yields MLflow's active run."""
+        import mlflow
+
+        from raykd.tracking import flatten
+
+        with mlflow.start_run(experiment_id=self.experiment_id, run_name=name, nested=True,
+                              tags={**lineage.tags(), "raykd.stage": stage, "mlflow.parentRunId": self.run_id,
+                                    **(tags or {})}) as child:
+            mlflow.log_params(flatten(params))
+            yield child
+
     def say(self, message: str) -> None:
         say(self.stage, message)
 

@@ -69,9 +69,11 @@ class Problem:
     path: str
     row: int | None
     reason: str
+    unit: str = "row"  # how the file counts: rows of a table, lines of a 3-line sequence file
 
     def __str__(self) -> str:
-        return f"{self.path}, row {self.row}: {self.reason}" if self.row is not None else f"{self.path}: {self.reason}"
+        return f"{self.path}, {self.unit} {self.row}: {self.reason}" if self.row is not None else \
+            f"{self.path}: {self.reason}"
 
 
 @dataclass
@@ -101,14 +103,19 @@ class ScoringDataset:
         return np.asarray(ys, dtype=np.int64).reshape(len(ys), spec.num_outputs)
 
     def digest(self) -> str:
-        """sha256 of the tasks and every row's content (order-independent); the dataset's identity in lineage."""
+        """sha256 of the tasks and every row's content (order-independent); the dataset's identity in lineage.
+        Kept until the frame is replaced (stages ask for it several times; frames are not edited in place)."""
+        kept = self.__dict__.get("_digest")
+        if kept is not None and kept[0] is self.frame:
+            return kept[1]
         h = hashlib.sha256()
         h.update(json.dumps([self.tasks[t].to_dict() for t in sorted(self.tasks)], sort_keys=True).encode())
         ordered = self.frame.sort_values(["task", "id"], kind="stable")
         for row in ordered[list(COLUMNS)].itertuples(index=False):
             h.update(json.dumps([_plain(v) for v in row], ensure_ascii=False).encode())
             h.update(b"\n")
-        return h.hexdigest()
+        self.__dict__["_digest"] = (self.frame, h.hexdigest())
+        return self.__dict__["_digest"][1]
 
     def summary(self) -> dict[str, Any]:
         """Counts per task and split, and the label distribution of each task's labelled rows."""

@@ -114,7 +114,8 @@ def reuse(folder: str | Path, data: DataConfig | None, stage: str) -> ScoringDat
     rows = splits.loc[frame["id"].astype(str)]
     if (rows["task"].to_numpy() != frame["task"].to_numpy()).any():
         raise DataError(str(data.path), f"responses belong to other tasks than in {where}")
-    changed = text_digests(frame["text"]) != rows["text_sha256"].to_numpy()
+    frame["text_sha256"] = text_digests(frame["text"])  # hashed once here; later checks of this stage reuse them
+    changed = frame["text_sha256"].to_numpy() != rows["text_sha256"].to_numpy()
     if changed.any():
         rid = frame["id"].iloc[int(np.flatnonzero(changed)[0])]
         raise DataError(str(data.path), f"response {rid!r}: its text differs from the one {where} prepared")

@@ -107,8 +107,6 @@ class DistillJobConfig:
     students: dict[str, StudentConfig] = field(default_factory=lambda: {"lstm": StudentConfig()})
     distill: DistillConfig = field(default_factory=DistillConfig)
     baseline: Bool = True  # also train each student with kd_weight = 0
-    throughput_batch: PositiveInt = 64
-    throughput_responses: PositiveInt = 512
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     @rules

@@ -1,7 +1,7 @@
 """The distill stage: students from a teacher's soft labels, each beside its no-KD baseline.
 
-    reuse      the teacher's prepared data (raykd.data.prepared) with its soft labels joined on
-    measure    the teacher's size and CPU throughput, in this process
+    open       the teacher's prepared data with its soft labels joined on, and its reference figures
+               (raykd.distill.handoff: size, test scores, CPU throughput measured once per teacher)
     fit        per student (one per task, or one for all tasks) and variant (kd; nokd = kd_weight 0): fit ->
                test -> save the artifact -> time it, each in a child MLflow run
     compare    per task, the teacher against each family's KD and no-KD students; the targets (raykd.targets)
@@ -18,11 +18,11 @@ import pandas as pd
 
 from raykd import tables, targets
 from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
-from raykd.distill.softlabels import attach_soft_labels
+from raykd.distill.handoff import TeacherReference, open_student_stage
 from raykd.distill.train import evaluate_fit, fit_student, save_fit
 from raykd.measure import dir_bytes, throughput
 from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
-from raykd.tasks import TaskLayout, TaskScores, primary, score_tasks
+from raykd.tasks import TaskLayout, TaskScores, primary
 from raykd.teacher.job import TeacherOutput
 
 RESULT = "distill_result.json"
@@ -48,16 +48,6 @@ class StudentResult:
     speedup: float  # against the teacher, same process, same responses
     param_ratio: float  # of the teacher's parameters
     model_dir: str
-    run_id: str
-
-
-@dataclass
-class TeacherReference:
-    """The teacher as this stage measured it."""
-
-    parameters: int
-    responses_per_s: float
-    test: TaskScores
     run_id: str
 
 
@@ -146,21 +136,6 @@ def student_groups(name: str, scfg: StudentConfig, tasks: list[str]) -> list[tup
     return [(f"{name}-{t}", [t]) for t in tasks] if scfg.per_task else [(name, list(tasks))]
 
 
-def teacher_reference(teacher: TeacherOutput, frame: pd.DataFrame, layout: TaskLayout, bench: pd.DataFrame,
-                      cfg: DistillJobConfig) -> TeacherReference:
-    """The teacher's test metrics from its soft labels, and its size and speed in this process."""
-    from raykd.scoring import load_scorer
-
-    scorer = load_scorer(str(teacher.model_dir))
-    test = frame[(frame["split"] == "test") & frame["soft"].notna()]
-    scores = score_tasks(test["soft"].tolist(), test["task"].tolist(), test["y"].tolist(), layout, scorer.thresholds,
-                         intervals=True)
-    rps = throughput(scorer, bench["text"].tolist(), bench["task"].tolist(), cfg.throughput_batch)
-    say("distill", f"teacher: {scorer.num_parameters:,} parameters, {rps:.1f} responses/s (CPU, batch "
-                   f"{cfg.throughput_batch}, {len(bench)} responses)")
-    return TeacherReference(scorer.num_parameters, rps, scores, teacher.result.run_id or "")
-
-
 def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str, group: str, variant: str,
             scfg: StudentConfig, dcfg: DistillConfig, part: pd.DataFrame, layout: TaskLayout, teacher: TeacherOutput,
             reference: TeacherReference, bench: pd.DataFrame) -> StudentResult:
@@ -170,12 +145,9 @@ def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str,
     from raykd.students.artifact import StudentScorer
 
     train = part[part["split"].isin(["train", "unlabelled"])]
-    with mlflow.start_run(experiment_id=run.experiment_id, run_name=f"{group}-{variant}", nested=True,
-                          tags={**lineage.tags(), "raykd.stage": "student",
-                                "mlflow.parentRunId": run.run_id}) as child:
-        mlflow.log_params({**{f"student.{k}": v for k, v in dataclasses.asdict(scfg).items()},
-                           **{f"distill.{k}": v for k, v in dataclasses.asdict(dcfg).items()},
-                           "tasks": ",".join(layout.names)})
+    with run.child(f"{group}-{variant}", lineage, {"student": dataclasses.asdict(scfg),
+                                                   "distill": dataclasses.asdict(dcfg),
+                                                   "tasks": ",".join(layout.names)}) as child:
 
         def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics({k.replace("/", "."): v for k, v in metrics.items() if np.isfinite(v)}, step=epoch)
@@ -185,9 +157,9 @@ def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str,
         test = evaluate_fit(fit, part[part["split"] == "test"], intervals=True)
         model_dir = save_fit(fit, run.out / "students" / group / variant,
                              extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": reference.run_id})
-        mine = bench[bench["task"].isin(layout.names)].head(cfg.throughput_responses)
-        rps = throughput(StudentScorer(model_dir), mine["text"].tolist(), mine["task"].tolist(), cfg.throughput_batch,
-                         repeats=3)
+        mine = bench[bench["task"].isin(layout.names)]
+        rps = throughput(StudentScorer(model_dir), mine["text"].tolist(), mine["task"].tolist(),
+                         reference.benchmark.batch, repeats=3)
         result = StudentResult(family=family, group=group, variant=variant, arch=scfg.arch, tasks=layout.names,
                                kd_weight=dcfg.kd_weight, parameters=fit.parameters, bytes=dir_bytes(model_dir),
                                validation=fit.validation, test=test, best_epoch=fit.best_epoch,
@@ -205,20 +177,13 @@ def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str,
 
 
 def run_distill(cfg: DistillJobConfig, tracking_uri: str | None = None) -> DistillResult:
-    from raykd.data.prepared import reuse
     from raykd.io import write_text_atomic
 
-    teacher = TeacherOutput.load(cfg.teacher)
-    ds = reuse(teacher.folder, cfg.data, "distill")
-    frame = attach_soft_labels(ds, teacher.soft_labels, require_all=False, source=f"the teacher stage at "
-                                                                                 f"{teacher.folder}")
-    layout = TaskLayout.of(ds.tasks)
-    held = frame[frame["split"].isin(["test", "validation"])]  # responses to time scorers on
-    bench = held.sample(n=min(cfg.throughput_responses, len(held)), random_state=0)
-    reference = teacher_reference(teacher, frame, layout, bench, cfg)
+    stage = open_student_stage(cfg.teacher, cfg.data, "distill")
+    teacher, ds, frame, layout, lineage = stage.teacher, stage.ds, stage.frame, stage.layout, stage.lineage
+    reference, bench = stage.reference(), stage.bench
     params = {"distill": dataclasses.asdict(cfg.distill), "teacher": str(teacher.folder),
               "students": {k: dataclasses.asdict(v) for k, v in cfg.students.items()}}
-    lineage = teacher.lineage(ds.digest())
     with StageRun.open("distill", cfg.name, cfg.output_dir, cfg.tracking,
                        resolve_tracking_uri(tracking_uri, cfg.tracking, teacher.result.tracking_uri), lineage, params,
                        dataset=ds, data_source=(cfg.data or teacher.prepared.data).path,

@@ -39,8 +39,8 @@ def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool =
         raise DataError(where, f"duplicate response ids, e.g. {soft['id'][soft['id'].duplicated()].iloc[0]!r}")
     soft = soft.set_index("id")
     frame = ds.frame.copy()
-    joined = frame.join(soft[["task", "split", "text_sha256"]].rename(columns={"task": "t_task", "split": "t_split"}),
-                        on="id")
+    joined = frame[["id"]].join(soft[["task", "split", "text_sha256"]].rename(
+        columns={"task": "t_task", "split": "t_split", "text_sha256": "t_text_sha256"}), on="id")
     present = joined["t_task"].notna().to_numpy()
     needed = (frame["y"].notna() | require_all).to_numpy()
     missing = frame.loc[needed & ~present, "id"]
@@ -57,8 +57,11 @@ def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool =
         i = int(np.flatnonzero(moved)[0])
         raise DataError(where, f"response {frame['id'].iloc[i]!r} was scored as {joined['t_split'].iloc[i]!r} but is "
                               f"{frame['split'].iloc[i]!r} here: the soft labels were made from another split")
-    digests = np.array([text_digest(t) if p else "" for t, p in zip(frame["text"], present, strict=True)])
-    changed = present & (digests != joined["text_sha256"].fillna("").to_numpy())
+    if "text_sha256" in frame:  # hashed when the stage read the prepared data (raykd.data.prepared.reuse)
+        digests = np.where(present, frame["text_sha256"].to_numpy(dtype=object), "")
+    else:
+        digests = np.array([text_digest(t) if p else "" for t, p in zip(frame["text"], present, strict=True)])
+    changed = present & (digests != joined["t_text_sha256"].fillna("").to_numpy())
     if changed.any():
         rid = frame["id"].iloc[int(np.flatnonzero(changed)[0])]
         raise DataError(where, f"response {rid!r}: its text differs from the text the teacher scored")

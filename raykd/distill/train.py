@@ -27,6 +27,7 @@ from raykd.students.artifact import save_student
 from raykd.students.embeddings import init_from_teacher
 from raykd.students.vocab import Vocabulary
 from raykd.tasks import TaskLayout, TaskScores, row_probabilities, score_tasks
+from raykd.training import TrainState, count_parameters
 
 
 @dataclass
@@ -45,7 +46,7 @@ class FitResult:
 
     @property
     def parameters(self) -> int:
-        return int(sum(p.numel() for p in self.model.parameters()))
+        return count_parameters(self.model)[0]
 
     @property
     def thresholds(self) -> dict[str, list[float]]:
@@ -170,10 +171,9 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
         init_from_teacher(model, vocab, teacher_model, dcfg.seed)  # type: ignore[arg-type]
     tr = Encoded(train, vocab, layout, scfg.max_len, fmt)
     va = Encoded(validation, vocab, layout, scfg.max_len, fmt)
-    n_params = int(sum(p.numel() for p in model.parameters()))
+    n_params = count_parameters(model)[0]
     opt = torch.optim.Adam(model.parameters(), lr=dcfg.lr, weight_decay=dcfg.weight_decay)
-    best_state, best, best_epoch, bad = None, None, -1, 0
-    history = []
+    state, best_state, best = TrainState(), None, None
     t0 = time.time()
     epoch = -1
     for epoch in range(dcfg.epochs):
@@ -189,20 +189,19 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
         scores = score(model, va, layout, tune=True)
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_score": scores.score,
                   "parameters": n_params}
-        history.append(record)
+        state.history.append(record)
         if on_epoch is not None:
             on_epoch(epoch + 1, {**record, **scores.flat("val/")})
-        if best is None or scores.score > best.score:
-            best_state, best, best_epoch, bad = copy.deepcopy(model.state_dict()), scores, epoch, 0
-        else:
-            bad += 1
-            if bad >= dcfg.patience:
-                break
+        if state.record(epoch, scores.score) or best_state is None:
+            best_state, best = copy.deepcopy(model.state_dict()), scores
+            state.best_epoch = epoch
+        elif state.should_stop(dcfg.patience):
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return FitResult(model, scfg.arch, vocab, layout, best or TaskScores({}, {}, float("nan")), best_epoch + 1,
-                     epoch + 1, time.time() - t0, scfg.max_len, fmt, history)
+    return FitResult(model, scfg.arch, vocab, layout, best or TaskScores({}, {}, float("nan")), state.best_epoch + 1,
+                     epoch + 1, time.time() - t0, scfg.max_len, fmt, state.history)
 
 
 def evaluate_fit(fit: Any, frame: pd.DataFrame, intervals: bool = False) -> TaskScores:

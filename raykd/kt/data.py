@@ -19,17 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from raykd.data.dataset import Problem
 from raykd.errors import DataError
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}, line {self.line}: {self.reason}"
 
 
 @dataclass
@@ -123,7 +114,7 @@ def read_sequences(path: str | Path, known_skills: set[int] | None = None,
         except _Invalid as e:
             if not skip_invalid:
                 raise DataError(path, f"line {e.line}: {e.reason}") from None
-            problems.append(Problem(str(path), e.line, e.reason))
+            problems.append(Problem(str(path), e.line, e.reason, unit="line"))
     if not sequences:
         raise DataError(path, f"no valid sequences ({len(problems)} invalid)")
     return sequences, problems

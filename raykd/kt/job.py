@@ -12,14 +12,13 @@ Folders: `<output_dir>/teacher`, `<output_dir>/distill`; each stage's typed resu
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 
 import numpy as np
 
 from raykd.errors import DataError
-from raykd.io import atomic_path, write_text_atomic
+from raykd.io import atomic_path, file_digest, write_text_atomic
 from raykd.kt import prepared as kt_prepared
 from raykd.kt.config import KTJobConfig
 from raykd.kt.results import (
@@ -42,10 +41,6 @@ def teacher_dir(cfg: KTJobConfig) -> Path:
 
 def distill_dir(cfg: KTJobConfig) -> Path:
     return Path(cfg.output_dir).expanduser().resolve() / "distill"
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _save_soft_labels(path: Path, parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]) -> None:
@@ -75,8 +70,9 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
     from raykd.kt import teacher
     from raykd.kt.knowledge import build_knowledge
     from raykd.kt.metrics import auc, auc_interval
-    from raykd.kt.models import count_parameters, predict
+    from raykd.kt.models import predict
     from raykd.runtime import ensure_ray
+    from raykd.training import count_parameters
 
     out = teacher_dir(cfg)
     ds, prep = kt_prepared.prepare(cfg.data)
@@ -112,8 +108,8 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
             best = torch.load(ckpt / teacher.BEST, weights_only=True)
             net = teacher.build(model_cfg, knowledge_arrays)
             net.load_state_dict(best)
-            member = KTTeacherMember(model_cfg["family"], hp["seed"], count_parameters(net), state.best_epoch + 1,
-                                     state.epoch + 1, state.best_auc,
+            member = KTTeacherMember(model_cfg["family"], hp["seed"], count_parameters(net)[0], state.best_epoch + 1,
+                                     state.epoch + 1, state.best_score,
                                      auc(parts["test"], predict(net, parts["test"], prep.index)[0]),
                                      time.time() - t0, state.history)
             members.append(member)
@@ -131,11 +127,11 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
         test_auc = auc(parts["test"], soft["test"][0])
         result = KTTeacherResult(
             run_id=run.run_id, tracking_uri=uri, data_digest=prep.digest, knowledge_source=knowledge.source,
-            knowledge_digest=_digest(out / "knowledge" / "knowledge.npz"),
-            skills=len(prep.skill_ids), parameters=count_parameters(model),
+            knowledge_digest=file_digest(out / "knowledge" / "knowledge.npz"),
+            skills=len(prep.skill_ids), parameters=count_parameters(model)[0],
             val_auc=auc(parts["validation"], soft["validation"][0]), test_auc=test_auc,
             test_auc_interval=auc_interval(parts["test"], soft["test"][0]),
-            train_seconds=sum(m.train_seconds for m in members), soft_labels_digest=_digest(out / SOFT_LABELS),
+            train_seconds=sum(m.train_seconds for m in members), soft_labels_digest=file_digest(out / SOFT_LABELS),
             members=members)
         run.log_metrics({"val_auc": result.val_auc, "test_auc": test_auc, "parameters": result.parameters,
                          "train_seconds": result.train_seconds})
@@ -176,14 +172,16 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
     from raykd.kt import simulate, teacher
     from raykd.kt import student as kt_student
     from raykd.kt.metrics import auc, auc_interval
-    from raykd.kt.models import DKT, count_parameters, predict
+    from raykd.kt.models import predict
     from raykd.runtime import ensure_ray
+    from raykd.students.architectures import build_student
+    from raykd.training import count_parameters
 
     tdir, out = teacher_dir(cfg), distill_dir(cfg)
     t_result = load_result(KTTeacherResult, tdir / "kt_teacher_result.json")
     ds, prep = kt_prepared.reuse(tdir, cfg.data)
     parts = prep.windows(ds)
-    if _digest(tdir / SOFT_LABELS) != t_result.soft_labels_digest:
+    if file_digest(tdir / SOFT_LABELS) != t_result.soft_labels_digest:
         raise DataError(tdir / SOFT_LABELS, "changed since the teacher stage recorded it (sha256 differs from "
                                             "kt_teacher_result.json); rerun kt-teacher")
     nxt, mas = load_soft_labels(tdir / SOFT_LABELS, "train")
@@ -203,13 +201,13 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
         for trial in trials:
             hp = dataclasses.replace(cfg.student, hidden=trial.hidden, kd_weight=trial.kd_weight,
                                      temperature=trial.temperature, seed=trial.seed)
-            model = DKT(len(prep.skill_ids), hp.embed, hp.hidden, hp.dropout)
+            model = build_student("dkt", {**dataclasses.asdict(hp), "num_skills": len(prep.skill_ids)})
             model.load_state_dict(torch.load(trial.weights, weights_only=True))
             model.eval()
             probs = predict(model, parts["test"], prep.index)[0]
             results.append(KTStudentResult(trial.hidden, trial.kd_weight, trial.temperature, trial.val_auc,
                                            auc(parts["test"], probs), auc_interval(parts["test"], probs),
-                                           trial.best_epoch, count_parameters(model), trial.seed))
+                                           trial.best_epoch, count_parameters(model)[0], trial.seed))
             models.append((model, hp))
             run.say(f"student hidden {trial.hidden} lambda {trial.kd_weight} T {trial.temperature} seed {trial.seed}: "
                     f"val AUC {trial.val_auc:.4f}, test AUC {results[-1].test_auc:.4f}")

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from raykd.kt.data import Sequence
+from raykd.metrics import percentile_interval, resamples
 
 
 def auc(seqs: list[Sequence], probs: list[np.ndarray]) -> float:
@@ -15,14 +16,12 @@ def auc(seqs: list[Sequence], probs: list[np.ndarray]) -> float:
 
 def auc_interval(seqs: list[Sequence], probs: list[np.ndarray], n: int = 200, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval, resampling whole sequences (a learner's answers are not independent)."""
-    rng = np.random.default_rng(seed)
+    """Percentile bootstrap interval, resampling whole sequences (a learner's answers are not independent);
+    resamples with only one kind of answer have no AUC and are left out."""
     y = [s.correct[1:] for s in seqs]
     values = []
-    for _ in range(n):
-        pick = rng.integers(0, len(seqs), len(seqs))
+    for pick in resamples(np.random.default_rng(seed), len(seqs), n):
         yy = np.concatenate([y[i] for i in pick])
         if 0 < yy.mean() < 1:
             values.append(roc_auc_score(yy, np.concatenate([probs[i] for i in pick])))
-    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+    return percentile_interval(values, level)

@@ -154,6 +154,16 @@ class AttentionKT(nn.Module):
         return logits + (phi * self.evidence_weight).sum(-1)
 
 
+@dataclass
+class DKTSpec:
+    """A DKT network's sizes, as a student manifest or a teacher member's config saves them."""
+
+    num_skills: int
+    embed: int = 32
+    hidden: int = 64
+    dropout: float = 0.1
+
+
 class DKT(nn.Module):
     def __init__(self, num_skills: int, embed: int = 32, hidden: int = 64, dropout: float = 0.1):
         super().__init__()
@@ -186,7 +196,3 @@ class Ensemble(nn.Module):
         if len(self.members) == 1:
             return self.members[0](batch)
         return torch.logit(torch.stack([torch.sigmoid(m(batch)) for m in self.members]).mean(0), eps=1e-6)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -19,6 +19,8 @@ from raykd.kt.data import Sequence
 from raykd.kt.metrics import auc
 from raykd.kt.models import DKT, batches, make_batch, next_step_logits, predict
 from raykd.kt.results import KTSetting, KTStudentResult
+from raykd.students.architectures import build_student
+from raykd.training import TrainState
 
 WEIGHTS, MODEL_JSON = "weights.pt", "model.json"
 
@@ -47,9 +49,9 @@ def fit_student(train: list[Sequence], validation: list[Sequence], index: dict[i
     """Train with early stopping on validation AUC; returns the best model, its AUC and its epoch (1-based).
     `report(epoch, metrics)` is called after every epoch (Ray Tune)."""
     torch.manual_seed(hp.seed)
-    model = DKT(len(index), hp.embed, hp.hidden, hp.dropout)
+    model = build_student("dkt", {**asdict(hp), "num_skills": len(index)})
     opt = torch.optim.Adam(model.parameters(), lr=hp.lr)
-    best, best_auc, best_epoch, bad = None, -1.0, 0, 0
+    state, best = TrainState(), None
     lam = hp.kd_weight if soft is not None else 0.0
     for epoch in range(hp.epochs):
         model.train()
@@ -65,17 +67,14 @@ def fit_student(train: list[Sequence], validation: list[Sequence], index: dict[i
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
         val_auc = auc(validation, predict(model, validation, index)[0])
-        if val_auc > best_auc:
-            best, best_auc, best_epoch, bad = ({k: v.clone() for k, v in model.state_dict().items()}, val_auc,
-                                               epoch + 1, 0)
-        else:
-            bad += 1
+        if state.record(epoch, val_auc):
+            best = {k: v.clone() for k, v in model.state_dict().items()}
         if report is not None:
-            report(epoch + 1, {"val_auc": val_auc, "best_val_auc": best_auc})
-        if bad >= hp.patience:
+            report(epoch + 1, {"val_auc": val_auc, "best_val_auc": state.best_score})
+        if state.should_stop(hp.patience):
             break
     model.load_state_dict(best)
-    return model.eval(), best_auc, best_epoch
+    return model.eval(), state.best_score, state.best_epoch + 1
 
 
 def save_student(folder: str | Path, model: DKT, hp: KTStudentConfig, skill_ids: list[int],
@@ -94,7 +93,7 @@ def load_student(folder: str | Path) -> tuple[DKT, dict[str, Any]]:
     folder = Path(folder)
     meta = json.loads((folder / MODEL_JSON).read_text())
     hp = meta["student"]
-    model = DKT(len(meta["skill_ids"]), hp["embed"], hp["hidden"], hp["dropout"])
+    model = build_student("dkt", {**hp, "num_skills": len(meta["skill_ids"])})
     model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
     return model.eval(), meta
 

@@ -9,7 +9,7 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,14 @@ import torch
 
 from raykd.kt.config import KTTeacherConfig
 from raykd.kt.data import Sequence
-from raykd.kt.models import DKT, AttentionKT, Batch, Ensemble, batches, make_batch, next_step_logits, predict
+from raykd.kt.models import AttentionKT, Batch, Ensemble, batches, make_batch, next_step_logits, predict
 from raykd.pipeline import say
+from raykd.training import TrainState, torch_trainer
 
 STATE = "state.json"
 WEIGHTS = "weights.pt"  # a training checkpoint's
 BEST = "best.pt"
 MODEL_JSON = "model.json"
-
-
-@dataclass
-class TrainState:
-    epoch: int = -1
-    best_epoch: int = -1
-    best_auc: float = -math.inf
-    bad_epochs: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def loss_on(model: torch.nn.Module, b: Batch) -> torch.Tensor:
@@ -45,7 +37,9 @@ def loss_on(model: torch.nn.Module, b: Batch) -> torch.Tensor:
 
 def build(model_cfg: dict[str, Any], knowledge: dict[str, np.ndarray]) -> torch.nn.Module:
     if model_cfg["family"] == "dkt":
-        return DKT(model_cfg["num_skills"], model_cfg["embed"], model_cfg["hidden"], model_cfg["dropout"])
+        from raykd.students.architectures import build_student
+
+        return build_student("dkt", model_cfg)
     return AttentionKT(model_cfg["num_skills"], knowledge["embeddings"], knowledge["graph"],
                        d_model=model_cfg["d_model"], layers=model_cfg["layers"], heads=model_cfg["heads"],
                        dropout=model_cfg["dropout"])
@@ -111,19 +105,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         from raykd.kt.metrics import auc
 
         val_auc = auc(val, predict(net, val, index)[0])
-        state.epoch = epoch
-        if val_auc > state.best_auc:
-            state.best_auc, state.best_epoch, state.bad_epochs = val_auc, epoch, 0
+        if state.record(epoch, val_auc):
             best = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            state.bad_epochs += 1
         metrics = {"epoch": epoch + 1, "train/loss": total / max(count, 1), "val/auc": val_auc,
-                   "best/auc": state.best_auc, "epoch_seconds": time.time() - t0}
+                   "best/auc": state.best_score, "epoch_seconds": time.time() - t0}
         state.history.append(metrics)
         with tempfile.TemporaryDirectory(prefix="raykd-kt-") as tmp:
             if rank == 0:
                 say("kt-teacher", f"epoch {epoch + 1} loss {metrics['train/loss']:.4f} val AUC {val_auc:.4f} "
-                                  f"(best {state.best_auc:.4f}) {metrics['epoch_seconds']:.0f}s")
+                                  f"(best {state.best_score:.4f}) {metrics['epoch_seconds']:.0f}s")
                 torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict()}, Path(tmp) / WEIGHTS)
                 torch.save(best, Path(tmp) / BEST)
@@ -131,7 +121,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
             else:
                 ray.train.report(metrics)
-        if state.bad_epochs >= hp["patience"]:
+        if state.should_stop(hp["patience"]):
             if rank == 0:
                 say("kt-teacher", f"early stop: no better validation AUC for {hp['patience']} epoch(s)")
             break
@@ -141,22 +131,9 @@ def fit(train: list[Sequence], validation: list[Sequence], index: dict[int, int]
         model_cfg: dict[str, Any], teacher_cfg: dict[str, Any], scaling: Any, storage: Path, name: str
         ) -> tuple[Path, TrainState]:
     """Run the recipe on Ray Train; returns the final checkpoint folder and its training state."""
-    import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"train": train, "validation": validation, "index": index, "knowledge": knowledge,
-                           "model": model_cfg, "teacher": teacher_cfg},
-        torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
-            resources_per_worker={"CPU": scaling.cpus_per_worker,
-                                  **({"GPU": scaling.gpus_per_worker} if scaling.use_gpu else {})}),
-        run_config=ray.train.RunConfig(
-            name=name, storage_path=str(storage),
-            failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)))
+    trainer = torch_trainer(train_loop_per_worker, {"train": train, "validation": validation, "index": index,
+                                                    "knowledge": knowledge, "model": model_cfg,
+                                                    "teacher": teacher_cfg}, scaling, name, storage)
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"the teacher reported no checkpoint ({result.error})")

@@ -1,7 +1,8 @@
 """The student architectures by name: the one place a config or a saved manifest becomes a network.
 
-A new architecture is a module with a `Spec` dataclass and an `nn.Module` taking it (see lstm.py, moe.py),
-registered here; a `StudentConfig` field of the same name as a spec field sets it.
+A new architecture is a module with a `Spec` dataclass and an `nn.Module` built from it (see lstm.py, moe.py),
+registered here; a `StudentConfig` field of the same name as a spec field sets it. The learner simulator's DKT
+(raykd.kt.models) is registered here too, so scorers and simulators build their students the same way.
 """
 
 from __future__ import annotations
@@ -12,21 +13,29 @@ from typing import Any
 from torch import nn
 
 from raykd.distill.config import StudentConfig
+from raykd.kt.models import DKT, DKTSpec
 from raykd.students.lstm import LSTMSpec, LSTMStudent
 from raykd.students.moe import MoESpec, MoEStudent
 from raykd.students.pair import PairSpec, PairStudent
 from raykd.tasks import TaskLayout
 
-ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {"lstm": (LSTMSpec, LSTMStudent), "moe": (MoESpec, MoEStudent),
-                                                           "pair": (PairSpec, PairStudent)}
+
+def _dkt(spec: DKTSpec) -> nn.Module:
+    return DKT(spec.num_skills, spec.embed, spec.hidden, spec.dropout)
+
+
+ARCHITECTURES: dict[str, tuple[type, Any]] = {"lstm": (LSTMSpec, LSTMStudent), "moe": (MoESpec, MoEStudent),
+                                              "pair": (PairSpec, PairStudent), "dkt": (DKTSpec, _dkt)}
 
 
 def build_student(arch: str, spec: dict[str, Any]) -> nn.Module:
-    """The network of architecture `arch` from its spec (as saved in a student's manifest)."""
+    """The network of architecture `arch` from its spec (as saved in a student's manifest); keys the spec does
+    not have are ignored, so a whole saved config can be passed."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown student architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    spec_cls, module = ARCHITECTURES[arch]
-    return module(spec_cls(**spec))
+    spec_cls, build = ARCHITECTURES[arch]
+    names = {f.name for f in dataclasses.fields(spec_cls)}
+    return build(spec_cls(**{k: v for k, v in spec.items() if k in names}))
 
 
 def spec_for(cfg: StudentConfig, vocab_size: int, layout: TaskLayout) -> dict[str, Any]:

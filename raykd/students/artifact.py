@@ -22,6 +22,7 @@ from raykd.inputs import InputFormat
 from raykd.io import atomic_dir
 from raykd.students.vocab import Vocabulary
 from raykd.tasks import TaskLayout, probabilities
+from raykd.training import count_parameters
 
 MANIFEST = "raykd_model.json"
 ONNX_FILE = "student.onnx"
@@ -50,7 +51,7 @@ def save_student(out_dir: str | Path, model: Any, arch: str, vocab: Vocabulary, 
         manifest = {"type": "student", "arch": arch, "spec": dataclasses.asdict(model.spec),
                     "tasks": layout.to_list(), "thresholds": thresholds, "max_len": max_len,
                     "include_question": inputs.include_question, "overlap": inputs.overlap,
-                    "parameters": sum(p.numel() for p in model.parameters()), **(extra or {})}
+                    "parameters": count_parameters(model)[0], **(extra or {})}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return Path(out_dir)
 

@@ -22,7 +22,8 @@ from raykd.inputs import model_inputs
 from raykd.io import atomic_dir
 from raykd.tasks import TaskLayout, probabilities
 from raykd.teacher.config import LoraConfig, ModelConfig
-from raykd.teacher.model import autocast, build_model, build_tokenizer, count_parameters, tokenize
+from raykd.teacher.model import autocast, build_model, build_tokenizer, tokenize
+from raykd.training import count_parameters
 
 MANIFEST = "raykd_model.json"
 

@@ -125,29 +125,16 @@ def fit(cfg: TeacherJobConfig, ds: ScoringDataset, layout: TaskLayout, run: Stag
         kill_worker: KillPoint | None) -> tuple[Path, Any, float]:
     """Train on Ray Train; returns the best model's folder (copied out of the final checkpoint), the final
     training state and the fit's seconds."""
-    import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
-
     from raykd.teacher.train import copy_best, read_state, train_loop_per_worker
+    from raykd.training import torch_trainer
 
     frames = {s: ds.frame[ds.frame["split"] == s].reset_index(drop=True) for s in ("train", "validation")}
-    s = cfg.scaling
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"cfg": asdict(cfg), "tasks": layout.to_list(), "train": frames["train"],
-                           "validation": frames["validation"], "tracking_uri": run.tracking_uri,
-                           "mlflow_run_id": run.run_id,
-                           "kill": asdict(kill_worker) if kill_worker else None,
-                           "kill_marker": str(run.out / ".worker_killed") if kill_worker else None},
-        torch_config=TorchConfig(backend="nccl" if s.use_gpu else "gloo"),
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=s.num_workers, use_gpu=s.use_gpu,
-            resources_per_worker={"CPU": s.cpus_per_worker, **({"GPU": s.gpus_per_worker} if s.use_gpu else {})}),
-        run_config=ray.train.RunConfig(
-            name=run.run.info.run_name, storage_path=str(run.out / "ray_results"),
-            failure_config=ray.train.FailureConfig(max_failures=s.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
-    )
+    trainer = torch_trainer(train_loop_per_worker, {
+        "cfg": asdict(cfg), "tasks": layout.to_list(), "train": frames["train"], "validation": frames["validation"],
+        "tracking_uri": run.tracking_uri, "mlflow_run_id": run.run_id,
+        "kill": asdict(kill_worker) if kill_worker else None,
+        "kill_marker": str(run.out / ".worker_killed") if kill_worker else None},
+        cfg.scaling, run.run.info.run_name, run.out / "ray_results")
     t0 = time.time()
     result = trainer.fit()
     seconds = time.time() - t0

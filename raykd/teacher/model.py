@@ -275,10 +275,3 @@ def apply_lora(model: nn.Module, lora: LoraConfig) -> nn.Module:
     # Adapters in the base's dtype: peft would make them fp32 beside a bf16 head, and DeepSpeed's bf16 ZeRO
     # optimizer needs one dtype across trainable parameters (it keeps its own fp32 master copy).
     return get_peft_model(model, conf, autocast_adapter_dtype=False)
-
-
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(all, trainable) parameter counts; ZeRO-3-partitioned parameters count at their full size."""
-    total = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
-    trainable = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
-    return total, trainable

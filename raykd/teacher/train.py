@@ -20,7 +20,7 @@ import os
 import signal
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ from raykd.io import copy_dir_atomic
 from raykd.pipeline import say
 from raykd.tasks import TaskLayout, TaskScores, row_probabilities, score_tasks
 from raykd.teacher.config import TeacherJobConfig, TrainConfig
-from raykd.teacher.model import build_model, build_tokenizer, count_parameters, cpu_bf16, tokenize
+from raykd.teacher.model import build_model, build_tokenizer, cpu_bf16, tokenize
+from raykd.training import TrainState, count_parameters
 
 STATE_FILE = "raykd_state.json"
 BEST_DIR = "best"
@@ -50,28 +51,6 @@ class KillPoint:
     rank: int = 1
     epoch: int = 1
     step: int = 0
-
-
-@dataclass
-class TrainState:
-    """What survives a restart: progress, the best validation score so far, and the per-epoch history."""
-
-    epoch: int = -1
-    best_score: float = -math.inf
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    best_thresholds: dict[str, list[float]] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
-    finished: bool = False
-
-    def record(self, epoch: int, score: float) -> bool:
-        """Note an epoch's validation score; True when it is the best so far."""
-        self.epoch = epoch
-        if score > self.best_score:
-            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
-            return True
-        self.bad_epochs += 1
-        return False
 
 
 # --------------------------------------------------------------------------------------------- batching
@@ -388,7 +367,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         weights = gather_params(w.engine, w.rank)
         if state.record(epoch, scores.score):
             best, state.best_thresholds = weights, scores.thresholds
-        state.finished = state.bad_epochs >= w.cfg.train.patience or epoch == w.cfg.train.epochs - 1
+        state.finished = state.should_stop(w.cfg.train.patience) or epoch == w.cfg.train.epochs - 1
         metrics: dict[str, Any] = {**scores.flat("val/"), "epoch": epoch + 1, **rates,
                                    "best/score": state.best_score, "best/epoch": state.best_epoch + 1}
         if w.on_gpu:
@@ -401,7 +380,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 _log_epoch(mlflow_client, config["mlflow_run_id"], metrics, epoch + 1)
         checkpoint(w, state, best or weights, metrics)
         if state.finished:
-            if w.rank == 0 and state.bad_epochs >= w.cfg.train.patience:
+            if w.rank == 0 and state.should_stop(w.cfg.train.patience):
                 say("teacher", f"early stop: no improvement for {w.cfg.train.patience} epoch(s)")
             break
 

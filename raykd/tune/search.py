@@ -36,6 +36,7 @@ import pandas as pd
 
 from raykd.config import from_dict
 from raykd.distill.config import DistillConfig, StudentConfig
+from raykd.distill.handoff import TeacherReference
 from raykd.errors import ConfigError, RaykdError
 from raykd.io import copy_dir_atomic, write_text_atomic
 from raykd.measure import throughput
@@ -235,20 +236,21 @@ def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskL
     return trials, checkpoints, time.time() - t0
 
 
-def choose(cfg: TuneJobConfig, trials: list[TrialResult], checkpoints: dict[str, Any], teacher_params: int,
-           teacher_speed: float, bench: pd.DataFrame, champion_dir: Path) -> tuple[TrialResult, float]:
+def choose(cfg: TuneJobConfig, trials: list[TrialResult], checkpoints: dict[str, Any], teacher: TeacherReference,
+           bench: pd.DataFrame, champion_dir: Path) -> tuple[TrialResult, float]:
     """The best finished trial within the size limit and, when `min_speedup` is set, fast enough; its student is
-    copied to `champion_dir`. Returns the winner and its speed-up over the teacher."""
+    copied to `champion_dir`. Returns the winner and its speed-up over the teacher (timed as the teacher was)."""
     from raykd.students.artifact import StudentScorer
 
-    max_params = cfg.max_param_ratio * teacher_params
+    max_params = cfg.max_param_ratio * teacher.parameters
     eligible = sorted((t for t in trials if t.complete and t.parameters <= max_params), key=lambda t: -t.val_score)
     if not eligible:
         raise RaykdError(f"no finished trial fits the size limit (<= {max_params:,.0f} parameters)")
     texts, tasks = bench["text"].tolist(), bench["task"].tolist()
     for candidate in eligible:
         with checkpoints[candidate.trial_id].as_directory() as d:
-            speedup = throughput(StudentScorer(Path(d) / "student"), texts, tasks, 64, repeats=3) / teacher_speed
+            speedup = (throughput(StudentScorer(Path(d) / "student"), texts, tasks, teacher.benchmark.batch, repeats=3)
+                       / teacher.responses_per_s)
             if cfg.min_speedup is None or speedup >= cfg.min_speedup:
                 copy_dir_atomic(Path(d) / "student", champion_dir)
                 return candidate, speedup
@@ -271,25 +273,20 @@ def no_kd_rival(cfg: TuneJobConfig, trials: list[TrialResult], winner: TrialResu
 
 
 def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
-    from raykd.data.prepared import reuse
-    from raykd.distill.softlabels import attach_soft_labels
+    from raykd.distill.handoff import open_student_stage
     from raykd.distill.train import evaluate_fit
     from raykd.runtime import ensure_ray
-    from raykd.scoring import load_scorer
     from raykd.students.artifact import StudentScorer
 
-    teacher = TeacherOutput.load(cfg.teacher)
-    ds = reuse(teacher.folder, cfg.data, "tune")
-    frame = attach_soft_labels(ds, teacher.soft_labels, require_all=False,
-                               source=f"the teacher stage at {teacher.folder}")
-    frame = frame[frame["y"].notna() | frame["soft"].notna()]
-    layout = TaskLayout.of(ds.tasks)
+    stage = open_student_stage(cfg.teacher, cfg.data, "tune")
+    teacher, ds, layout, lineage = stage.teacher, stage.ds, stage.layout, stage.lineage
+    frame = stage.frame[stage.frame["y"].notna() | stage.frame["soft"].notna()]
+    reference = stage.reference()
     ensure_ray()
     out = Path(cfg.output_dir).expanduser().resolve()
     state_path = out / STATE
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     resume = bool(state.get("parent_run_id")) and _can_restore(out / "ray_tune" / cfg.name)
-    lineage = teacher.lineage(ds.digest())
     params = {**{k: v for k, v in dataclasses.asdict(cfg).items() if k in ("student", "distill")},
               "num_samples": cfg.num_samples, "search_alg": cfg.search_alg,
               "space": json.dumps({k: dataclasses.asdict(v) for k, v in cfg.space.items()})}
@@ -299,11 +296,7 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
                        resume_run_id=state.get("parent_run_id") if resume else None) as run:
         write_text_atomic(state_path, json.dumps({"parent_run_id": run.run_id, "started": time.time()}))
         trials, checkpoints, seconds = search(cfg, run, frame, layout, teacher, resume)
-        bench = frame[frame["split"].isin(["validation", "test"])].head(256)
-        scorer = load_scorer(str(teacher.model_dir))
-        teacher_speed = throughput(scorer, bench["text"].tolist(), bench["task"].tolist(), 64)
-        winner, speedup = choose(cfg, trials, checkpoints, scorer.num_parameters, teacher_speed, bench,
-                                 out / "champion")
+        winner, speedup = choose(cfg, trials, checkpoints, reference, stage.bench, out / "champion")
         test_rows = frame[frame["split"] == "test"]
         test = evaluate_fit(StudentScorer(out / "champion"), test_rows, intervals=True)
         no_kd, no_kd_test = no_kd_rival(cfg, trials, winner), None
@@ -328,7 +321,7 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
             registered = Registration(cfg.register_as, str(version.version), "champion")
         result = TuneResult(output_dir=str(out), parent_run_id=run.run_id, tracking_uri=run.tracking_uri,
                             trials=trials, stopped_early=early, search_seconds=seconds, winner=winner, test=test,
-                            teacher_parameters=scorer.num_parameters, speedup=speedup,
+                            teacher_parameters=reference.parameters, speedup=speedup,
                             champion_dir=str(out / "champion"), champion_run_id=champion_run, registered=registered,
                             no_kd=no_kd, no_kd_test=no_kd_test)
         run.save(result, "tune_result.json")
@@ -392,12 +385,10 @@ def _log_trials(trials: list[TrialResult], winner: TrialResult, cfg: TuneJobConf
     champion = ("", "")
     for t in trials:
         is_winner = t is winner
-        with mlflow.start_run(experiment_id=run.experiment_id, nested=True, run_name=f"trial-{t.trial_id}",
-                              tags={**lineage.tags(), "raykd.stage": "student", "mlflow.parentRunId": run.run_id,
-                                    "raykd.tune_run_id": run.run_id, "raykd.trial_complete": str(t.complete),
-                                    **({"raykd.champion": "true"} if is_winner else {})}) as child:
-            mlflow.log_params({"student.arch": trial_configs(cfg, t.params)[0].arch, "cv_folds": cfg.folds,
-                               **t.params})
+        with run.child(f"trial-{t.trial_id}", lineage,
+                       {"student.arch": trial_configs(cfg, t.params)[0].arch, "cv_folds": cfg.folds, **t.params},
+                       {"raykd.tune_run_id": run.run_id, "raykd.trial_complete": str(t.complete),
+                        **({"raykd.champion": "true"} if is_winner else {})}) as child:
             for i, h in enumerate(t.history, start=1):
                 mlflow.log_metric("val.score", float(h[METRIC]), step=int(h.get("epoch") or i))
             mlflow.log_metrics({"parameters": t.parameters, "epochs": t.epochs})

@@ -19,7 +19,7 @@ def distill_cfg(teacher_dir, out, **extra) -> DistillJobConfig:
     base = dict(name="d", output_dir=str(out), teacher=str(teacher_dir),
                 students={"lstm": StudentConfig(min_freq=1), "moe": StudentConfig(arch="moe", per_task=False,
                                                                                  min_freq=1)},
-                distill=DistillConfig(epochs=3, patience=2), throughput_responses=32, throughput_batch=16)
+                distill=DistillConfig(epochs=3, patience=2))
     return DistillJobConfig(**{**base, **extra})
 
 

@@ -44,7 +44,7 @@ def test_skip_invalid_drops_the_sequence_and_keeps_the_problem(tmp_path):
     path = write(tmp_path, GOOD + "2\n1,2\n0,7\n" + GOOD)
     seqs, problems = read_sequences(path, skip_invalid=True)
     assert len(seqs) == 4 and len(problems) == 1
-    assert problems[0].line == 9 and "0 or 1" in problems[0].reason
+    assert problems[0].row == 9 and "0 or 1" in problems[0].reason
 
 
 def test_unknown_skill_ids_against_the_name_file(tmp_path):
@@ -54,7 +54,7 @@ def test_unknown_skill_ids_against_the_name_file(tmp_path):
     with pytest.raises(DataError, match=r"kt_test.csv: line 2: unknown skill id\(s\) \[9\]"):
         load_kt_folder(tmp_path)
     ds = load_kt_folder(tmp_path, skip_invalid=True)
-    assert [s.skills.tolist() for s in ds.test] == [[1, 3]] and ds.problems[0].line == 2
+    assert [s.skills.tolist() for s in ds.test] == [[1, 3]] and ds.problems[0].row == 2
 
 
 def test_folder_without_names_and_inspect_detection(tmp_path):

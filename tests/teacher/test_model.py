@@ -3,7 +3,8 @@ import torch
 
 from raykd.errors import ConfigError
 from raykd.teacher.config import LoraConfig, ModelConfig
-from raykd.teacher.model import build_model, build_tokenizer, count_parameters, tiny_config
+from raykd.teacher.model import build_model, build_tokenizer, tiny_config
+from raykd.training import count_parameters
 
 
 def test_lora_on_attention_and_experts_of_tiny_gpt_oss():

@@ -9,16 +9,19 @@ from ray import tune
 
 from raykd.data import TaskSpec
 from raykd.distill.config import StudentConfig
+from raykd.distill.handoff import TeacherReference
 from raykd.errors import RaykdError
 from raykd.measure import throughput
 from raykd.students.architectures import make_model
 from raykd.students.artifact import StudentScorer, save_student
 from raykd.students.vocab import Vocabulary
-from raykd.tasks import TaskLayout
+from raykd.tasks import TaskLayout, TaskScores
 from raykd.tune.config import TuneJobConfig
 from raykd.tune.search import TrialResult, choose, no_kd_rival
 
 LAYOUT = TaskLayout.of([TaskSpec("asap_1", "multiclass", ("0", "1", "2", "3"), ordinal=True)])
+# A teacher of a million parameters scoring one response a second (speed-ups are then a student's own rate).
+TEACHER = TeacherReference(parameters=10**6, responses_per_s=1.0, test=TaskScores({}, {}, 0.0), run_id="t")
 TEXTS = [f"the mass of vinegar and the size of container number {i} " * 3 for i in range(64)]
 
 
@@ -45,17 +48,17 @@ def test_min_speedup_constrains_the_winner(tmp_path):
     assert speeds["fast"] > 5 * speeds["slow"]
 
     cfg = TuneJobConfig(max_param_ratio=0.01)
-    winner, _ = choose(cfg, trials, checkpoints, 10**6, 1.0, bench, tmp_path / "champion")
+    winner, _ = choose(cfg, trials, checkpoints, TEACHER, bench, tmp_path / "champion")
     assert winner.trial_id == "slow"  # best finished, within the size limit: stopped and huge trials are out
 
     between = math.sqrt(speeds["fast"] * speeds["slow"])  # the slow one is below it, the fast one above
     cfg = TuneJobConfig(max_param_ratio=0.01, min_speedup=between)
-    winner, speedup = choose(cfg, trials, checkpoints, 10**6, 1.0, bench, tmp_path / "champion2")
+    winner, speedup = choose(cfg, trials, checkpoints, TEACHER, bench, tmp_path / "champion2")
     assert winner.trial_id == "fast" and speedup >= between
     assert StudentScorer(tmp_path / "champion2").manifest["spec"]["hidden"] == 8
 
     with pytest.raises(RaykdError, match="faster than the teacher"):
-        choose(TuneJobConfig(min_speedup=1e12), trials, checkpoints, 10**6, 1.0, bench, tmp_path / "c3")
+        choose(TuneJobConfig(min_speedup=1e12), trials, checkpoints, TEACHER, bench, tmp_path / "c3")
 
 
 def test_no_kd_rival_is_the_best_finished_no_kd_trial_of_the_champions_family():
