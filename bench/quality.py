@@ -1,7 +1,7 @@
 """Quality on all 10 ASAP-SAS sets, one command: teachers -> multi-teacher soft labels -> a cross-validated Ray Tune
 search over student families (with and without KD) -> the champion against the teachers and TF-IDF, per set.
 
-    .venv/bin/python bench/quality.py --config bench/quality.cpu.yaml --workdir runs/quality
+    .venv/bin/python -m bench.quality --config bench/quality.cpu.yaml --workdir runs/quality
 
 Stages (each cached in --workdir, so an interrupted run picks up where it stopped):
   1. one teacher per entry of `teachers` (Ray Train + DeepSpeed ZeRO); entries with `gpu: true` run only where a
@@ -25,9 +25,7 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from run_all import (  # noqa: E402
+from bench.run_all import (
     bench_parser,
     machine,
     open_workdir,
@@ -37,21 +35,14 @@ from run_all import (  # noqa: E402
     tfidf_stage,
     typed,
 )
-
-from raykd.config import from_dict  # noqa: E402
-from raykd.errors import ConfigError  # noqa: E402
-from raykd.io import write_text_atomic  # noqa: E402
-from raykd.tables import markdown  # noqa: E402
-from raykd.teacher.config import EnsembleJobConfig  # noqa: E402
-from raykd.tune.config import TuneJobConfig  # noqa: E402
-
-# The quality issue's targets (GPU ones apply where the LLM teacher ran).
-TEACHER_TARGET = 0.78
-CHAMPION_GAP = 0.02
-KD_GAIN = 0.01
-PARAM_RATIO = 100
-SPEEDUP = 10
-CPU_MINUTES = 90
+from bench.targets import CHAMPION_GAP, CPU_MINUTES, KD_GAIN, PARAM_RATIO, SPEEDUP
+from bench.targets import TEACHER_QWK as TEACHER_TARGET
+from raykd.config import from_dict
+from raykd.errors import ConfigError
+from raykd.io import write_text_atomic
+from raykd.tables import markdown
+from raykd.teacher.config import EnsembleJobConfig
+from raykd.tune.config import TuneJobConfig
 
 
 def merged(base: dict, over: dict) -> dict:
@@ -91,7 +82,7 @@ def tune_config(cfg: dict, teacher_dir: Path, out: Path) -> TuneJobConfig:
 
 
 def tune_stage(cfg: dict, teacher_dir: Path, out: Path, tracking: str) -> Any:
-    from raykd.tune.search import run_tune
+    from raykd.tune.job import run_tune
 
     return run_tune(tune_config(cfg, teacher_dir, out), tracking_uri=tracking)
 
@@ -120,7 +111,7 @@ def _met(ok: bool) -> str:
 
 def report(results: dict, gpu_skipped: list[str]) -> str:
     from raykd.teacher.job import TeacherResult
-    from raykd.tune.search import TuneResult
+    from raykd.tune.job import TuneResult
 
     teachers = {n: typed(TeacherResult, v) for n, v in results["teachers"].items()}
     ens = typed(TeacherResult, results["ensemble"]) if results.get("ensemble") else None
@@ -177,9 +168,9 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
     else:
         lines.append("- Champion vs its no-KD twin: no no-KD trial of its family finished, **not measured**.")
     lines.append(f"- Parameters: {ratio:,.0f}x fewer than the teacher model it is measured against "
-                 f"({tuned.teacher_parameters:,}; {_met(ratio >= PARAM_RATIO)} >= {PARAM_RATIO}x).")
+                 f"({tuned.teacher_parameters:,}; {_met(ratio >= PARAM_RATIO)} >= {PARAM_RATIO:g}x).")
     lines.append(f"- CPU throughput: {tuned.speedup:.1f}x the teacher's, batches of 64, same process "
-                 f"({_met(tuned.speedup >= SPEEDUP)} >= {SPEEDUP}x).")
+                 f"({_met(tuned.speedup >= SPEEDUP)} >= {SPEEDUP:g}x).")
     misses = ", ".join(f"{t} ({test.tasks[t]['qwk']:.3f} < {tfidf[t]['qwk']:.3f})" for t in below)
     lines.append("- Champion >= TF-IDF + LR on every set: "
                  + (f"met ({len(tasks)} of {len(tasks)})." if not below else f"**MISSED** on {misses}."))
@@ -231,7 +222,7 @@ def main() -> int:
         return 0
     # Cached stages count with the time they took when they ran.
     total = sum(s for s in seconds.values() if s)
-    results = {"config": cfg, "machine": machine(), "command": f".venv/bin/python bench/quality.py --config "
+    results = {"config": cfg, "machine": machine(), "command": f".venv/bin/python -m bench.quality --config "
                f"{args.config} --workdir {args.workdir}" + "".join(f" --set {x}" for x in args.set),
                "teachers": {n: done[f"teacher_{n}"] for n in names}, "ensemble": done.get("ensemble"),
                "tfidf": done["tfidf"], "tune": done["tune"], "stage_seconds": seconds, "total_seconds": total,

@@ -1,6 +1,6 @@
 """The full benchmark, one command: quality, size, speed and cost growth, then the report.
 
-    .venv/bin/python bench/run_all.py --config bench/config.yaml --workdir runs/bench
+    .venv/bin/python -m bench.run_all --config bench/config.yaml --workdir runs/bench
 
 Stages (each cached in --workdir, so an interrupted run picks up where it stopped):
   1. MiniLM teacher on all 10 ASAP-SAS sets; LSTM per set + one MoE, KD and no-KD; TF-IDF + LR per set
@@ -13,9 +13,9 @@ Stages (each cached in --workdir, so an interrupted run picks up where it stoppe
   6. student training and inference time against dataset size
   6b. (when configured) knowledge tracing on ASSISTments 2009: `raykd kt` with the config named by `kt.config`
   7. (when configured) LLM teacher training throughput with LoRA, e.g. a gpt-oss-20b-shaped model on a GPU
-  8. `raykd report`: Markdown + PNG plots, logged to MLflow
+  8. bench.report: Markdown + PNG plots, logged to MLflow
 All numbers are measured in this run on this machine; speeds are reported as ratios. On a GPU machine:
-    .venv/bin/python bench/run_all.py --config bench/config.gpu.yaml --workdir runs/bench-gpu
+    .venv/bin/python -m bench.run_all --config bench/config.gpu.yaml --workdir runs/bench-gpu
 `--only stage,...` runs some stages now (the report needs them all); `--set key=value` overrides the config.
 A workdir belongs to one config: a changed config needs a new --workdir.
 """
@@ -34,12 +34,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from raykd.config import apply_overrides, from_dict
 from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
-from raykd.errors import ConfigError  # noqa: E402
-from raykd.io import write_text_atomic  # noqa: E402
+from raykd.errors import ConfigError
+from raykd.io import write_text_atomic
 from raykd.teacher.config import TeacherJobConfig
 
 
@@ -122,13 +120,13 @@ def check_configs(cfg: dict, work: Path) -> None:
 
 def prepared(teacher_dir: Path) -> Any:
     """The dataset the teacher stage prepared (never split again here)."""
-    from raykd.data.prepared import reuse
+    from raykd.data.preparation import reuse
 
     return reuse(teacher_dir, None, "bench")
 
 
 def tfidf_stage(teacher_dir: Path, include_question: bool) -> dict:
-    from raykd.baselines import fit_tfidf, score_tfidf
+    from bench.baselines import fit_tfidf, score_tfidf
 
     ds = prepared(teacher_dir)
     out = {}
@@ -167,7 +165,7 @@ def beetle_two_way(distill_result: Any, teacher_dir: Path) -> dict:
 
 def speed_stage(teacher_dir: Path, distill_result: Any, n: int) -> dict:
     from raykd.distill.job import DistillResult
-    from raykd.measure import dir_bytes, throughput
+    from raykd.footprint import dir_bytes, throughput
     from raykd.scoring import load_scorer
 
     ds = prepared(teacher_dir)
@@ -251,9 +249,9 @@ def machine() -> dict:
 def growth_stage(cfg: dict) -> dict:
     from raykd.data import data_dir, make_splits, read_asap
     from raykd.distill.train import fit_student, save_fit
-    from raykd.measure import throughput
+    from raykd.footprint import throughput
+    from raykd.heads import TaskLayout
     from raykd.students.artifact import StudentScorer
-    from raykd.tasks import TaskLayout
 
     ds = make_splits(read_asap(data_dir() / "asap_sas"), seed=0)
     pool = ds.frame[ds.frame["split"] == "train"]
@@ -357,7 +355,7 @@ def main() -> int:
     tracking = f"sqlite:///{work / 'mlflow.db'}"
     t0 = time.time()
     results: dict[str, Any] = {"config": cfg, "machine": machine(),
-                               "command": f".venv/bin/python bench/run_all.py --config {args.config} "
+                               "command": f".venv/bin/python -m bench.run_all --config {args.config} "
                                           f"--workdir {args.workdir}" + "".join(f" --set {x}" for x in args.set)}
     at, st, r = cfg["asap_teacher"], cfg["semeval_teacher"], results
     # In order: each stage may read the results of those before it.
@@ -388,7 +386,7 @@ def main() -> int:
     results["total_seconds"] = time.time() - t0
     write_text_atomic(work / "results.json", json.dumps(results, indent=2, default=_plain))
 
-    from raykd.report import build_report
+    from bench.report import build_report
 
     page = build_report(work / "results.json", work / "report", tracking_uri=tracking)
     print(f"[bench] done in {(time.time() - t0) / 60:.1f} min; report: {page}", flush=True)

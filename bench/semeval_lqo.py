@@ -1,6 +1,6 @@
 """SciEntsBank 2-way with whole questions held out: does a student score questions it never saw?
 
-    .venv/bin/python bench/semeval_lqo.py --workdir runs/bench_lqo [--folds 5] [--teacher-epochs 1] [--only 2 3 4]
+    .venv/bin/python -m bench.semeval_lqo --workdir runs/bench_lqo [--folds 5] [--teacher-epochs 1] [--only 2 3 4]
 
 The SciEntsBank training questions are split into `--folds` groups (scikit-learn's GroupKFold on the question).
 For each fold, the pipeline runs as a user would run it on a new question set: a question-aware MiniLM teacher
@@ -30,14 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.run_all import distill_stage, teacher_stage  # noqa: E402
-from raykd import tables  # noqa: E402
-from raykd.data import data_dir, read_semeval  # noqa: E402
-from raykd.errors import RaykdError  # noqa: E402
-from raykd.io import write_text_atomic  # noqa: E402
-from raykd.metrics import bootstrap_interval  # noqa: E402
+from bench.run_all import distill_stage, teacher_stage
+from raykd import tables
+from raykd.data import data_dir, read_semeval
+from raykd.errors import RaykdError
+from raykd.io import write_text_atomic
+from raykd.metrics import bootstrap_interval
 
 TASK = "scientsbank_2way"
 STUDENTS = {

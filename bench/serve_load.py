@@ -1,6 +1,6 @@
 """Serving under load, measured with a real HTTP load generator (wrk) against the `raykd serve` application.
 
-    .venv/bin/python bench/serve_load.py --student moe=DIR [--student lstm=DIR] --teacher DIR --output runs/serve_load
+    .venv/bin/python -m bench.serve_load --student moe=DIR [--student lstm=DIR] --teacher DIR --output runs/serve_load
 
 1. sweep: one-response and 64-response requests at 1, 4, 16, 32, 64 and 256 connections, students and the teacher
    behind the same Serve ingress (HAProxy) on 127.0.0.1; requests/s, responses/s, p50/p99 latency, failures
@@ -36,9 +36,7 @@ from typing import Any
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from raykd.serve.load_report import (  # noqa: E402
+from bench.load_report import (
     SHAPES,
     WARMUP_S,
     Breakdown,

@@ -11,6 +11,6 @@ from _common import run_stage
 
 if __name__ == "__main__":
     from raykd.tune.config import TuneJobConfig
-    from raykd.tune.search import run_tune
+    from raykd.tune.job import run_tune
 
     sys.exit(run_stage(__doc__, TuneJobConfig, run_tune, takes_teacher=True))

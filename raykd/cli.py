@@ -95,7 +95,7 @@ STAGES = {
     "teacher": ("raykd.teacher.config:TeacherJobConfig", "raykd.teacher.job:run_teacher"),
     "ensemble": ("raykd.teacher.config:EnsembleJobConfig", "raykd.teacher.ensemble:run_ensemble"),
     "distill": ("raykd.distill.config:DistillJobConfig", "raykd.distill.job:run_distill"),
-    "tune": ("raykd.tune.config:TuneJobConfig", "raykd.tune.search:run_tune"),
+    "tune": ("raykd.tune.config:TuneJobConfig", "raykd.tune.job:run_tune"),
     "kt": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt"),
     "kt-teacher": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt_teacher"),
     "kt-distill": ("raykd.kt.config:KTJobConfig", "raykd.kt.job:run_kt_distill"),
@@ -151,16 +151,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from raykd.report import build_report
-
-    page = build_report(args.results, args.output, tracking_uri=args.tracking_uri)
-    print(f"report written to {page}")
-    return 0
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
-    from raykd.predict import predict_file
+    from raykd.predict.file import predict_file
 
     predict_file(args.model, args.input, args.output, tracking_uri=args.tracking_uri,
                  skip_invalid=args.skip_invalid, batch_size=args.batch_size, stream=args.stream,
@@ -205,7 +197,12 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raykd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_data_commands, _stage_commands, _serving_commands, _tool_commands):
+        add(sub)
+    return parser
 
+
+def _data_commands(sub: Any) -> None:
     data = sub.add_parser("data", help="inspect and validate scoring datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     inspect = data_sub.add_parser("inspect", help="counts, label distribution per task, problems found")
@@ -221,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--strict", action="store_true", help="exit 1 when any row is invalid")
     inspect.set_defaults(func=cmd_data_inspect)
 
+
+def _stage_commands(sub: Any) -> None:
     for stage, takes_teacher, text in (
             ("teacher", False, "fine-tune the teacher (Ray Train + DeepSpeed) and export soft labels"),
             ("ensemble", False, "combine several teachers' soft labels (mean or weights fit on validation)"),
@@ -234,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_job_args(p, takes_teacher=takes_teacher)
         p.set_defaults(func=cmd_stage)
 
+
+def _serving_commands(sub: Any) -> None:
+    """lineage, serve, score and predict: the champion and what scores with it."""
     lin = sub.add_parser("lineage", help="print a registered model's chain back to its data")
     lin.add_argument("model", help="NAME@ALIAS (e.g. asap1-student@champion), NAME/VERSION or models:/...")
     lin.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite under $RAYKD_HOME or ./runs)")
@@ -258,12 +260,6 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=64, help="responses per request")
     score.set_defaults(func=cmd_score)
 
-    rep = sub.add_parser("report", help="Markdown report with plots from a benchmark run (bench/run_all.py)")
-    rep.add_argument("--results", default="runs/bench/results.json", help="results.json written by bench/run_all.py")
-    rep.add_argument("--output", default="runs/bench/report", help="folder for report.md and the PNG plots")
-    rep.add_argument("--tracking-uri", help="also log the report to this MLflow store")
-    rep.set_defaults(func=cmd_report)
-
     predict = sub.add_parser("predict", help="score a file offline with a saved student or teacher")
     predict.add_argument("--model", required=True, help="model folder, runs:/ID/model or models:/NAME@ALIAS")
     predict.add_argument("--input", required=True, help="responses: CSV/TSV/JSONL/Parquet (ASAP-SAS columns work)")
@@ -276,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--workers", type=int, help="scoring actors when streaming (default: one per CPU)")
     predict.set_defaults(func=cmd_predict)
 
+
+def _tool_commands(sub: Any) -> None:
     zoo = sub.add_parser("zoo", help="the offline model zoo: list, prepare and verify pretrained backbones")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     zoo_sub.add_parser("list", help="backbones, their licence and whether they are installed and prepared")
@@ -290,7 +288,6 @@ def build_parser() -> argparse.ArgumentParser:
     quick = sub.add_parser("quickstart", help="run the whole pipeline end to end on a small ASAP-SAS slice")
     quick.add_argument("--workdir", default="runs/quickstart", help="where runs, models and MLflow go")
     quick.set_defaults(func=cmd_quickstart)
-    return parser
 
 
 def run_guarded(fn: Callable[[], int]) -> int:

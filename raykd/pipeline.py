@@ -1,10 +1,5 @@
-"""The stage skeleton: every pipeline stage is a config in, a typed result out, and one MLflow run with lineage.
-
-    data ──teacher──> teacher folder: model/, soft_labels.parquet, prepared.json + splits.parquet,
-    │                                 teacher_result.json (TeacherResult)
-    ├──distill──> distill folder: students/<group>/<variant>/, distill_result.json (DistillResult)
-    └──tune─────> tune folder: champion/, tune_result.json (TuneResult) -> MLflow registry `NAME@champion`
-                                                                         -> serve (raykd.serve.app)
+"""The stage skeleton: every pipeline stage is a config in, a typed result out, and one MLflow run with lineage
+(ARCHITECTURE.md draws the pipeline and the artifacts between its stages).
 
 A stage opens its run with `StageRun.open(...)`: the MLflow store (the call's, the config's, the teacher's, or
 the default), the experiment, the run with the stage's lineage tags (`Lineage`), its params and its dataset

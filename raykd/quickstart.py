@@ -43,14 +43,33 @@ def _free_port(preferred: int) -> int:
             return s.getsockname()[1]
 
 
+def _score_both_ways(work: Path, teacher_dir: str, url: str, champion_dir: str) -> tuple[float, dict]:
+    """The teacher's held-back test responses scored over HTTP and by `raykd predict`: the share of identical
+    predictions, and the offline metrics."""
+    from raykd.data.preparation import reuse
+    from raykd.predict.file import predict_file
+    from raykd.serve.client import score_file
+
+    test = reuse(teacher_dir, None, "quickstart").frame
+    test = test[test["split"] == "test"]
+    infile = work / "test_responses.csv"
+    pd.DataFrame({"Id": test["id"], "EssaySet": 1, "EssayText": test["text"],
+                  "Score1": [int(y) for y in test["y"]]}).to_csv(infile, index=False)
+    served = score_file(url, str(infile), str(work / "test_scored_http.csv"))
+    metrics = predict_file(champion_dir, str(infile), str(work / "test_scored_offline.csv"))
+    offline = pd.read_csv(work / "test_scored_offline.csv", dtype={"id": str, "prediction": str})
+    same = (served["prediction"].astype(str).to_numpy() == offline["prediction"].to_numpy()).mean()
+    max_diff = np.abs(served.filter(like="p_").to_numpy() - offline.filter(like="p_").to_numpy()).max()
+    print(f"HTTP vs offline: {same:.1%} identical predictions, max probability difference {max_diff:.2e}")
+    return float(same), metrics
+
+
 def run_quickstart(args: argparse.Namespace) -> int:
-    from raykd.data.prepared import reuse
     from raykd.distill.job import run_distill
     from raykd.registry import lineage
-    from raykd.serve.client import score_file
     from raykd.serve.launch import run_serve
     from raykd.teacher.job import run_teacher
-    from raykd.tune.search import run_tune
+    from raykd.tune.job import run_tune
 
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -84,19 +103,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     url = run_serve(serve_cfg, blocking=False)
 
     stage("6/6 score the held-back test responses over HTTP and offline")
-    test = reuse(teacher.output_dir, None, "quickstart").frame
-    test = test[test["split"] == "test"]
-    infile = work / "test_responses.csv"
-    pd.DataFrame({"Id": test["id"], "EssaySet": 1, "EssayText": test["text"],
-                  "Score1": [int(y) for y in test["y"]]}).to_csv(infile, index=False)
-    served = score_file(url, str(infile), str(work / "test_scored_http.csv"))
-    from raykd.predict import predict_file
-
-    metrics = predict_file(tuned.champion_dir, str(infile), str(work / "test_scored_offline.csv"))
-    offline = pd.read_csv(work / "test_scored_offline.csv", dtype={"id": str, "prediction": str})
-    same = (served["prediction"].astype(str).to_numpy() == offline["prediction"].to_numpy()).mean()
-    max_diff = np.abs(served.filter(like="p_").to_numpy() - offline.filter(like="p_").to_numpy()).max()
-    print(f"HTTP vs offline: {same:.1%} identical predictions, max probability difference {max_diff:.2e}")
+    same, metrics = _score_both_ways(work, teacher.output_dir, url, tuned.champion_dir)
     from ray import serve
 
     serve.shutdown()

@@ -62,7 +62,7 @@ class RaykdPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):  # noqa: ANN001
         import pandas as pd
 
-        from raykd.predict import score_dataset, scoring_dataset
+        from raykd.predict.rows import score_dataset, scoring_dataset
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         ds = scoring_dataset(frame, self.scorer.layout, "model input")
@@ -75,8 +75,8 @@ def model_signature(model_dir: str | Path) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
+    from raykd.heads import TaskLayout
     from raykd.scoring import MANIFEST, prob_columns
-    from raykd.tasks import TaskLayout
 
     manifest = json.loads((Path(model_dir) / MANIFEST).read_text())
     layout = TaskLayout.from_list(manifest["tasks"])

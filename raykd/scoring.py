@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from raykd.errors import RaykdError
-from raykd.tasks import TaskLayout, decide
+from raykd.heads import TaskLayout, decide
 
 MANIFEST = "raykd_model.json"
 

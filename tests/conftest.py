@@ -1,4 +1,7 @@
-"""Shared fixtures: the real data folder, and one local Ray session for every test that needs Ray."""
+"""Shared fixtures: the real data folder, and one local Ray session for every test that needs Ray.
+
+A test that uses the Ray session (directly or through a fixture built on it) is marked `ray` here; every other
+test may not start Ray, so `pytest -m "not ray"` is the fast loop and stays fast."""
 
 from __future__ import annotations
 
@@ -12,6 +15,24 @@ from raykd.data import data_dir
 # Offline by construction: nothing in the suite may fetch weights or data.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "ray_session" in item.fixturenames:  # the whole fixture closure
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.fixture(autouse=True)
+def _ray_only_where_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test not marked `ray` that would start Ray fails, saying so, instead of slowing the fast loop."""
+    if request.node.get_closest_marker("ray") is None:
+        import raykd.runtime
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            pytest.fail("this test starts Ray: use the ray_session fixture (which marks it `ray`)")
+
+        monkeypatch.setattr(raykd.runtime, "ensure_ray", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +88,13 @@ def asap1_student(shared_data, tmp_path_factory):
     from raykd.data import make_splits, read_asap
     from raykd.distill.config import DistillConfig, StudentConfig
     from raykd.distill.train import fit_student
+    from raykd.heads import TaskLayout
     from raykd.students.artifact import save_student
-    from raykd.tasks import TaskLayout
 
     ds = make_splits(read_asap(shared_data / "asap_sas", sets=[1]), seed=0)
     f = ds.frame
     layout = TaskLayout.of(ds.tasks)
-    fit = fit_student(StudentConfig(), DistillConfig(kd_weight=0.0, epochs=4), f[f["split"] == "train"],
+    fit = fit_student(StudentConfig(), DistillConfig(kd_weight=0.0, epochs=2, threads=2), f[f["split"] == "train"],
                       f[f["split"] == "validation"], layout)
     path = save_student(tmp_path_factory.mktemp("student") / "asap1", fit.model, "lstm", fit.vocab, layout,
                         fit.thresholds, 128)
@@ -82,8 +103,13 @@ def asap1_student(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def zoo_cache(tmp_path_factory) -> Path:
-    """A fresh model-zoo cache for the suite: every backbone a test uses is prepared from its packages here."""
-    return tmp_path_factory.mktemp("zoo")
+    """The model-zoo cache of the suite. In CI a fresh one, so every backbone a test uses is prepared from its
+    packages; elsewhere one per machine ($RAYKD_TEST_ZOO_DIR, default ~/.cache/raykd/test-zoo), kept between
+    runs and checked against the packages' checksums each time, so the fast loop does not convert 700 MB of
+    weights again."""
+    if os.environ.get("RAYKD_REQUIRE_DATA") == "1":
+        return tmp_path_factory.mktemp("zoo")
+    return Path(os.environ.get("RAYKD_TEST_ZOO_DIR", Path.home() / ".cache" / "raykd" / "test-zoo"))
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,12 @@ def pair_student(shared_data, tmp_path_factory):
     from raykd.data import make_splits, read_semeval
     from raykd.distill.config import DistillConfig, StudentConfig
     from raykd.distill.train import fit_student, save_fit
-    from raykd.tasks import TaskLayout
+    from raykd.heads import TaskLayout
 
     ds = make_splits(read_semeval(shared_data / "semeval2013_task7", "sciEntsBank", 2), seed=0)
     f = ds.frame
     fit = fit_student(StudentConfig(arch="pair", overlap=True, hidden=16, min_freq=1),
-                      DistillConfig(kd_weight=0.0, epochs=2), f[f["split"] == "train"].head(600),
+                      DistillConfig(kd_weight=0.0, epochs=2), f[f["split"] == "train"].head(300),
                       f[f["split"] == "validation"].head(100), TaskLayout.of(ds.tasks))
     return save_fit(fit, tmp_path_factory.mktemp("pair") / "model"), f[f["split"] == "test"].head(30)
 
@@ -48,7 +48,7 @@ def test_a_pair_student_from_mlflow_scores_like_predict(pair_student, tracking_u
     assert not bare["p_correct"].round(6).equals(served["p_correct"].round(6))
 
     local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "dl")))
-    assert (local / "code" / "raykd" / "predict.py").is_file()  # the code that scores travels with the model
+    assert (local / "code" / "raykd" / "predict" / "rows.py").is_file()  # the code that scores travels with the model
     requirements = (local / "requirements.txt").read_text().split()
     assert not any(r.split("==")[0] == "raykd" for r in requirements)  # no unpinned look-alike to install
     assert all("==" in r for r in requirements if not r.startswith("mlflow")), requirements

@@ -104,18 +104,14 @@ class ScoringDataset:
 
     def digest(self) -> str:
         """sha256 of the tasks and every row's content (order-independent); the dataset's identity in lineage.
-        Kept until the frame is replaced (stages ask for it several times; frames are not edited in place)."""
-        kept = self.__dict__.get("_digest")
-        if kept is not None and kept[0] is self.frame:
-            return kept[1]
+        It reads every row: a stage computes it once and passes it on."""
         h = hashlib.sha256()
         h.update(json.dumps([self.tasks[t].to_dict() for t in sorted(self.tasks)], sort_keys=True).encode())
         ordered = self.frame.sort_values(["task", "id"], kind="stable")
         for row in ordered[list(COLUMNS)].itertuples(index=False):
             h.update(json.dumps([_plain(v) for v in row], ensure_ascii=False).encode())
             h.update(b"\n")
-        self.__dict__["_digest"] = (self.frame, h.hexdigest())
-        return self.__dict__["_digest"][1]
+        return h.hexdigest()
 
     def summary(self) -> dict[str, Any]:
         """Counts per task and split, and the label distribution of each task's labelled rows."""
@@ -221,6 +217,20 @@ def _strings(values: Sequence[Any]) -> pd.Series:
     return series.fillna("").reset_index(drop=True)
 
 
+def _labels(labels: Sequence[Any], task: pd.Series, tasks: Mapping[str, TaskSpec], rows: np.ndarray
+            ) -> tuple[list[Any], dict[int, str]]:
+    """Each of `rows`' parsed label (None where absent), and why the labels that do not fit their task fail."""
+    y: list[Any] = [None] * len(labels)
+    reasons: dict[int, str] = {}
+    for i in rows:
+        if labels[i] is not None:
+            try:
+                y[i] = parse_label(tasks[task.iat[i]], labels[i])
+            except ValueError as e:
+                reasons[int(i)] = str(e)
+    return y, reasons
+
+
 def build_dataset(
     name: str,
     path: str,
@@ -244,14 +254,7 @@ def build_dataset(
     known = task.isin(list(tasks)).to_numpy()
     empty_text = text.str.strip().eq("").to_numpy()
     bad_split = (~split.isin(SPLITS)).to_numpy()
-    y: list[Any] = [None] * n
-    label_reason: dict[int, str] = {}
-    for i in np.flatnonzero(~(empty_id | ~known | empty_text | bad_split)):
-        if cols.label[i] is not None:
-            try:
-                y[i] = parse_label(tasks[task.iat[i]], cols.label[i])
-            except ValueError as e:
-                label_reason[int(i)] = str(e)
+    y, label_reason = _labels(cols.label, task, tasks, np.flatnonzero(~(empty_id | ~known | empty_text | bad_split)))
     bad_label = np.zeros(n, dtype=bool)
     bad_label[list(label_reason)] = True
     # An id is taken by its first otherwise-valid row; any later row with that id is a duplicate.
@@ -263,18 +266,12 @@ def build_dataset(
     problems: list[Problem] = []
     for i in np.flatnonzero(~valid):
         rid = ids.iat[i]
-        if empty_id[i]:
-            reason = "empty id"
-        elif duplicate[i]:
-            reason = f"duplicate id {rid!r} (first seen in row {row[first[i]]})"
-        elif not known[i]:
-            reason = f"unknown task {task.iat[i]!r} (known: {', '.join(tasks)})"
-        elif empty_text[i]:
-            reason = f"empty text for id {rid!r}"
-        elif bad_split[i]:
-            reason = f"unknown split {split.iat[i]!r}"
-        else:
-            reason = label_reason[int(i)]
+        reasons = (empty_id[i] and "empty id",
+                   duplicate[i] and f"duplicate id {rid!r} (first seen in row {row[first[i]]})",
+                   not known[i] and f"unknown task {task.iat[i]!r} (known: {', '.join(tasks)})",
+                   empty_text[i] and f"empty text for id {rid!r}",
+                   bad_split[i] and f"unknown split {split.iat[i]!r}")
+        reason = next((r for r in reasons if r), None) or label_reason[int(i)]
         if not skip_invalid:
             raise DataError(path, reason + SKIP_HINT, row=int(row[i]))
         problems.append(Problem(path, int(row[i]), reason))

@@ -30,22 +30,21 @@ def read_text(path: str | Path, data: bytes | None = None) -> str:
         ) from None
 
 
-def read_table(path: str | Path, sep: str | None = None, data: bytes | None = None) -> pd.DataFrame:
-    """Read CSV/TSV/JSONL/Parquet into a DataFrame of strings (missing cells are None). With `data`, the
-    file's bytes are given (an upload) and `path` only names it: nothing is read from or written to disk."""
+def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
+    """Read CSV/TSV/JSONL/Parquet into a DataFrame of strings (missing cells are None)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        if data is None and not path.is_file():
+        if not path.is_file():
             raise DataError(str(path), "file not found")
         try:
-            frame = pd.read_parquet(io.BytesIO(data) if data is not None else path)
+            frame = pd.read_parquet(path)
         except Exception as e:  # pyarrow raises many types for a corrupt file
             raise DataError(str(path), f"not a readable Parquet file ({e.__class__.__name__}: {e})") from None
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        frame = pd.DataFrame([obj for _, obj in json_records(path, read_text(path, data).splitlines())])
+        frame = pd.DataFrame([obj for _, obj in json_records(path, read_text(path).splitlines())])
     elif suffix in (".csv", ".tsv", ".txt"):
-        text = read_text(path, data)
+        text = read_text(path)
         if sep is None:
             sep = "\t" if suffix in (".tsv", ".txt") else ","
         try:

@@ -103,7 +103,7 @@ class DistillJobConfig:
     name: Str = "distill"
     output_dir: Str = "runs/distill"
     teacher: Str = "runs/teacher"  # a teacher job's output folder (model/, soft_labels.parquet)
-    data: DataConfig | None = None  # default: the data the teacher prepared (raykd.data.prepared)
+    data: DataConfig | None = None  # default: the data the teacher prepared (raykd.data.preparation)
     students: dict[str, StudentConfig] = field(default_factory=lambda: {"lstm": StudentConfig()})
     distill: DistillConfig = field(default_factory=DistillConfig)
     baseline: Bool = True  # also train each student with kd_weight = 0

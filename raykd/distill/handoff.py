@@ -21,10 +21,11 @@ import pandas as pd
 
 from raykd.data import ScoringDataset
 from raykd.data.config import DataConfig
+from raykd.evaluation import TaskScores
+from raykd.footprint import throughput
+from raykd.heads import TaskLayout
 from raykd.io import write_text_atomic
-from raykd.measure import throughput
 from raykd.pipeline import Lineage, say
-from raykd.tasks import TaskLayout, TaskScores
 from raykd.teacher.job import TeacherOutput
 
 REFERENCE = "teacher_reference.json"
@@ -102,7 +103,7 @@ class StudentStage:
 def open_student_stage(teacher_folder: str | Path, data: DataConfig | None, stage: str) -> StudentStage:
     """The teacher stage's output at `teacher_folder` as `stage` reads it: its prepared data (read with `data`,
     default the recorded config) and its soft labels (unlabelled rows it did not score are kept without)."""
-    from raykd.data.prepared import reuse
+    from raykd.data.preparation import reuse
     from raykd.distill.softlabels import attach_soft_labels
 
     teacher = TeacherOutput.load(teacher_folder)

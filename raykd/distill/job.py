@@ -4,7 +4,7 @@
                (raykd.distill.handoff: size, test scores, CPU throughput measured once per teacher)
     fit        per student (one per task, or one for all tasks) and variant (kd; nokd = kd_weight 0): fit ->
                test -> save the artifact -> time it, each in a child MLflow run
-    compare    per task, the teacher against each family's KD and no-KD students; the targets (raykd.targets)
+    compare    per task, the teacher against each family's KD and no-KD students; the goals (raykd.goals)
 The result is a `DistillResult` (distill_result.json) and a Markdown table (distill_report.md).
 """
 
@@ -16,13 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from raykd import tables, targets
+from raykd import goals, tables
 from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
 from raykd.distill.handoff import TeacherReference, open_student_stage
 from raykd.distill.train import evaluate_fit, fit_student, save_fit
-from raykd.measure import dir_bytes, throughput
+from raykd.evaluation import TaskScores, primary
+from raykd.footprint import dir_bytes, throughput
+from raykd.heads import TaskLayout
 from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
-from raykd.tasks import TaskLayout, TaskScores, primary
 from raykd.teacher.job import TeacherOutput
 
 RESULT = "distill_result.json"
@@ -67,7 +68,7 @@ class FamilyTargets:
         return self.teacher_mean - self.kd_mean
 
     def line(self) -> str:
-        t, verdict = targets, targets.verdict
+        t, verdict = goals, goals.verdict
         parts = [f"{self.family}: KD mean {self.kd_mean:.3f}"]
         if self.nokd_mean is not None:
             gain = self.kd_mean - self.nokd_mean

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from raykd.data import ScoringDataset
-from raykd.data.prepared import text_digest
+from raykd.data.preparation import text_digest
 from raykd.errors import DataError
-from raykd.tasks import TaskLayout
+from raykd.heads import TaskLayout
 from raykd.teacher.export import read_soft_labels
 
 SUM_TOLERANCE = 1e-3
@@ -27,14 +27,7 @@ def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool =
     """
     soft, meta = read_soft_labels(path)
     where = f"{path} (soft labels from {source})"
-    teacher_layout = TaskLayout.from_list(meta.get("tasks", []))
-    for name, spec in ds.tasks.items():
-        if name not in teacher_layout.names:
-            raise DataError(where, f"the teacher did not score task {name!r} (it has {teacher_layout.names})")
-        theirs = teacher_layout.spec(name)
-        if theirs.labels != spec.labels or theirs.kind != spec.kind:
-            raise DataError(where, f"task {name!r}: the teacher has {len(theirs.labels)} {theirs.kind} labels "
-                                  f"{list(theirs.labels)}, the data has {len(spec.labels)} {list(spec.labels)}")
+    _check_layout(ds, TaskLayout.from_list(meta.get("tasks", [])), where)
     if not soft["id"].is_unique:
         raise DataError(where, f"duplicate response ids, e.g. {soft['id'][soft['id'].duplicated()].iloc[0]!r}")
     soft = soft.set_index("id")
@@ -57,7 +50,7 @@ def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool =
         i = int(np.flatnonzero(moved)[0])
         raise DataError(where, f"response {frame['id'].iloc[i]!r} was scored as {joined['t_split'].iloc[i]!r} but is "
                               f"{frame['split'].iloc[i]!r} here: the soft labels were made from another split")
-    if "text_sha256" in frame:  # hashed when the stage read the prepared data (raykd.data.prepared.reuse)
+    if "text_sha256" in frame:  # hashed when the stage read the prepared data (raykd.data.preparation.reuse)
         digests = np.where(present, frame["text_sha256"].to_numpy(dtype=object), "")
     else:
         digests = np.array([text_digest(t) if p else "" for t, p in zip(frame["text"], present, strict=True)])
@@ -65,6 +58,25 @@ def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool =
     if changed.any():
         rid = frame["id"].iloc[int(np.flatnonzero(changed)[0])]
         raise DataError(where, f"response {rid!r}: its text differs from the text the teacher scored")
+    vectors = _vectors(ds, frame, soft, present, where)
+    frame["soft"] = vectors
+    return frame
+
+
+def _check_layout(ds: ScoringDataset, teacher_layout: TaskLayout, where: str) -> None:
+    """Every task of the dataset scored by the teacher, with the same kind and labels."""
+    for name, spec in ds.tasks.items():
+        if name not in teacher_layout.names:
+            raise DataError(where, f"the teacher did not score task {name!r} (it has {teacher_layout.names})")
+        theirs = teacher_layout.spec(name)
+        if theirs.labels != spec.labels or theirs.kind != spec.kind:
+            raise DataError(where, f"task {name!r}: the teacher has {len(theirs.labels)} {theirs.kind} labels "
+                                  f"{list(theirs.labels)}, the data has {len(spec.labels)} {list(spec.labels)}")
+
+
+def _vectors(ds: ScoringDataset, frame: pd.DataFrame, soft: pd.DataFrame, present: np.ndarray, where: str
+             ) -> list[np.ndarray | None]:
+    """Each present row's probability vector over its task's labels, checked to be probabilities."""
     vectors: list[np.ndarray | None] = [None] * len(frame)
     for task, spec in ds.tasks.items():
         rows = np.flatnonzero(present & (frame["task"] == task).to_numpy())
@@ -85,5 +97,4 @@ def attach_soft_labels(ds: ScoringDataset, path: str | Path, require_all: bool =
                                       f"{sums[k]:.4f}, not 1")
         for r, vec in zip(rows, block.astype(np.float32), strict=True):
             vectors[r] = vec
-    frame["soft"] = vectors
-    return frame
+    return vectors

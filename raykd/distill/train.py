@@ -21,12 +21,13 @@ from torch.utils.data import DataLoader
 
 from raykd.distill.config import DistillConfig, StudentConfig
 from raykd.distill.losses import hard_loss, load_balance, mix, soft_loss
+from raykd.evaluation import TaskScores, score_tasks
+from raykd.heads import TaskLayout, row_probabilities
 from raykd.inputs import SEP, InputFormat
 from raykd.students.architectures import make_model
 from raykd.students.artifact import save_student
 from raykd.students.embeddings import init_from_teacher
 from raykd.students.vocab import Vocabulary
-from raykd.tasks import TaskLayout, TaskScores, row_probabilities, score_tasks
 from raykd.training import TrainState, count_parameters
 
 

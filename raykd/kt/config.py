@@ -126,7 +126,7 @@ class KTStudentConfig:
     temperature: PositiveNumber = 1.0
     mastery_weight: NonNegativeNumber = 0.1  # weight of the every-skill mastery term inside the KD term
     seed: Int = 0
-    # Rounds of raykd.kt.simulate.calibrate on the champion before it is saved (0: none): played training
+    # Rounds of raykd.kt.cohort.calibrate on the champion before it is saved (0: none): played training
     # cohorts then reproduce the real per-skill correct rates.
     calibration_rounds: NonNegativeInt = 3
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from raykd.errors import DataError
 from raykd.io import atomic_path, file_digest, write_text_atomic
-from raykd.kt import prepared as kt_prepared
+from raykd.kt import preparation as kt_prepared
 from raykd.kt.config import KTJobConfig
 from raykd.kt.results import (
     KTDistillResult,
@@ -66,6 +67,38 @@ def load_soft_labels(path: Path, split: str) -> tuple[list[np.ndarray], list[np.
             [flat_mastery[a:b] for a, b in bounds] if flat_mastery is not None else [])
 
 
+def _fit_members(cfg: KTJobConfig, parts: dict, prep: kt_prepared.KTPrepared, knowledge_arrays: dict,
+                 out: Path, run: StageRun) -> tuple[list[KTTeacherMember], list]:
+    """Each teacher member trained on Ray Train in turn: its record, and (model config, best weights) to save."""
+    import torch
+
+    from raykd.kt import teacher
+    from raykd.kt.metrics import auc
+    from raykd.kt.models import predict
+    from raykd.training import count_parameters
+
+    members, saved = [], []
+    for i, (model_cfg, hp) in enumerate(teacher.member_specs(cfg.teacher, len(prep.skill_ids),
+                                                             prep.max_length)):
+        t0 = time.time()
+        ckpt, state = teacher.fit(parts["train"], parts["validation"], prep.index, knowledge_arrays, model_cfg,
+                                  hp, cfg.scaling, out / "ray_results",
+                                  f"{run.run.info.run_name}-member{i}")  # a new stage run never resumes an old one
+        best = torch.load(ckpt / teacher.BEST, weights_only=True)
+        net = teacher.build(model_cfg, knowledge_arrays)
+        net.load_state_dict(best)
+        member = KTTeacherMember(model_cfg["family"], hp["seed"], count_parameters(net)[0], state.best_epoch + 1,
+                                 state.epoch + 1, state.best_score,
+                                 auc(parts["test"], predict(net, parts["test"], prep.index)[0]),
+                                 time.time() - t0, state.history)
+        members.append(member)
+        saved.append((model_cfg, best))
+        run.log_metrics({f"member{i}.val_auc": member.val_auc, f"member{i}.test_auc": member.test_auc})
+        run.say(f"member {i} ({member.family}, seed {member.seed}): {member.parameters:,} parameters, val AUC "
+                f"{member.val_auc:.4f}, test AUC {member.test_auc:.4f}, {member.train_seconds:.0f}s")
+    return members, saved
+
+
 def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeacherResult:
     from raykd.kt import teacher
     from raykd.kt.knowledge import build_knowledge
@@ -95,28 +128,8 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
         run.say(f"skill knowledge from {knowledge.source}: embeddings {knowledge.embeddings.shape}, graph with "
                 f"{int((knowledge.graph > 0).sum())} edges")
         ensure_ray(include_dashboard=False)
-        import torch
-
-        knowledge_arrays = {"embeddings": knowledge.embeddings, "graph": knowledge.graph}
-        members, saved = [], []
-        for i, (model_cfg, hp) in enumerate(teacher.member_specs(cfg.teacher, len(prep.skill_ids),
-                                                                 prep.max_length)):
-            t0 = time.time()
-            ckpt, state = teacher.fit(parts["train"], parts["validation"], prep.index, knowledge_arrays, model_cfg,
-                                      hp, cfg.scaling, out / "ray_results",
-                                      f"{run.run.info.run_name}-member{i}")  # a new stage run never resumes an old one
-            best = torch.load(ckpt / teacher.BEST, weights_only=True)
-            net = teacher.build(model_cfg, knowledge_arrays)
-            net.load_state_dict(best)
-            member = KTTeacherMember(model_cfg["family"], hp["seed"], count_parameters(net)[0], state.best_epoch + 1,
-                                     state.epoch + 1, state.best_score,
-                                     auc(parts["test"], predict(net, parts["test"], prep.index)[0]),
-                                     time.time() - t0, state.history)
-            members.append(member)
-            saved.append((model_cfg, best))
-            run.log_metrics({f"member{i}.val_auc": member.val_auc, f"member{i}.test_auc": member.test_auc})
-            run.say(f"member {i} ({member.family}, seed {member.seed}): {member.parameters:,} parameters, val AUC "
-                    f"{member.val_auc:.4f}, test AUC {member.test_auc:.4f}, {member.train_seconds:.0f}s")
+        members, saved = _fit_members(cfg, parts, prep, {"embeddings": knowledge.embeddings,
+                                                          "graph": knowledge.graph}, out, run)
         teacher.save_model(out / "model", saved, {"skill_ids": prep.skill_ids, "knowledge_source": knowledge.source})
         model, _ = teacher.load_model(out / "model")
         soft = {"train": predict(model, parts["train"], prep.index, mastery=True),
@@ -166,26 +179,56 @@ def measure_speed(teacher_model: object, student_model: object, seqs: list, inde
     return Speed(rates[0][0], rates[1][0], rates[0][1], rates[1][1])
 
 
-def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDistillResult:
+def _student_results(trials: list, cfg: KTJobConfig, parts: dict, prep: kt_prepared.KTPrepared, run: StageRun
+                     ) -> tuple[list[KTStudentResult], list]:
+    """Each trial's student loaded from its checkpoint and scored on test; (results, (model, its config))."""
     import torch
 
-    from raykd.kt import simulate, teacher
-    from raykd.kt import student as kt_student
     from raykd.kt.metrics import auc, auc_interval
     from raykd.kt.models import predict
-    from raykd.runtime import ensure_ray
     from raykd.students.architectures import build_student
     from raykd.training import count_parameters
+
+    results, models = [], []
+    for trial in trials:
+        hp = dataclasses.replace(cfg.student, hidden=trial.hidden, kd_weight=trial.kd_weight,
+                                 temperature=trial.temperature, seed=trial.seed)
+        model = build_student("dkt", {**dataclasses.asdict(hp), "num_skills": len(prep.skill_ids)})
+        model.load_state_dict(torch.load(trial.weights, weights_only=True))
+        model.eval()
+        probs = predict(model, parts["test"], prep.index)[0]
+        results.append(KTStudentResult(trial.hidden, trial.kd_weight, trial.temperature, trial.val_auc,
+                                       auc(parts["test"], probs), auc_interval(parts["test"], probs),
+                                       trial.best_epoch, count_parameters(model)[0], trial.seed))
+        models.append((model, hp))
+        run.say(f"student hidden {trial.hidden} lambda {trial.kd_weight} T {trial.temperature} seed {trial.seed}: "
+                f"val AUC {trial.val_auc:.4f}, test AUC {results[-1].test_auc:.4f}")
+    return results, models
+
+
+def _teacher_soft_labels(tdir: Path, t_result: KTTeacherResult) -> tuple[Any, list[np.ndarray]]:
+    """The teacher's soft labels, checked against the digest its stage recorded: (train labels, test next-step)."""
+    from raykd.kt import student as kt_student
+
+    if file_digest(tdir / SOFT_LABELS) != t_result.soft_labels_digest:
+        raise DataError(tdir / SOFT_LABELS, "changed since the teacher stage recorded it (sha256 differs from "
+                                            "kt_teacher_result.json); rerun kt-teacher")
+    nxt, mas = load_soft_labels(tdir / SOFT_LABELS, "train")
+    return kt_student.SoftLabels(nxt, mas), load_soft_labels(tdir / SOFT_LABELS, "test")[0]
+
+
+def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDistillResult:
+    from raykd.kt import cohort, teacher
+    from raykd.kt import student as kt_student
+    from raykd.kt.metrics import auc
+    from raykd.kt.models import predict
+    from raykd.runtime import ensure_ray
 
     tdir, out = teacher_dir(cfg), distill_dir(cfg)
     t_result = load_result(KTTeacherResult, tdir / "kt_teacher_result.json")
     ds, prep = kt_prepared.reuse(tdir, cfg.data)
     parts = prep.windows(ds)
-    if file_digest(tdir / SOFT_LABELS) != t_result.soft_labels_digest:
-        raise DataError(tdir / SOFT_LABELS, "changed since the teacher stage recorded it (sha256 differs from "
-                                            "kt_teacher_result.json); rerun kt-teacher")
-    nxt, mas = load_soft_labels(tdir / SOFT_LABELS, "train")
-    test_teacher, _ = load_soft_labels(tdir / SOFT_LABELS, "test")
+    soft, test_teacher = _teacher_soft_labels(tdir, t_result)
     uri = resolve_tracking_uri(tracking_uri, cfg.tracking, t_result.tracking_uri)
     lineage = Lineage(data_digest=prep.digest, git_commit=git_commit(), teacher_run_id=t_result.run_id,
                       soft_labels_digest=t_result.soft_labels_digest,
@@ -195,25 +238,12 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
                        tags={"raykd.family": "knowledge-tracing"}) as run:
         ensure_ray(include_dashboard=False)
         trials = kt_student.search(parts["train"], parts["validation"], prep.index,
-                                   kt_student.SoftLabels(nxt, mas), cfg.student, cfg.search, out / "ray_results",
+                                   soft, cfg.student, cfg.search, out / "ray_results",
                                    run.run.info.run_name)
-        results, models = [], []
-        for trial in trials:
-            hp = dataclasses.replace(cfg.student, hidden=trial.hidden, kd_weight=trial.kd_weight,
-                                     temperature=trial.temperature, seed=trial.seed)
-            model = build_student("dkt", {**dataclasses.asdict(hp), "num_skills": len(prep.skill_ids)})
-            model.load_state_dict(torch.load(trial.weights, weights_only=True))
-            model.eval()
-            probs = predict(model, parts["test"], prep.index)[0]
-            results.append(KTStudentResult(trial.hidden, trial.kd_weight, trial.temperature, trial.val_auc,
-                                           auc(parts["test"], probs), auc_interval(parts["test"], probs),
-                                           trial.best_epoch, count_parameters(model)[0], trial.seed))
-            models.append((model, hp))
-            run.say(f"student hidden {trial.hidden} lambda {trial.kd_weight} T {trial.temperature} seed {trial.seed}: "
-                    f"val AUC {trial.val_auc:.4f}, test AUC {results[-1].test_auc:.4f}")
+        results, models = _student_results(trials, cfg, parts, prep, run)
         settings, best, twin_at = kt_student.choose(results)
         champion, (champ_model, champ_hp), twin = results[best], models[best], results[twin_at]
-        calibration = simulate.calibrate(champ_model, [ds.train[i] for i in prep.train_learners], prep.index,
+        calibration = cohort.calibrate(champ_model, [ds.train[i] for i in prep.train_learners], prep.index,
                                          prep.max_length, cfg.student.calibration_rounds, cfg.simulate.seed)
         simulator_auc = auc(parts["test"], predict(champ_model, parts["test"], prep.index)[0])
         for i, c in enumerate(calibration):
@@ -255,7 +285,7 @@ def _register(run: StageRun, folder: Path, name: str, tags: dict[str, str]) -> s
 
 
 def run_kt_simulate(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTSimulateResult:
-    from raykd.kt import simulate
+    from raykd.kt import cohort
     from raykd.kt.student import load_student
 
     tdir, out = teacher_dir(cfg), distill_dir(cfg)
@@ -269,16 +299,16 @@ def run_kt_simulate(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTSimu
     with StageRun.open("kt-simulate", cfg.name, out, cfg.tracking, uri, lineage,
                        params={"simulate": dataclasses.asdict(cfg.simulate)},
                        tags={"raykd.family": "knowledge-tracing", "raykd.distill_run_id": d_result.run_id}) as run:
-        cohorts = [simulate.play(model, ds.test, prep.index, cfg.simulate.seed + i, prep.max_length)
+        cohorts = [cohort.play(model, ds.test, prep.index, cfg.simulate.seed + i, prep.max_length)
                    for i in range(cfg.simulate.cohorts)]
-        each = [simulate.compare(ds.test, c, cfg.simulate.max_attempt) for c in cohorts]
+        each = [cohort.compare(ds.test, c, cfg.simulate.max_attempt) for c in cohorts]
         # Per-skill rates of one cohort carry binomial noise (a skill may have 30 attempts); their mean over
         # several simulated cohorts is what the simulator expects, and the spread of single cohorts is reported.
         mean = [np.mean([c[i] for c in cohorts], axis=0) for i in range(len(ds.test))]
-        cmp = simulate.compare(ds.test, mean, cfg.simulate.max_attempt)
+        cmp = cohort.compare(ds.test, mean, cfg.simulate.max_attempt)
         singles = [(c.simulated_correct_rate, c.skill_rate_pearson_r) for c in each]
-        write_text_atomic(out / "simulation.md", simulate.table(cmp, singles))
-        run.log_artifact(simulate.plot(cmp, out / "simulation.png", len(cohorts)))
+        write_text_atomic(out / "simulation.md", cohort.table(cmp, singles))
+        run.log_artifact(cohort.plot(cmp, out / "simulation.png", len(cohorts)))
         run.log_artifact(out / "simulation.md")
         run.log_metrics({"real_correct_rate": cmp.real_correct_rate, "sim_correct_rate": cmp.simulated_correct_rate,
                          "skill_rate_pearson_r": cmp.skill_rate_pearson_r})

@@ -21,7 +21,7 @@ class CohortComparison:
 
 @dataclass
 class CalibrationRound:
-    """One round of `raykd.kt.simulate.calibrate`, measured before its bias update, on the training learners."""
+    """One round of `raykd.kt.cohort.calibrate`, measured before its bias update, on the training learners."""
 
     skill_rate_pearson_r: float  # played against real per-skill correct rates
     real_correct_rate: float
@@ -125,7 +125,7 @@ class KTDistillResult:
     speed: Speed
     registered: str = ""
     settings: list[KTSetting] = field(default_factory=list)  # the champion's is chosen by mean validation AUC
-    # The saved simulator: the champion after calibration (raykd.kt.simulate.calibrate), and its test AUC.
+    # The saved simulator: the champion after calibration (raykd.kt.cohort.calibrate), and its test AUC.
     calibration: list[CalibrationRound] = field(default_factory=list)
     simulator_test_auc: float = float("nan")
 

@@ -2,7 +2,7 @@
 
 `predict(history, next_skills)`: the probability of a correct answer on each of `next_skills` given the
 history alone (what-if questions). With `sample=True` the learner answers them in order instead: each answer is
-drawn (seeded) and joins the history before the next probability, as in `raykd.kt.simulate.play`. The model reads
+drawn (seeded) and joins the history before the next probability, as in `raykd.kt.cohort.play`. The model reads
 the attempts since its last window boundary (every `max_length` attempts), exactly as it was trained and plays.
 """
 

@@ -61,6 +61,26 @@ def member_specs(cfg: KTTeacherConfig, num_skills: int, max_length: int
             + [(dkt, {**{k: getattr(r, k) for k in TRAINING}, "seed": s}) for s in r.seeds])
 
 
+def restore(net: torch.nn.Module, opt: Any, sched: Any, rank: int) -> tuple[TrainState, dict | None]:
+    """The last reported checkpoint, if Ray Train restarted this worker: weights, optimizer, schedule, training
+    state and the best weights so far (a fresh state otherwise)."""
+    import ray.train
+
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        return TrainState(), None
+    with ckpt.as_directory() as d:
+        saved = torch.load(Path(d) / WEIGHTS, weights_only=True)
+        net.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        state = TrainState(**json.loads((Path(d) / STATE).read_text()))
+        best = torch.load(Path(d) / BEST, weights_only=True)
+    if rank == 0:
+        say("kt-teacher", f"resumed after epoch {state.epoch + 1}")
+    return state, best
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
@@ -77,18 +97,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
     steps = math.ceil(len(batches(train, hp["batch_size"], 0)) / world) * hp["epochs"]
     sched = get_cosine_schedule_with_warmup(opt, max(1, steps // 20), steps)
-    state, best = TrainState(), None
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            saved = torch.load(Path(d) / WEIGHTS, weights_only=True)
-            net.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            state = TrainState(**json.loads((Path(d) / STATE).read_text()))
-            best = torch.load(Path(d) / BEST, weights_only=True)
-        if rank == 0:
-            say("kt-teacher", f"resumed after epoch {state.epoch + 1}")
+    state, best = restore(net, opt, sched, rank)
     for epoch in range(state.epoch + 1, hp["epochs"]):
         model.train()
         t0, total, count = time.time(), 0.0, 0

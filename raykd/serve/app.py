@@ -275,7 +275,7 @@ class ScoringDeployment:
         """Score a whole file (the scoring page's upload). The file stays in memory and is never written."""
         from raykd.errors import DataError
         from raykd.io import spreadsheet_safe
-        from raykd.predict import score_dataset, scoring_dataset
+        from raykd.predict.rows import score_dataset, scoring_dataset
         from raykd.serve.upload import UploadLimits, UploadRefused, content_disposition, parse_upload, upload_name
 
         try:

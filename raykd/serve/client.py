@@ -12,8 +12,8 @@ import requests
 
 from raykd.data.dataset import TaskSpec
 from raykd.errors import RaykdError
+from raykd.heads import TaskLayout
 from raykd.io import write_table_atomic
-from raykd.tasks import TaskLayout
 
 
 class ScoringClient:
@@ -59,7 +59,7 @@ def score_file(url: str, input_path: str, output_path: str | None = None, token:
                batch_size: int = 64) -> pd.DataFrame:
     from tqdm import tqdm
 
-    from raykd.predict import read_for_scoring
+    from raykd.predict.rows import read_for_scoring
     from raykd.scoring import prob_columns, prob_matrix
 
     client = ScoringClient(url, token)

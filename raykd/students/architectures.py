@@ -13,11 +13,11 @@ from typing import Any
 from torch import nn
 
 from raykd.distill.config import StudentConfig
+from raykd.heads import TaskLayout
 from raykd.kt.models import DKT, DKTSpec
 from raykd.students.lstm import LSTMSpec, LSTMStudent
 from raykd.students.moe import MoESpec, MoEStudent
 from raykd.students.pair import PairSpec, PairStudent
-from raykd.tasks import TaskLayout
 
 
 def _dkt(spec: DKTSpec) -> nn.Module:

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from raykd.heads import TaskLayout, probabilities
 from raykd.inputs import InputFormat
 from raykd.io import atomic_dir
 from raykd.students.vocab import Vocabulary
-from raykd.tasks import TaskLayout, probabilities
 from raykd.training import count_parameters
 
 MANIFEST = "raykd_model.json"

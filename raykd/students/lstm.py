@@ -1,7 +1,7 @@
 """The LSTM student of arXiv 2312.15842: embedding -> LSTM -> dropout -> dense.
 
 Sized in the paper's 0.02-0.1M-parameter range by the default StudentConfig. The dense layer has one output per
-class/label of every task it serves (see raykd.tasks.TaskLayout), so one student can also serve
+class/label of every task it serves (see raykd.heads.TaskLayout), so one student can also serve
 several tasks.
 """
 

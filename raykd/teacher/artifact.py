@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from raykd.config import from_dict
+from raykd.heads import TaskLayout, probabilities
 from raykd.inputs import model_inputs
 from raykd.io import atomic_dir
-from raykd.tasks import TaskLayout, probabilities
 from raykd.teacher.config import LoraConfig, ModelConfig
 from raykd.teacher.model import autocast, build_model, build_tokenizer, tokenize
 from raykd.training import count_parameters

@@ -21,8 +21,8 @@ import pandas as pd
 
 from raykd.data.dataset import MULTICLASS
 from raykd.errors import ConfigError, DataError
+from raykd.heads import TaskLayout
 from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
-from raykd.tasks import TaskLayout
 from raykd.teacher.config import EnsembleJobConfig
 from raykd.teacher.job import RESULT, SOFT_LABELS, TeacherOutput, TeacherResult
 
@@ -103,7 +103,7 @@ def combine(matrices: list[np.ndarray], ids: pd.DataFrame, layout: TaskLayout, c
 
 
 def run_ensemble(cfg: EnsembleJobConfig, tracking_uri: str | None = None) -> TeacherResult:
-    from raykd.data.prepared import PREPARED, SPLITS, reuse
+    from raykd.data.preparation import PREPARED, SPLITS, reuse
     from raykd.io import copy_dir_atomic, file_digest
     from raykd.teacher.artifact import TeacherScorer
     from raykd.teacher.export import soft_label_scores, write_soft_labels
@@ -114,7 +114,8 @@ def run_ensemble(cfg: EnsembleJobConfig, tracking_uri: str | None = None) -> Tea
     ds = reuse(reference.folder, None, "ensemble")
     ids, matrices, layout, columns = aligned(members)
     runs = [m.result.run_id or "" for m in members]
-    lineage = Lineage(data_digest=ds.digest(), git_commit=git_commit())
+    digest = reference.prepared.digest  # reuse checked that the dataset is the one the members prepared
+    lineage = Lineage(data_digest=digest, git_commit=git_commit())
     with StageRun.open("ensemble", cfg.name, cfg.output_dir, cfg.tracking,
                        resolve_tracking_uri(tracking_uri, cfg.tracking, reference.result.tracking_uri), lineage,
                        params={**asdict(cfg), "reference": str(reference.folder)}, dataset=ds,
@@ -128,19 +129,19 @@ def run_ensemble(cfg: EnsembleJobConfig, tracking_uri: str | None = None) -> Tea
             shutil.copy(reference.folder / name, run.out / name)
         write_soft_labels(soft, run.out / SOFT_LABELS, {"tasks": layout.to_list(), "teacher_run_id": run.run_id,
                                                         "member_run_ids": runs, "weights": weights,
-                                                        "data_digest": ds.digest()})
+                                                        "data_digest": digest})
         model_dir = copy_dir_atomic(reference.model_dir, run.out / "model")
         # Multi-label decisions of the combined probabilities use the reference member's tuned thresholds.
         thresholds = TeacherScorer.read_thresholds(reference.model_dir)
         splits = {split: soft_label_scores(soft, ds, split, thresholds) for split in ("validation", "test")}
-        digest = file_digest(run.out / SOFT_LABELS)
+        soft_digest = file_digest(run.out / SOFT_LABELS)
         run.log_artifact(run.out / SOFT_LABELS, "soft_labels")
         metrics = {k: v for split, s in splits.items() for k, v in s.flat(f"{split}/").items()}
         run.log_metrics(metrics)
         result = TeacherResult(output_dir=str(run.out), model_dir=str(model_dir),
                                soft_labels=str(run.out / SOFT_LABELS), run_id=run.run_id,
-                               tracking_uri=run.tracking_uri, data_digest=ds.digest(),
-                               soft_labels_digest=digest, metrics=metrics, parameters=reference.result.parameters,
+                               tracking_uri=run.tracking_uri, data_digest=digest,
+                               soft_labels_digest=soft_digest, metrics=metrics, parameters=reference.result.parameters,
                                epochs_run=0, backbone="ensemble", splits=splits, members=runs, weights=weights)
         run.save(result, RESULT)
     for split, scores in splits.items():

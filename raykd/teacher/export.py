@@ -17,10 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raykd.data.prepared import text_digests
+from raykd.data.preparation import text_digests
+from raykd.heads import TaskLayout
 from raykd.io import atomic_path
 from raykd.scoring import plain_columns, prob_columns, prob_matrix
-from raykd.tasks import TaskLayout
 
 META_KEY = b"raykd"
 ID_COLUMNS = ["id", "task", "split", "text_sha256"]
@@ -93,7 +93,7 @@ def write_soft_labels(frame: pd.DataFrame, path: str | Path, metadata: dict[str,
 def soft_label_scores(soft: pd.DataFrame, ds: Any, split: str, thresholds: dict[str, list[float]]) -> Any:
     """The teacher's per-task metrics on one split, from its exported probabilities (with bootstrap intervals
     on test)."""
-    from raykd.tasks import score_tasks
+    from raykd.evaluation import score_tasks
 
     layout = TaskLayout.of(ds.tasks)
     rows = soft[soft["split"] == split]

@@ -1,6 +1,6 @@
 """The teacher stage: data -> distributed fine-tune -> soft labels, in one MLflow run.
 
-    prepare   read and split the data once; record it (raykd.data.prepared) for the stages after this one
+    prepare   read and split the data once; record it (raykd.data.preparation) for the stages after this one
     fit       Ray Train TorchTrainer with DeepSpeed ZeRO (raykd.teacher.train), the best epoch's artifact
     export    soft labels for every response on Ray Data (raykd.teacher.export), scored per split
     result    TeacherResult in teacher_result.json; `TeacherOutput.load(folder)` is how later stages read it
@@ -15,8 +15,9 @@ from typing import Any
 
 from raykd.data import ScoringDataset
 from raykd.errors import ConfigError
+from raykd.evaluation import TaskScores
+from raykd.heads import TaskLayout
 from raykd.pipeline import Lineage, StageRun, load_result, resolve_tracking_uri, say
-from raykd.tasks import TaskLayout, TaskScores
 from raykd.teacher.config import TeacherJobConfig
 from raykd.teacher.train import KillPoint
 
@@ -59,8 +60,8 @@ class TeacherOutput:
 
     @property
     def prepared(self) -> Any:
-        """The teacher's record of the data it prepared (raykd.data.prepared)."""
-        from raykd.data.prepared import load_record
+        """The teacher's record of the data it prepared (raykd.data.preparation)."""
+        from raykd.data.preparation import load_record
 
         return load_record(self.folder)
 
@@ -144,7 +145,7 @@ def fit(cfg: TeacherJobConfig, ds: ScoringDataset, layout: TaskLayout, run: Stag
         return copy_best(d, run.out / "model"), read_state(d), seconds
 
 
-def export(cfg: TeacherJobConfig, ds: ScoringDataset, model_dir: Path, run: StageRun
+def export(cfg: TeacherJobConfig, ds: ScoringDataset, digest: str, model_dir: Path, run: StageRun
            ) -> tuple[str, str, dict[str, TaskScores], dict[str, float]]:
     """Soft labels for every response of the exported splits, written atomically and logged; returns their
     path, sha256, the teacher's scores per split, and the export's rate."""
@@ -159,7 +160,7 @@ def export(cfg: TeacherJobConfig, ds: ScoringDataset, model_dir: Path, run: Stag
     soft = export_soft_labels(model_dir, ds.frame[ds.frame["split"].isin(cfg.export.splits)], path,
                               batch_size=cfg.export.batch_size, num_cpus=cfg.export.num_cpus,
                               num_gpus=cfg.export.num_gpus, concurrency=cfg.export.concurrency,
-                              metadata={"teacher_run_id": run.run_id, "data_digest": ds.digest()})
+                              metadata={"teacher_run_id": run.run_id, "data_digest": digest})
     seconds = time.time() - t0
     thresholds = TeacherScorer.read_thresholds(model_dir)
     splits = {split: soft_label_scores(soft, ds, split, thresholds) for split in ("validation", "test")}
@@ -174,12 +175,12 @@ def export(cfg: TeacherJobConfig, ds: ScoringDataset, model_dir: Path, run: Stag
 def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None, *,
                 kill_worker: KillPoint | None = None) -> TeacherResult:
     """The teacher stage. `kill_worker` is for tests: it SIGKILLs one worker once, as a crashed node would."""
-    from raykd.data.prepare import prepare_dataset
-    from raykd.data.prepared import record
+    from raykd.data.preparation import prepare_dataset, record
     from raykd.runtime import ensure_ray
     from raykd.tracking import git_commit
 
     ds = prepare_dataset(cfg.data)
+    digest = ds.digest()
     check_tasks(cfg, ds)
     layout = TaskLayout.of(ds.tasks)
     counts = ds.frame["split"].value_counts()
@@ -187,16 +188,16 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None, *,
         raise ConfigError("data", "the teacher needs labelled train and validation rows")
     say("teacher", f"data {cfg.data.path}: {counts.get('train', 0)} train / {counts.get('validation', 0)} validation / "
                    f"{counts.get('test', 0)} test / {counts.get('unlabelled', 0)} unlabelled; tasks {layout.names}; "
-                   f"digest {ds.digest()[:16]}")
+                   f"digest {digest[:16]}")
     check_backbone(cfg)
     ensure_ray()
     check_resources(cfg)
     backbone = cfg.model.tiny or cfg.model.name_or_path
-    lineage = Lineage(data_digest=ds.digest(), git_commit=git_commit())
+    lineage = Lineage(data_digest=digest, git_commit=git_commit())
     with StageRun.open("teacher", cfg.name, cfg.output_dir, cfg.tracking,
                        resolve_tracking_uri(tracking_uri, cfg.tracking), lineage, params=asdict(cfg), dataset=ds,
                        data_source=cfg.data.path, tags={"raykd.backbone": backbone}) as run:
-        record(ds, cfg.data, run.out, "teacher")
+        record(ds, cfg.data, run.out, "teacher", digest)
         model_dir, state, seconds = fit(cfg, ds, layout, run, kill_worker)
         run.say(f"trained {len(state.history)} epoch(s) in {seconds:.0f}s; best epoch {state.best_epoch + 1} val "
                 f"score {state.best_score:.4f}")
@@ -205,7 +206,7 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None, *,
                    ("train/samples_per_s", "train/steady_samples_per_s", "gpu/max_memory_gb") if k in last}}
         soft_path, soft_digest, splits = "", "", {}
         if cfg.export.enabled:  # off for throughput runs: train only
-            soft_path, soft_digest, splits, rates = export(cfg, ds, model_dir, run)
+            soft_path, soft_digest, splits, rates = export(cfg, ds, digest, model_dir, run)
             metrics.update(rates)
             for split, scores in splits.items():
                 metrics.update(scores.flat(f"{split}/"))
@@ -213,7 +214,7 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None, *,
         from raykd.teacher.artifact import TeacherScorer
 
         result = TeacherResult(output_dir=str(run.out), model_dir=str(model_dir), soft_labels=soft_path,
-                               run_id=run.run_id, tracking_uri=run.tracking_uri, data_digest=ds.digest(),
+                               run_id=run.run_id, tracking_uri=run.tracking_uri, data_digest=digest,
                                soft_labels_digest=soft_digest, metrics=metrics,
                                parameters=TeacherScorer.read_manifest(model_dir).get("parameters", {}),
                                epochs_run=len(state.history), backbone=backbone, splits=splits)

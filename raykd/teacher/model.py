@@ -1,6 +1,6 @@
 """Teacher backbones: encoders and decoder LLMs through `transformers` sequence classification.
 
-The classification head has one output per class/label of every task (see raykd.tasks.TaskLayout).
+The classification head has one output per class/label of every task (see raykd.heads.TaskLayout).
 LLMs are tuned with LoRA (peft); for gpt-oss the MXFP4 expert weights are dequantized to bf16, since
 MXFP4 cannot be trained, and no `device_map` is passed (DeepSpeed ZeRO-3 places the weights).
 """

@@ -32,9 +32,10 @@ from raykd.config import from_dict
 from raykd.data.dataset import MULTICLASS
 from raykd.distill.losses import hard_loss
 from raykd.errors import ConfigError
+from raykd.evaluation import TaskScores, score_tasks
+from raykd.heads import TaskLayout, row_probabilities
 from raykd.io import copy_dir_atomic
 from raykd.pipeline import say
-from raykd.tasks import TaskLayout, TaskScores, row_probabilities, score_tasks
 from raykd.teacher.config import TeacherJobConfig, TrainConfig
 from raykd.teacher.model import build_model, build_tokenizer, cpu_bf16, tokenize
 from raykd.training import TrainState, count_parameters

@@ -54,7 +54,7 @@ class TuneJobConfig:
     name: Str = "tune"
     output_dir: Str = "runs/tune"
     teacher: Str = "runs/teacher"  # a teacher job's output folder
-    data: DataConfig | None = None  # default: the data the teacher prepared (raykd.data.prepared)
+    data: DataConfig | None = None  # default: the data the teacher prepared (raykd.data.preparation)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     space: dict[str, ParamRange] = field(default_factory=dict)

@@ -1,8 +1,8 @@
 """The benchmark's command line: what it refuses before any stage runs (the stages are the library's)."""
 
-import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -10,19 +10,31 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_all(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), *args], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
+@pytest.fixture
+def run_all(monkeypatch, capsys):
+    """`python -m bench.run_all ARGS` from the repository root, in this process (its exit status and stderr)."""
+    from bench import run_all as module
+
+    def run(*args: str) -> SimpleNamespace:
+        monkeypatch.chdir(ROOT)
+        monkeypatch.setattr(sys, "argv", ["bench.run_all", *args])
+        try:
+            code = module.main()
+        except SystemExit as e:
+            code = e.code
+        return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
+
+    return run
 
 
-def test_unknown_stage_and_missing_config_are_named(tmp_path):
+def test_unknown_stage_and_missing_config_are_named(run_all, tmp_path):
     out = run_all("--config", "bench/config.yaml", "--workdir", str(tmp_path / "w"), "--only", "speed,nope")
     assert out.returncode == 2 and "unknown stage 'nope'" in out.stderr and "asap_teacher" in out.stderr
     out = run_all("--config", str(tmp_path / "absent.yaml"), "--workdir", str(tmp_path / "w"))
     assert out.returncode == 2 and "absent.yaml: no such file" in out.stderr
 
 
-def test_a_workdir_belongs_to_one_config(tmp_path):
+def test_a_workdir_belongs_to_one_config(run_all, tmp_path):
     cfg = tmp_path / "bench.yaml"
     cfg.write_text((ROOT / "bench" / "config.yaml").read_text())
     work = tmp_path / "w"
@@ -34,7 +46,7 @@ def test_a_workdir_belongs_to_one_config(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "config.gpu.yaml"])
-def test_a_bad_student_or_teacher_key_stops_the_run_before_any_stage(tmp_path, name):
+def test_a_bad_student_or_teacher_key_stops_the_run_before_any_stage(run_all, tmp_path, name):
     cfg = yaml.safe_load((ROOT / "bench" / name).read_text())
     student = next(iter(cfg["semeval_students"]))
     cfg["semeval_students"][student]["hiden"] = 8
@@ -51,8 +63,7 @@ def test_a_bad_student_or_teacher_key_stops_the_run_before_any_stage(tmp_path, n
 
 
 def test_a_cached_stage_is_reused_only_for_the_config_it_read(tmp_path):
-    sys.path.insert(0, str(ROOT / "bench"))
-    from run_all import cached, load_saved
+    from bench.run_all import cached, load_saved
 
     calls = []
 

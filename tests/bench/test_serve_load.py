@@ -1,19 +1,13 @@
 """The load benchmark's pooling of its passes over each concurrency level (bench/serve_load.py)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def serve_load():
-    spec = importlib.util.spec_from_file_location("serve_load", ROOT / "bench" / "serve_load.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from bench import serve_load
+
+    return serve_load
 
 
 def wrk_run(ok: int, busy: int, seconds: float, p50_us: int, p99_us: int, timeouts: int = 0) -> dict:

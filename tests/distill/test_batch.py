@@ -11,7 +11,7 @@ import torch
 from raykd.data import TaskSpec
 from raykd.distill.config import DistillConfig
 from raykd.distill.train import batch_objective
-from raykd.tasks import TaskLayout
+from raykd.heads import TaskLayout
 from raykd.teacher.train import batch_loss
 
 A = TaskSpec("a", "multiclass", ("0", "1"))

@@ -5,7 +5,7 @@ import numpy as np
 from raykd.data import load_dataset, make_splits
 from raykd.distill.config import DistillConfig, StudentConfig
 from raykd.distill.train import evaluate_fit, fit_student
-from raykd.tasks import TaskLayout
+from raykd.heads import TaskLayout
 from tests.fixtures import write_pasta_task
 
 

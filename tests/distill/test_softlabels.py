@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from raykd.data import ColumnMap, read_generic
-from raykd.data.prepared import text_digest
+from raykd.data.preparation import text_digest
 from raykd.distill.softlabels import attach_soft_labels
 from raykd.errors import DataError
-from raykd.tasks import TaskLayout
+from raykd.heads import TaskLayout
 from raykd.teacher.export import write_soft_labels
 
 

@@ -3,6 +3,8 @@
 No cluster runs here (no container engine): every manifest is exercised by rendering and schema checks.
 """
 
+import copy
+import functools
 import os
 import subprocess
 import sys
@@ -44,17 +46,24 @@ def crd_schemas(shared_data) -> dict:
         pytest.fail(f"KubeRay CRD schemas not found at {root}")
     out = {}
     for kind in ("RayCluster", "RayJob", "RayService"):
-        crd = yaml.safe_load((root / f"ray.io_{kind.lower()}s.yaml").read_text())
+        # libyaml's loader: the CRDs are ~10,000 lines each, which the pure-Python loader takes seconds over
+        crd = yaml.load((root / f"ray.io_{kind.lower()}s.yaml").read_text(), Loader=yaml.CSafeLoader)
         out[kind] = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")["schema"]["openAPIV3Schema"]
     return out
 
 
 def render(helm: str, values: Path | None, *extra: str) -> list[dict]:
+    """The chart rendered with `values` and `--set` pairs (each rendering once per session: tests copy it)."""
+    return copy.deepcopy(_rendered(helm, values, extra))
+
+
+@functools.cache
+def _rendered(helm: str, values: Path | None, extra: tuple[str, ...]) -> list[dict]:
     cmd = [helm, "template", "rk", str(CHART), "--namespace", "raykd", *extra]
     if values:
         cmd += ["-f", str(values)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return [d for d in yaml.load_all(out, Loader=yaml.CSafeLoader) if d]
 
 
 @pytest.mark.parametrize("values", VALUES, ids=["default", "gpu-a100", "minimal"])

@@ -26,11 +26,11 @@ def test_pipeline_records_each_stage_and_its_lineage(tiny_kt, tracking_uri):
     # The teacher is the mean of an attention member and a DKT member, each trained on Ray Train.
     assert [(m.family, m.epochs_run) for m in teacher.members] == [("attention", 2), ("dkt", 2)]
     assert teacher.parameters == sum(m.parameters for m in teacher.members)
-    from raykd.kt import prepared
+    from raykd.kt import preparation
     from raykd.kt import teacher as kt_teacher
     from raykd.kt.models import predict
 
-    ds, prep = prepared.reuse(tdir, cfg.data)
+    ds, prep = preparation.reuse(tdir, cfg.data)
     test = prep.windows(ds)["test"]
     model, _ = kt_teacher.load_model(tdir / "model")
     each = [predict(m, test, prep.index)[0] for m in model.members]
@@ -57,21 +57,21 @@ def test_pipeline_records_each_stage_and_its_lineage(tiny_kt, tracking_uri):
 
 
 def test_champion_reproduces_the_saved_predictions_and_simulation_is_seeded(tiny_kt):
-    from raykd.kt import prepared, simulate
+    from raykd.kt import cohort, preparation
     from raykd.kt.job import distill_dir, teacher_dir
     from raykd.kt.simulator import Simulator
 
     cfg, simulation = tiny_kt
-    ds, prep = prepared.reuse(teacher_dir(cfg), cfg.data)
+    ds, prep = preparation.reuse(teacher_dir(cfg), cfg.data)
     sim = Simulator.load(distill_dir(cfg) / "champion")
-    a = simulate.play(sim.model, ds.test, prep.index, seed=0, max_length=prep.max_length)
-    b = simulate.play(sim.model, ds.test, prep.index, seed=0, max_length=prep.max_length)
-    c = simulate.play(sim.model, ds.test, prep.index, seed=1, max_length=prep.max_length)
+    a = cohort.play(sim.model, ds.test, prep.index, seed=0, max_length=prep.max_length)
+    b = cohort.play(sim.model, ds.test, prep.index, seed=0, max_length=prep.max_length)
+    c = cohort.play(sim.model, ds.test, prep.index, seed=1, max_length=prep.max_length)
     assert all((x == y).all() for x, y in zip(a, b, strict=True))
     assert any((x != y).any() for x, y in zip(a, c, strict=True))
     # The stage compares the real cohort with the mean of its simulated cohorts (seeds 0, 1, ...).
-    assert simulate.compare(ds.test, a).simulated_correct_rate == pytest.approx(simulation.cohorts[0][0])
-    assert simulate.compare(ds.test, c).simulated_correct_rate == pytest.approx(simulation.cohorts[1][0])
+    assert cohort.compare(ds.test, a).simulated_correct_rate == pytest.approx(simulation.cohorts[0][0])
+    assert cohort.compare(ds.test, c).simulated_correct_rate == pytest.approx(simulation.cohorts[1][0])
     assert len(simulation.cohorts) == cfg.simulate.cohorts == 5
     rates = [rate for rate, _ in simulation.cohorts]
     assert simulation.comparison.simulated_correct_rate == pytest.approx(np.mean(rates))
@@ -87,14 +87,14 @@ def test_champion_reproduces_the_saved_predictions_and_simulation_is_seeded(tiny
 
 
 def test_changed_data_is_refused_by_later_stages(tiny_kt, tmp_path):
-    from raykd.kt import prepared
+    from raykd.kt import preparation
     from raykd.kt.job import teacher_dir
 
     cfg, _ = tiny_kt
     with pytest.raises(DataError, match="differs from what the teacher"):
-        prepared.reuse(teacher_dir(cfg), type(cfg.data)(**{**cfg.data.__dict__, "limit": 70}))
+        preparation.reuse(teacher_dir(cfg), type(cfg.data)(**{**cfg.data.__dict__, "limit": 70}))
     with pytest.raises(DataError, match="not found"):
-        prepared.load(tmp_path)
+        preparation.load(tmp_path)
 
 
 def test_unnamed_skills_get_a_cooccurrence_graph():

@@ -291,8 +291,8 @@ def test_question_aware_student_scores_the_same_through_predict_and_http(shared_
     from raykd.data import make_splits, read_semeval
     from raykd.distill.config import DistillConfig, StudentConfig
     from raykd.distill.train import fit_student, save_fit
+    from raykd.heads import TaskLayout
     from raykd.serve.client import score_file
-    from raykd.tasks import TaskLayout
 
     ds = make_splits(read_semeval(shared_data / "semeval2013_task7", "sciEntsBank", 2), seed=0)
     f = ds.frame

@@ -17,18 +17,34 @@ from raykd.serve.launch import build_app
 
 
 @pytest.fixture(scope="module")
-def registered(asap1_student, tracking_uri, tmp_path_factory):
+def small_student(shared_data, tmp_path_factory):
+    """A small, quickly trained ASAP-SAS set 1 student: what it scores does not matter here, that it loads does."""
+    from raykd.data import read_asap
+    from raykd.distill.config import DistillConfig, StudentConfig
+    from raykd.distill.train import fit_student, save_fit
+    from raykd.heads import TaskLayout
+
+    ds = read_asap(shared_data / "asap_sas", sets=[1])
+    rows = ds.frame.head(200)
+    fit = fit_student(StudentConfig(hidden=8, embed_dim=8), DistillConfig(kd_weight=0.0, epochs=1), rows,
+                      rows.tail(50), TaskLayout.of(ds.tasks))
+    return save_fit(fit, tmp_path_factory.mktemp("small") / "student")
+
+
+@pytest.fixture(scope="module")
+def registered(small_student, tracking_uri, tmp_path_factory):
     """A registered model with a good version, a broken one (its vocabulary is not JSON) and a newer good one."""
     mlflow.set_tracking_uri(tracking_uri)
     broken = tmp_path_factory.mktemp("broken") / "model"
-    shutil.copytree(asap1_student[0], broken)
+    shutil.copytree(small_student, broken)
     (broken / "vocab.json").write_text("{not json")
     name = "champion-lifecycle"
-    versions = []
-    for folder in (asap1_student[0], broken, asap1_student[0]):
+    uris = {}
+    for kind, folder in (("good", small_student), ("broken", broken)):
         with mlflow.start_run():
-            info = log_model(folder)
-        versions.append(register_champion(info.model_uri, name, {"raykd.data_digest": "test"}).version)
+            uris[kind] = log_model(folder).model_uri
+    versions = [register_champion(uris[kind], name, {"raykd.data_digest": "test"}).version
+                for kind in ("good", "broken", "good")]  # the last: a newer version of a working model
     client = mlflow.tracking.MlflowClient(tracking_uri)
     client.set_registered_model_alias(name, "champion", versions[0])
     return name, [str(v) for v in versions], client

@@ -9,10 +9,10 @@ import torch
 from raykd.config import ConfigError, from_dict
 from raykd.data import TaskSpec
 from raykd.distill.config import DistillJobConfig, StudentConfig
+from raykd.heads import TaskLayout
 from raykd.students.architectures import make_model
 from raykd.students.embeddings import init_from_teacher, reduce_embeddings
 from raykd.students.vocab import Vocabulary
-from raykd.tasks import TaskLayout
 from raykd.tune.config import TuneJobConfig
 
 

@@ -4,11 +4,11 @@ import torch
 
 from raykd.data import TaskSpec
 from raykd.distill.config import DistillConfig, StudentConfig
+from raykd.heads import TaskLayout
 from raykd.inputs import SEP
 from raykd.students.architectures import make_model
 from raykd.students.artifact import StudentScorer, save_student
 from raykd.students.vocab import Vocabulary
-from raykd.tasks import TaskLayout
 
 ASAP = TaskLayout.of([TaskSpec(f"asap_{s}", "multiclass", ("0", "1", "2", "3"), ordinal=True) for s in (1, 2, 5, 6)]
                      + [TaskSpec("asap_10", "multiclass", ("0", "1", "2"), ordinal=True)])

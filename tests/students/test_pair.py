@@ -8,12 +8,12 @@ import torch
 from raykd.config import ConfigError, from_dict
 from raykd.data import TaskSpec
 from raykd.distill.config import DistillJobConfig, StudentConfig
+from raykd.heads import TaskLayout
 from raykd.inputs import SEP, model_inputs
 from raykd.students.architectures import make_model
 from raykd.students.lstm import pool
 from raykd.students.pair import side_masks
 from raykd.students.vocab import SEP_ID, Vocabulary
-from raykd.tasks import TaskLayout
 
 TWO_WAY = TaskLayout.of([TaskSpec("two_way", "multiclass", ("incorrect", "correct"))])
 

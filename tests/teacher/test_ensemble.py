@@ -61,7 +61,7 @@ def test_mean_of_two_teachers_is_a_teacher_output_with_member_lineage(tiny_teach
 
 
 def test_fit_weights_prefer_the_teacher_closer_to_gold(tiny_teacher, tmp_path, tracking_uri):
-    from raykd.data.prepared import reuse
+    from raykd.data.preparation import reuse
 
     first, _ = read_soft_labels(tiny_teacher.soft_labels)
     gold = reuse(tiny_teacher.output_dir, None, "test").frame.set_index("id")["y"].loc[first["id"]]

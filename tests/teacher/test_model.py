@@ -94,7 +94,7 @@ def test_mean_pooling_averages_the_real_tokens_only():
 @pytest.mark.parametrize("head", ["mean", "pair"])
 def test_mean_pooled_teacher_round_trips_through_its_artifact(tmp_path, head):
     from raykd.data.dataset import MULTICLASS, TaskSpec
-    from raykd.tasks import TaskLayout
+    from raykd.heads import TaskLayout
     from raykd.teacher.artifact import TeacherScorer, save_teacher
     from raykd.teacher.model import tokenize
 

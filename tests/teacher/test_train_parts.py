@@ -50,7 +50,7 @@ def test_balanced_class_weights_for_skewed_tasks_only():
 
     from raykd.data.dataset import MULTICLASS, TaskSpec
     from raykd.errors import ConfigError
-    from raykd.tasks import TaskLayout
+    from raykd.heads import TaskLayout
     from raykd.teacher.config import TrainConfig
     from raykd.teacher.train import loss_weights
 

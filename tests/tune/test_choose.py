@@ -11,11 +11,12 @@ from raykd.data import TaskSpec
 from raykd.distill.config import StudentConfig
 from raykd.distill.handoff import TeacherReference
 from raykd.errors import RaykdError
-from raykd.measure import throughput
+from raykd.evaluation import TaskScores
+from raykd.footprint import throughput
+from raykd.heads import TaskLayout
 from raykd.students.architectures import make_model
 from raykd.students.artifact import StudentScorer, save_student
 from raykd.students.vocab import Vocabulary
-from raykd.tasks import TaskLayout, TaskScores
 from raykd.tune.config import TuneJobConfig
 from raykd.tune.search import TrialResult, choose, no_kd_rival
 

@@ -14,7 +14,8 @@ import yaml
 from raykd.cli import main
 from raykd.config import from_dict
 from raykd.tune.config import TuneJobConfig
-from raykd.tune.search import build_searcher, run_tune
+from raykd.tune.job import run_tune
+from raykd.tune.search import build_searcher
 
 
 def tune_dict(tiny_teacher, out: Path, **extra) -> dict:

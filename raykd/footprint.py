@@ -1,4 +1,4 @@
-"""Measuring models where they run: throughput of a scorer and the size of an artifact on disk."""
+"""Measuring models where they run: throughput of a scorer and the size of an artifact on disk (a model's footprint)."""
 
 from __future__ import annotations
 

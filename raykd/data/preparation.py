@@ -1,4 +1,5 @@
-"""One data preparation per pipeline: the teacher stage records the dataset it prepared; later stages reuse it.
+"""One data preparation per pipeline: the first stage reads and splits the data (`prepare_dataset`) and records
+what it prepared (`record`); later stages `reuse` the record instead of splitting again.
 
 The record sits in the teacher's output folder:
 
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from raykd.config import from_dict
+from raykd.data import detect_format, load_dataset, make_splits, resolve_data_path
 from raykd.data.config import DataConfig
 from raykd.data.dataset import ScoringDataset
 from raykd.errors import DataError
@@ -33,6 +35,26 @@ PREPARED = "prepared.json"
 SPLITS = "splits.parquet"
 # A later stage may read the data from another place (a cluster's mount) but must not ask for another split.
 SPLIT_KEYS = ("validation", "test", "seed", "limit_per_task")
+
+
+def load_unsplit(cfg: DataConfig) -> ScoringDataset:
+    """The responses `cfg` names, with the splits their source defines (ASAP-SAS test, SemEval test)."""
+    options = dict(cfg.options)
+    if cfg.include_unlabelled:
+        fmt = cfg.format if cfg.format != "auto" else detect_format(resolve_data_path(cfg.path))
+        if fmt == "asap":
+            options["include_unlabelled"] = True
+    return load_dataset(cfg.path, cfg.format, cfg.skip_invalid, **options)
+
+
+def prepare_dataset(cfg: DataConfig) -> ScoringDataset:
+    """Read, split (seeded, stratified) and, for small runs, keep the first `limit_per_task` rows per task and
+    split."""
+    ds = make_splits(load_unsplit(cfg), cfg.validation, cfg.test, cfg.seed)
+    if cfg.limit_per_task:
+        frame = ds.frame.groupby(["task", "split"], group_keys=False, sort=False).head(cfg.limit_per_task)
+        ds = ds.subset(ds.frame.index.isin(frame.index))
+    return ds
 
 
 @dataclass
@@ -56,8 +78,9 @@ def text_digests(texts: pd.Series) -> np.ndarray:
     return np.array([text_digest(t) for t in texts], dtype=object)
 
 
-def record(ds: ScoringDataset, data: DataConfig, folder: str | Path, stage: str) -> PreparedData:
-    """Write the record of `ds` (prepared from `data`) into `folder`."""
+def record(ds: ScoringDataset, data: DataConfig, folder: str | Path, stage: str, digest: str | None = None
+           ) -> PreparedData:
+    """Write the record of `ds` (prepared from `data`; `digest`: its digest, when the stage has it) into `folder`."""
     folder = Path(folder)
     frame = ds.frame
     splits = pd.DataFrame({"id": frame["id"].astype(str).to_numpy(dtype=object),
@@ -66,7 +89,8 @@ def record(ds: ScoringDataset, data: DataConfig, folder: str | Path, stage: str)
                            "text_sha256": text_digests(frame["text"])})
     with atomic_path(folder / SPLITS) as tmp:
         splits.to_parquet(tmp, index=False)
-    prepared = PreparedData(stage=stage, folder=str(folder), digest=ds.digest(), responses=len(frame), data=data)
+    prepared = PreparedData(stage=stage, folder=str(folder), digest=digest or ds.digest(), responses=len(frame),
+                            data=data)
     write_text_atomic(folder / PREPARED, json.dumps(dataclasses.asdict(prepared), indent=2))
     return prepared
 
@@ -84,8 +108,6 @@ def load_record(folder: str | Path) -> PreparedData:
 def reuse(folder: str | Path, data: DataConfig | None, stage: str) -> ScoringDataset:
     """The dataset recorded in `folder`, for `stage`: read with `data` (default: the recorded config), split as
     recorded, and checked against the record."""
-    from raykd.data.prepare import load_unsplit
-
     rec = load_record(folder)
     where = f"the {rec.stage} stage at {rec.folder}"
     data = data or rec.data
@@ -124,7 +146,8 @@ def reuse(folder: str | Path, data: DataConfig | None, stage: str) -> ScoringDat
     frame = frame.sort_values("id", key=lambda s: s.astype(str).map(order)).reset_index(drop=True)
     out = ScoringDataset(ds.name, {t: s for t, s in ds.tasks.items() if t in set(frame["task"])}, frame,
                          list(ds.problems))
-    if not subset and out.digest() != rec.digest:
-        raise DataError(str(data.path), f"the dataset's digest {out.digest()[:16]} differs from the "
+    digest = "" if subset else out.digest()
+    if not subset and digest != rec.digest:
+        raise DataError(str(data.path), f"the dataset's digest {digest[:16]} differs from the "
                                         f"{rec.digest[:16]} that {where} recorded")
     return out

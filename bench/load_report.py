@@ -1,6 +1,6 @@
 """Typed results of the serving load benchmark (bench/serve_load.py) and their Markdown and PNG rendering.
 
-The benchmark drives `raykd serve`'s application with wrk; `raykd report` renders a saved `LoadReport` with
+The benchmark drives `raykd serve`'s application with wrk; bench.report renders a saved `LoadReport` with
 the functions here, so the report never depends on the shape of a JSON file.
 """
 
@@ -191,8 +191,8 @@ def plot(r: LoadReport, path: Path) -> None:
 
 
 def targets(r: LoadReport) -> list[str]:
-    """Each serving target against this run, met or **MISSED** (raykd.targets)."""
-    from raykd import targets as t
+    """Each serving target against this run, met or **MISSED** (bench.targets)."""
+    from bench import targets as t
 
     lines = []
     for student in (m for m in models(r) if m != "teacher"):

@@ -1,15 +1,11 @@
-"""Offline scoring of a file with a saved model (`raykd predict`).
-
-Small inputs are read whole, scored in this process, and gold labels (when present) are scored too. Large
-inputs (or `--stream on`) stream through Ray Data with bounded memory (`raykd.predict_stream`). Both paths
-validate rows with the same code and write the same table: `id, task, prediction, p_<label>...`.
-"""
+"""Rows to score: which columns hold what, each row validated as every scoring path validates it (the whole
+file, the stream, the upload, the MLflow model), and the scores table they all write."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,10 +13,8 @@ import pandas as pd
 from raykd.data.dataset import MULTICLASS, RawColumns, ScoringDataset, build_dataset
 from raykd.data.files import read_table
 from raykd.errors import DataError
-from raykd.io import write_table_atomic
-from raykd.tasks import TaskLayout, evaluate, primary
-
-STREAM_ABOVE_BYTES = 50 * 2**20  # `--stream auto`: files larger than this go through Ray Data
+from raykd.evaluation import evaluate
+from raykd.heads import TaskLayout
 
 
 def cells(column: pd.Series) -> pd.Series:
@@ -87,11 +81,9 @@ def scoring_dataset(frame: pd.DataFrame, layout: TaskLayout, path: str | Path, s
                          allow_empty=allow_empty)
 
 
-def read_for_scoring(path: str | Path, layout: TaskLayout, skip_invalid: bool = False,
-                     data: bytes | None = None) -> ScoringDataset:
-    """A whole file of responses to score, for a model serving `layout`. `data`: the file's bytes (an
-    upload), `path` then only names it."""
-    return scoring_dataset(read_table(path, data=data), layout, path, skip_invalid)
+def read_for_scoring(path: str | Path, layout: TaskLayout, skip_invalid: bool = False) -> ScoringDataset:
+    """A whole file of responses to score, for a model serving `layout` (uploads: raykd.serve.upload)."""
+    return scoring_dataset(read_table(path), layout, path, skip_invalid)
 
 
 def score_dataset(scorer: Any, ds: ScoringDataset, batch_size: int = 64) -> tuple[pd.DataFrame, list[np.ndarray]]:
@@ -115,41 +107,3 @@ def gold_metrics(scorer: Any, ds: ScoringDataset, probs: list[np.ndarray]) -> di
             p = np.stack([probs[i] for i in np.flatnonzero(mask)])
             out[task] = evaluate(p, np.asarray(f.loc[mask, "y"].tolist()), spec, scorer.thresholds.get(task))
     return out
-
-
-def should_stream(input_path: str | Path, stream: Literal["auto", "on", "off"]) -> bool:
-    if stream != "auto":
-        return stream == "on"
-    path = Path(input_path)
-    return path.is_file() and path.stat().st_size > STREAM_ABOVE_BYTES
-
-
-def predict_file(model: str, input_path: str, output_path: str, tracking_uri: str | None = None,
-                 skip_invalid: bool = False, batch_size: int = 64, stream: Literal["auto", "on", "off"] = "auto",
-                 workers: int | None = None) -> dict[str, dict[str, float]]:
-    """Score `input_path` into `output_path` (written atomically). Returns per-task metrics where the file
-    has gold labels (whole-file path only)."""
-    if should_stream(input_path, stream):
-        from raykd.predict_stream import predict_stream
-
-        predict_stream(model, input_path, output_path, tracking_uri=tracking_uri, skip_invalid=skip_invalid,
-                       workers=workers)
-        return {}
-    from raykd.scoring import load_scorer
-
-    scorer = load_scorer(model, tracking_uri)
-    ds = read_for_scoring(input_path, scorer.layout, skip_invalid)
-    if ds.problems:
-        print(f"skipped {len(ds.problems)} invalid row(s); first: {ds.problems[0]}")
-    scored, probs = score_dataset(scorer, ds, batch_size)
-    write_table_atomic(scored, output_path)
-    print(f"scored {len(scored)} responses with the {scorer.kind} at {model} -> {output_path}")
-    metrics = gold_metrics(scorer, ds, probs)
-    if metrics:
-        prim = []
-        for task, m in metrics.items():
-            key = primary(scorer.layout.spec(task))
-            prim.append(m[key])
-            print(f"  {task:16s} " + " ".join(f"{k}={v:.4f}" for k, v in m.items() if not k.startswith("f1_")))
-        print(f"  mean {key}: {np.mean(prim):.4f}")
-    return metrics

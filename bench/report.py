@@ -1,8 +1,9 @@
-"""`raykd report`: one Markdown page with tables and PNG plots from a benchmark run (bench/run_all.py).
+"""One Markdown page with tables and PNG plots from a benchmark run (bench/run_all.py), which writes it at its end;
+`python -m bench.report --results runs/bench/results.json` rebuilds it.
 
 The run's results.json is read into `BenchResults`: typed, validated stage results (the stages' own result
 classes: TeacherResult, DistillResult, LoadReport, and the small ones below). Every figure names the command
-that produced it, and the targets section (raykd.targets) says plainly where a student falls short.
+that produced it, and the targets section (bench.targets) says plainly where a student falls short.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from raykd import targets as t
+from bench import targets as t
+from bench.load_report import LoadReport
 from raykd.data.asap import SCIENCE_SETS
 from raykd.distill.job import DistillResult
 from raykd.io import write_text_atomic
 from raykd.kt.results import KTDistillResult, KTSimulateResult, KTTeacherResult
-from raykd.serve.load_report import LoadReport
 from raykd.tables import cell, markdown
 from raykd.teacher.job import TeacherResult
 
-BENCH_CMD = ".venv/bin/python bench/run_all.py --config bench/config.yaml --workdir runs/bench"
+BENCH_CMD = ".venv/bin/python -m bench.run_all --config bench/config.yaml --workdir runs/bench"
 FAMILIES = (("lstm", "LSTM"), ("moe", "MoE"))
 VARIANT_NAMES = {"kd": "KD", "nokd": "no-KD"}
 
@@ -219,7 +220,7 @@ def plot_quality_vs_size(r: BenchResults, means: dict[str, dict[str, float]], ou
 def plot_ratios(r: BenchResults, out: Path) -> str:
     import matplotlib.pyplot as plt
 
-    from raykd.serve.load_report import ratios as serve_ratios
+    from bench.load_report import ratios as serve_ratios
 
     ratios = {f"{name} batch {n}": getattr(r.speed[key], f"speedup_batch{n}")
               for key, name in (("moe_kd", "MoE"), ("lstm_kd", "LSTM")) if key in r.speed for n in (1, 64)}
@@ -330,8 +331,8 @@ def llm_section(r: BenchResults, cmd: str) -> list[str]:
 
 
 def serve_section(r: BenchResults, out: Path, cmd: str) -> list[str]:
-    from raykd.serve.load_report import markdown as load_markdown
-    from raykd.serve.load_report import plot
+    from bench.load_report import markdown as load_markdown
+    from bench.load_report import plot
 
     if r.serve_load is None:
         return []
@@ -401,7 +402,7 @@ def kt_section(r: KTBench, out: Path, cmd: str) -> list[str]:
             f"fewer parameters, {speed.student_batched / speed.teacher_batched:.1f}x the sequences/s in batches of 64, "
             f"{speed.student_single / speed.teacher_single:.1f}x one sequence at a time.", "",
             *([f"The simulator is the champion after {len(d.calibration)} rounds of per-skill bias calibration on "
-               "the training learners (raykd.kt.simulate.calibrate; per-skill r of a played training cohort "
+               "the training learners (raykd.kt.cohort.calibrate; per-skill r of a played training cohort "
                f"{' -> '.join(f'{x.skill_rate_pearson_r:.3f}' for x in d.calibration)}, measured before each "
                f"round's update); its test AUC is {d.simulator_test_auc:.4f}.", ""] if d.calibration else []),
             f"Simulated test cohort ({c.learners:,} learners, {c.interactions:,} attempts; the mean of "
@@ -417,7 +418,7 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
     import matplotlib
 
     matplotlib.use("Agg")
-    from raykd.serve.load_report import targets as serve_targets
+    from bench.load_report import targets as serve_targets
 
     r = load_results(results_path)
     cmd = r.command
@@ -463,3 +464,19 @@ def build_report(results_path: str | Path, out_dir: str | Path, tracking_uri: st
             mlflow.log_metrics({f"asap_science_mean.{k.replace(' ', '_').replace('+', '_')}": v
                                 for k, v in means["science"].items()})
     return page
+
+
+def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="runs/bench/results.json", help="results.json written by bench/run_all.py")
+    parser.add_argument("--output", default="runs/bench/report", help="folder for report.md and the PNG plots")
+    parser.add_argument("--tracking-uri", help="also log the report to this MLflow store")
+    args = parser.parse_args()
+    print(f"report written to {build_report(args.results, args.output, tracking_uri=args.tracking_uri)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

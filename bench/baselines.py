@@ -10,8 +10,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
 from raykd.data.dataset import MULTICLASS, TaskSpec
+from raykd.evaluation import evaluate
 from raykd.inputs import model_inputs
-from raykd.tasks import evaluate
 
 
 def fit_tfidf(train: pd.DataFrame, spec: TaskSpec, include_question: bool = False) -> object:

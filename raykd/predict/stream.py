@@ -5,7 +5,7 @@
 
 The file is read in record batches (pyarrow's streaming CSV reader, Parquet row groups, JSON lines), so
 no stage holds more than a few blocks; Ray Data's backpressure bounds the rest. Each actor loads the model
-once and validates rows with the same code as the whole-file path (`raykd.predict.scoring_dataset`), handing
+once and validates rows with the same code as the whole-file path (`raykd.predict.rows.scoring_dataset`), handing
 back each invalid row's number and reason; the driver stops at the first one, naming file and row, or with
 `skip_invalid` drops and counts them. The header is checked before any actor starts. The driver appends the
 scored blocks to a temporary file beside the output and renames it into place when every row is written: a
@@ -154,7 +154,7 @@ class BlockScorer:
         self.path, self.batch_size = path, batch_size
 
     def __call__(self, block: pd.DataFrame) -> pd.DataFrame:
-        from raykd.predict import scoring_dataset
+        from raykd.predict.rows import scoring_dataset
         from raykd.scoring import scores_frame
 
         rows = block.pop(ROW).tolist()
@@ -214,9 +214,9 @@ def table_appender(path: str | Path) -> Iterator[Any]:
 
 def check_header(path: str | Path, model: str, tracking_uri: str | None) -> None:
     """Fail before any actor starts when the file lacks the columns the model needs."""
-    from raykd.predict import column_plan
+    from raykd.heads import TaskLayout
+    from raykd.predict.rows import column_plan
     from raykd.scoring import MANIFEST, resolve_model
-    from raykd.tasks import TaskLayout
 
     manifest = json.loads((resolve_model(model, tracking_uri) / MANIFEST).read_text())
     first = next(read_blocks(path, block_rows=1), None)

@@ -3,9 +3,9 @@
 import json
 from dataclasses import asdict
 
+from bench.report import build_report
 from raykd.distill.job import DistillResult, StudentResult, TeacherReference
-from raykd.report import build_report
-from raykd.tasks import TaskScores
+from raykd.evaluation import TaskScores
 
 
 def scores(task_metrics):
@@ -73,7 +73,7 @@ def test_report_tables_plots_and_missed_targets(tmp_path):
 def test_report_names_the_machine_command_gpu_rows_and_llm_throughput(tmp_path):
     res = results()
     res["machine"] = {"cpus": 16, "gpu": "NVIDIA H100 80GB HBM3", "gpus": 1, "torch": "2.11.0"}
-    res["command"] = ".venv/bin/python bench/run_all.py --config bench/config.gpu.yaml --workdir runs/bench-gpu"
+    res["command"] = ".venv/bin/python -m bench.run_all --config bench/config.gpu.yaml --workdir runs/bench-gpu"
     res["config"] = {"asap_teacher": {"scaling": {"use_gpu": True}, "deepspeed": {"zero_stage": 2}}}
     res["speed"]["teacher_gpu"] = {"parameters": 22_700_000, "bytes": 90_000_000, "device": "cuda",
                                    "batch1_per_s": 150.0, "batch64_per_s": 4000.0, "speedup_batch1": 7.5,
@@ -110,7 +110,7 @@ def serve_load() -> dict:
     """A small load report as bench/serve_load.py saves it."""
     from dataclasses import asdict
 
-    from raykd.serve.load_report import FaultRun, LoadPoint, LoadReport, StreamPredict
+    from bench.load_report import FaultRun, LoadPoint, LoadReport, StreamPredict
 
     def pt(model, shape, c, rps, p99):
         n = 1 if shape == "single" else 64
