@@ -70,8 +70,12 @@ def cmd_kt_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 1 if (args.strict and ds.problems) else 0
-    print(f"{args.path}: knowledge-tracing sequences, {summary['skills']} skills ({summary['named_skills']} named), "
-          f"digest {summary['digest'][:16]}")
+    items = (f", {summary['items']} items ({summary['named_items']} named) mapped to their skills"
+             if summary["items"] else "")
+    print(f"{args.path}: knowledge-tracing sequences, {summary['skills']} skills ({summary['named_skills']} named)"
+          f"{items}, digest {summary['digest'][:16]}")
+    for kind, name in summary["files"].items():
+        print(f"  {kind} file: {name}")
     rows = [[split, p["sequences"], p["interactions"], p["skills"], f"{p['correct_rate']:.3f}", p["max_length"]]
             for split in ("train", "test") for p in [summary[split]]]
     print(tables.plain(["file", "sequences", "interactions", "skills", "correct rate", "longest"], rows))

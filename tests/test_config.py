@@ -169,3 +169,16 @@ def test_cross_field_rules_name_their_key(cls, data, where):
     with pytest.raises(ConfigError) as e:
         from_dict(config_cls, data, "cfg")
     assert e.value.where == where, str(e.value)
+
+
+def test_a_key_that_takes_one_value_or_a_list_names_the_key_and_the_bad_item():
+    from raykd.config import from_dict
+    from raykd.kt.config import KTJobConfig
+
+    for value, where, reason in ((0, "cfg.teacher.recurrent.hidden", "must be >= 1, got 0"),
+                                 ([32, 0], "cfg.teacher.recurrent.hidden[1]", "must be >= 1, got 0"),
+                                 ("x", "cfg.teacher.recurrent.hidden", "expected an integer")):
+        with pytest.raises(ConfigError) as e:
+            from_dict(KTJobConfig, {"teacher": {"recurrent": {"hidden": value}}}, "cfg")
+        assert e.value.where == where and reason in str(e.value), str(e.value)
+    assert from_dict(KTJobConfig, {"teacher": {"recurrent": {"hidden": [32, 64]}}}).teacher.recurrent.hidden == [32, 64]

@@ -17,19 +17,18 @@ import numpy as np
 import torch
 
 from raykd.kt.data import Sequence
-from raykd.kt.models import DKT
+from raykd.kt.models import DKT, KTIndex, make_batch
 from raykd.kt.results import CalibrationRound, CohortComparison
 
 
-def play(model: DKT, seqs: list[Sequence], index: dict[int, int], seed: int, max_length: int
+def play(model: DKT, seqs: list[Sequence], index: KTIndex, seed: int, max_length: int
          ) -> list[np.ndarray]:
     """Simulated 0/1 answers for every learner, all learners stepped together."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     n, length = len(seqs), max(len(s) for s in seqs)
-    skill = torch.zeros((n, length), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        skill[i, :len(s)] = torch.as_tensor([index[int(k)] for k in s.skills])
+    batch = make_batch(seqs, index)
+    skill, item = batch.skill, batch.item
     lengths = torch.as_tensor([len(s) for s in seqs])
     out = torch.zeros((n, length))
     hidden = model.lstm.hidden_size
@@ -41,10 +40,14 @@ def play(model: DKT, seqs: list[Sequence], index: dict[int, int], seed: int, max
                 logits, state = prior.expand(n, -1), None
             active = t < lengths
             k = skill[:, t]
-            p = torch.sigmoid(logits.gather(1, (k - 1).clamp_min(0).unsqueeze(1)).squeeze(1))
+            q = None if item is None else item[:, t].unsqueeze(1)
+            z = logits.gather(1, (k - 1).clamp_min(0).unsqueeze(1)).squeeze(1)
+            if model.difficulty is not None and q is not None:
+                z = z - model.difficulty(q).view(-1)
+            p = torch.sigmoid(z)
             answer = (torch.rand(n, generator=gen) < p).float() * active
             out[:, t] = answer
-            new_logits, new_state = model.step(k.unsqueeze(1), answer.unsqueeze(1), active.unsqueeze(1), state)
+            new_logits, new_state = model.step(k.unsqueeze(1), answer.unsqueeze(1), active.unsqueeze(1), state, q)
             if state is not None:  # learners past their last attempt keep their state
                 keep = active.view(1, -1, 1)
                 new_state = tuple(torch.where(keep, a, b) for a, b in zip(new_state, state, strict=True))
@@ -53,15 +56,15 @@ def play(model: DKT, seqs: list[Sequence], index: dict[int, int], seed: int, max
     return [out[i, :len(s)].numpy().astype(np.int64) for i, s in enumerate(seqs)]
 
 
-def skill_rates(seqs: list[Sequence], answers: list[np.ndarray], index: dict[int, int]
+def skill_rates(seqs: list[Sequence], answers: list[np.ndarray], index: KTIndex
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Correct answers and attempts per model skill index (0-based): two arrays of length len(index)."""
-    where = np.concatenate([[index[int(k)] - 1 for k in s.skills] for s in seqs]).astype(np.int64)
-    right = np.bincount(where, np.concatenate(answers).astype(float), minlength=len(index))
-    return right, np.bincount(where, minlength=len(index)).astype(float)
+    """Correct answers and attempts per model skill index (0-based): two arrays of length index.num_skills."""
+    where = np.concatenate([[index.skill[int(k)] - 1 for k in s.skills] for s in seqs]).astype(np.int64)
+    right = np.bincount(where, np.concatenate(answers).astype(float), minlength=index.num_skills)
+    return right, np.bincount(where, minlength=index.num_skills).astype(float)
 
 
-def calibrate(model: DKT, seqs: list[Sequence], index: dict[int, int], max_length: int, rounds: int, seed: int,
+def calibrate(model: DKT, seqs: list[Sequence], index: KTIndex, max_length: int, rounds: int, seed: int,
               damping: float = 0.6, min_attempts: int = 20) -> list[CalibrationRound]:
     """Fit the simulator's per-skill output biases so that playing `seqs` (training learners) reproduces their
     per-skill correct rates. A model trained on real histories drifts when it reads its own sampled answers

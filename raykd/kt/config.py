@@ -33,7 +33,9 @@ class KTDataConfig:
     path: Str = "assistments2009_kt/dkvmn_assist2009_updated"
     train_file: Str | None = None  # default: the one file matching *train*
     test_file: Str | None = None  # default: the one file matching *test*
-    skill_names: Str | None = None  # default: *skill_mapping* when present; "" for none
+    skill_names: Str | None = None  # default: *skill_mapping* or *sname_sid* when present; "" for none
+    item_skills: Str | None = None  # the item-to-skill map: default *qid_sid* when present; "" for none
+    item_names: Str | None = None  # default: *qname_qid* when present; "" for none
     validation: OpenFraction = 0.1  # learners held out of training for early stopping and selection
     seed: Int = 0
     skip_invalid: Bool = False
@@ -72,7 +74,7 @@ class KTRecurrentMembersConfig:
 
     seeds: list[int] = field(default_factory=list)  # none by default
     embed: PositiveInt = 64
-    hidden: PositiveInt = 200
+    hidden: PositiveInt | list[PositiveInt] = 200  # one width, or several: a member per width and seed
     dropout: NonNegativeNumber = 0.3
     epochs: PositiveInt = 15
     batch_size: PositiveInt = 32
@@ -102,6 +104,9 @@ class KTTeacherConfig:
     patience: PositiveInt = 3
     seeds: list[int] = field(default_factory=lambda: [0])
     recurrent: KTRecurrentMembersConfig = field(default_factory=KTRecurrentMembersConfig)
+    # greedy: the teacher is the subset of the trained members whose mean predicts the validation learners best
+    # (greedy forward selection), so a member kind or width that does not suit the data drops out; all: every one.
+    select: Literal["greedy", "all"] = "greedy"
 
     @rules
     def _rules(self) -> None:

@@ -6,8 +6,10 @@ Each learner (or sequence chunk) is three lines:
     12,12,7,31        skill ids
     0,1,1,1           correct (0/1)
 
-Trailing commas and blank lines are accepted (the DKT files carry them). A skill-name file, when present, has one
-`id<TAB>name` or `name<TAB>id` per line. Every problem is reported with its file, line and reason; with
+Trailing commas and blank lines are accepted (the DKT files carry them). The ids are skills, or items (questions)
+when the folder has an item-to-skill map (`qid<TAB>sid`, as public KT sets ship it: a map where every item is its
+own skill means the ids are skills). Name files have one `id<TAB>name` or `name<TAB>id` per line; any of these
+files may start with a header line. Every problem is reported with its file, line and reason; with
 `skip_invalid` the sequence is dropped and the problem kept in `KTDataset.problems`.
 """
 
@@ -36,19 +38,34 @@ class Sequence:
 
 @dataclass
 class KTDataset:
-    """Train and test sequences of one folder, the skill ids they use, skill names when the folder has them."""
+    """Train and test sequences of one folder, the ids they use, and the names and item-to-skill map when the
+    folder has them. `Sequence.skills` holds the file's ids: skills, or items when `item_skill` is set."""
 
     name: str
     train: list[Sequence]
     test: list[Sequence]
     skill_names: dict[int, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    item_skill: dict[int, int] = field(default_factory=dict)  # item id -> skill id; empty: the ids are skills
+    item_names: dict[int, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # the side files read: kind -> file name
+
+    @property
+    def ids(self) -> list[int]:
+        """Every id the sequences use, sorted."""
+        return sorted({int(s) for seq in self.train + self.test for s in seq.skills})
 
     @property
     def skill_ids(self) -> list[int]:
-        """Every skill id the data or the name file knows, sorted."""
-        seen = {int(s) for seq in self.train + self.test for s in seq.skills}
-        return sorted(seen | set(self.skill_names))
+        """Every skill the data, its item map or the name file knows, sorted."""
+        if self.item_skill:
+            return sorted({self.item_skill[i] for i in self.ids} | set(self.skill_names))
+        return sorted(set(self.ids) | set(self.skill_names))
+
+    @property
+    def item_ids(self) -> list[int]:
+        """The items the sequences use (empty when the ids are skills)."""
+        return self.ids if self.item_skill else []
 
     def digest(self) -> str:
         """sha256 over every sequence and skill name: the data's identity in lineage."""
@@ -60,6 +77,8 @@ class KTDataset:
                          + seq.correct.astype(np.int8).tobytes())
         for k in sorted(self.skill_names):
             h.update(f"{k}\t{self.skill_names[k]}\n".encode())
+        for k in sorted(self.item_skill):  # (absent for skill-level data: its digest is unchanged)
+            h.update(f"item {k}\t{self.item_skill[k]}\n".encode())
         return h.hexdigest()
 
     def summary(self) -> dict[str, object]:
@@ -74,7 +93,8 @@ class KTDataset:
 
         return {"name": self.name, "train": part(self.train), "test": part(self.test),
                 "skills": len(self.skill_ids), "named_skills": len(self.skill_names),
-                "problems": len(self.problems)}
+                "items": len(self.item_ids), "named_items": len(self.item_names),
+                "files": self.files, "problems": len(self.problems)}
 
 
 class _Invalid(Exception):
@@ -148,29 +168,60 @@ def _parse_group(group: list[tuple[int, str]], known: set[int] | None) -> Sequen
     if known is not None:
         unknown = sorted({s for s in skills if s not in known})
         if unknown:
-            raise _Invalid(ln_s, f"unknown skill id(s) {unknown[:5]} (not in the skill list)")
+            raise _Invalid(ln_s, f"unknown id(s) {unknown[:5]} (not in the skill list or the item map)")
     return Sequence(np.asarray(skills, dtype=np.int64), np.asarray(correct, dtype=np.int64))
 
 
-def read_skill_names(path: str | Path) -> dict[int, str]:
-    """`id<TAB>name` or `name<TAB>id` per line (whichever field is an integer is the id)."""
+def _table_lines(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, tab-separated fields)]) of a small id table: a first line in which no field is an
+    integer is the header, naming the columns ([] when there is none)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(path, f"cannot read: {e}") from None
+    rows = [(i, [f.strip() for f in line.split("\t")]) for i, line in enumerate(lines, start=1) if line.strip()]
+    header = []
+    if rows and not any(f.isdigit() for f in rows[0][1]):
+        header, rows = [f.lower() for f in rows[0][1]], rows[1:]
+    if not rows:
+        raise DataError(path, f"no id rows after the header {chr(9).join(header)[:60]!r}" if header else
+                        "no rows (the file is empty)")
+    return header, rows
+
+
+def read_names(path: str | Path) -> dict[int, str]:
+    """`id<TAB>name` or `name<TAB>id` per line (whichever field is an integer is the id), after an optional
+    header: skill names or item names."""
     path = Path(path)
     names: dict[int, str] = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = [f.strip() for f in line.split("\t")]
+    for i, fields in _table_lines(path)[1]:
         ids = [f for f in fields if f.isdigit()]
         texts = [f for f in fields if f and not f.isdigit()]
         if len(fields) < 2 or len(ids) != 1 or len(texts) != 1:
-            raise DataError(path, f"line {i}: expected 'id<TAB>name', got {line.strip()[:60]!r}")
+            raise DataError(path, f"line {i}: expected 'id<TAB>name', got {chr(9).join(fields)[:60]!r}")
         sid = int(ids[0])
         if sid in names and names[sid] != texts[0]:
-            raise DataError(path, f"line {i}: skill {sid} is named twice ({names[sid]!r} and {texts[0]!r})")
+            raise DataError(path, f"line {i}: id {sid} is named twice ({names[sid]!r} and {texts[0]!r})")
         names[sid] = texts[0]
-    if not names:
-        raise DataError(path, "no skill names (the file is empty)")
     return names
+
+
+def read_item_skills(path: str | Path) -> dict[int, int]:
+    """An item-to-skill map, `item<TAB>skill` per line. A header names the order (`sid<TAB>qid`, `skill<TAB>item`,
+    `kc<TAB>question` put the skill first); without one the item comes first, as in the `qid_sid` files public
+    sets ship."""
+    path = Path(path)
+    header, rows = _table_lines(path)
+    skill_first = len(header) == 2 and header[0].startswith(("s", "kc")) and not header[1].startswith(("s", "kc"))
+    out: dict[int, int] = {}
+    for i, fields in rows:
+        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+            raise DataError(path, f"line {i}: expected 'item<TAB>skill' ids, got {chr(9).join(fields)[:60]!r}")
+        item, skill = (int(fields[1]), int(fields[0])) if skill_first else (int(fields[0]), int(fields[1]))
+        if item in out and out[item] != skill:
+            raise DataError(path, f"line {i}: item {item} is mapped to two skills ({out[item]} and {skill})")
+        out[item] = skill
+    return out
 
 
 def _one(folder: Path, pattern: str, what: str, required: bool) -> Path | None:
@@ -184,9 +235,11 @@ def _one(folder: Path, pattern: str, what: str, required: bool) -> Path | None:
 
 
 def load_kt_folder(path: str | Path, train_file: str | None = None, test_file: str | None = None,
-                   skill_names: str | None = None, skip_invalid: bool = False) -> KTDataset:
+                   skill_names: str | None = None, skip_invalid: bool = False, item_skills: str | None = None,
+                   item_names: str | None = None) -> KTDataset:
     """A folder with a train and a test 3-line file (`*train*`, `*test*` unless named) and, optionally, a skill-name
-    file (`*skill_mapping*` unless named; `skill_names: ""` reads none)."""
+    file (`*skill_mapping*` or `*sname_sid*`), an item-to-skill map (`*qid_sid*`) and an item-name file
+    (`*qname_qid*`); `""` for any of them reads none."""
     from raykd.data import resolve_data_path
 
     folder = resolve_data_path(str(path))
@@ -194,15 +247,25 @@ def load_kt_folder(path: str | Path, train_file: str | None = None, test_file: s
         raise DataError(folder, "not a folder (a knowledge-tracing dataset is a folder with train and test files)")
     train = folder / train_file if train_file else _one(folder, "*train*", "train", True)
     test = folder / test_file if test_file else _one(folder, "*test*", "test", True)
-    names_path = (folder / skill_names if skill_names else
-                  None if skill_names == "" else _one(folder, "*skill_mapping*", "skill-name", False))
-    names = read_skill_names(names_path) if names_path else {}
-    # With a name file, it is the skill list; without one, any id is a skill (a test skill never seen in
-    # training is still a skill: the models give it their base rate).
-    known = set(names) if names else None
+    found = {key: folder / given if given else None if given == "" else
+             next((f for f in (_one(folder, p, key, False) for p in patterns) if f), None)
+             for key, given, patterns in (("skill-name", skill_names, ("*skill_mapping*", "*sname_sid*")),
+                                          ("item-to-skill", item_skills, ("*qid_sid*",)),
+                                          ("item-name", item_names, ("*qname_qid*", "*qid_qname*")))}
+    names = read_names(found["skill-name"]) if found["skill-name"] else {}
+    mapping = read_item_skills(found["item-to-skill"]) if found["item-to-skill"] else {}
+    qnames = read_names(found["item-name"]) if found["item-name"] else {}
+    # The item map or the skill list (a skill-name file) is the list of ids; without either, any id is one (a
+    # test id never seen in training still is: the models give it their base rate).
+    known = set(mapping) if mapping else (set(names) if names else None)
+    files = {key: f.name for key, f in found.items() if f}
+    if all(k == v for k, v in mapping.items()):  # no map, or every item its own skill: the ids are skills
+        if mapping:
+            files["item-to-skill"] += " (every item its own skill: the ids are skills)"
+        mapping, names, qnames = {}, names or qnames, {}
     train_seqs, p1 = read_sequences(train, known, skip_invalid)
     test_seqs, p2 = read_sequences(test, known, skip_invalid)
-    return KTDataset(folder.name, train_seqs, test_seqs, names, p1 + p2)
+    return KTDataset(folder.name, train_seqs, test_seqs, names, p1 + p2, mapping, qnames, files)
 
 
 def looks_like_kt(path: str | Path) -> bool:

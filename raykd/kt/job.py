@@ -22,6 +22,8 @@ from raykd.errors import DataError
 from raykd.io import atomic_path, file_digest, write_text_atomic
 from raykd.kt import preparation as kt_prepared
 from raykd.kt.config import KTJobConfig
+from raykd.kt.data import KTDataset, Sequence
+from raykd.kt.models import KTIndex
 from raykd.kt.results import (
     KTDistillResult,
     KTSimulateResult,
@@ -77,9 +79,11 @@ def _fit_members(cfg: KTJobConfig, parts: dict, prep: kt_prepared.KTPrepared, kn
     from raykd.kt.models import predict
     from raykd.training import count_parameters
 
-    members, saved = [], []
-    for i, (model_cfg, hp) in enumerate(teacher.member_specs(cfg.teacher, len(prep.skill_ids),
-                                                             prep.max_length)):
+    members, saved, val_probs = [], [], []
+    specs = teacher.member_specs(cfg.teacher, len(prep.skill_ids), prep.max_length, prep.index.num_items)
+    for i, (model_cfg, hp) in enumerate(specs):
+        run.say(f"member {i + 1}/{len(specs)}: {_member_name(model_cfg)}, seed {hp['seed']} (Ray Train, "
+                f"{cfg.scaling.num_workers} workers)")
         t0 = time.time()
         ckpt, state = teacher.fit(parts["train"], parts["validation"], prep.index, knowledge_arrays, model_cfg,
                                   hp, cfg.scaling, out / "ray_results",
@@ -90,13 +94,30 @@ def _fit_members(cfg: KTJobConfig, parts: dict, prep: kt_prepared.KTPrepared, kn
         member = KTTeacherMember(model_cfg["family"], hp["seed"], count_parameters(net)[0], state.best_epoch + 1,
                                  state.epoch + 1, state.best_score,
                                  auc(parts["test"], predict(net, parts["test"], prep.index)[0]),
-                                 time.time() - t0, state.history)
+                                 time.time() - t0, state.history, width=_member_width(model_cfg))
         members.append(member)
         saved.append((model_cfg, best))
+        val_probs.append(predict(net, parts["validation"], prep.index)[0])
         run.log_metrics({f"member{i}.val_auc": member.val_auc, f"member{i}.test_auc": member.test_auc})
-        run.say(f"member {i} ({member.family}, seed {member.seed}): {member.parameters:,} parameters, val AUC "
-                f"{member.val_auc:.4f}, test AUC {member.test_auc:.4f}, {member.train_seconds:.0f}s")
-    return members, saved
+        run.say(f"member {i + 1}/{len(specs)} done: {member.parameters:,} parameters, val AUC {member.val_auc:.4f}, "
+                f"test AUC {member.test_auc:.4f}, {member.train_seconds:.0f}s")
+    chosen = (list(range(len(members))) if cfg.teacher.select == "all" else
+              teacher.select_members(val_probs, lambda probs: auc(parts["validation"], probs)))
+    for i, m in enumerate(members):
+        m.selected = i in chosen
+    run.say(f"teacher members chosen on validation ({cfg.teacher.select}): "
+            + ", ".join(f"{i + 1} ({_member_name(specs[i][0])})" for i in chosen))
+    return members, [saved[i] for i in chosen]
+
+
+def _member_width(model_cfg: dict) -> int:
+    return int(model_cfg["d_model"] if model_cfg["family"] == "attention" else model_cfg["hidden"])
+
+
+def _member_name(model_cfg: dict) -> str:
+    if model_cfg["family"] == "attention":
+        return f"AttentionKT d {model_cfg['d_model']}, {model_cfg['layers']} layers"
+    return f"DKT hidden {model_cfg['hidden']}"
 
 
 def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeacherResult:
@@ -117,10 +138,11 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
                                "teacher": dataclasses.asdict(cfg.teacher), "scaling": dataclasses.asdict(cfg.scaling)},
                        tags={"raykd.family": "knowledge-tracing"}) as run:
         kt_prepared.record(prep, out)
+        items = f", {prep.index.num_items} items ({len(ds.item_names)} named)" if prep.index.num_items else ""
         run.say(f"data {ds.name}: {len(parts['train'])} train / {len(parts['validation'])} validation / "
                 f"{len(parts['test'])} test windows of <= {prep.max_length}; {len(prep.skill_ids)} skills "
-                f"({len(ds.skill_names)} named); digest {prep.digest[:16]}")
-        knowledge = build_knowledge(prep.skill_ids, ds.skill_names, [ds.train[i] for i in prep.train_learners],
+                f"({len(ds.skill_names)} named){items}; digest {prep.digest[:16]}")
+        knowledge = build_knowledge(prep.skill_ids, ds.skill_names, as_skills(ds, prep.train_learners),
                                     cfg.knowledge.model, cfg.knowledge.neighbours, cfg.knowledge.relations,
                                     cfg.knowledge.relation_model)
         knowledge.save(out / "knowledge")
@@ -130,7 +152,8 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
         ensure_ray(include_dashboard=False)
         members, saved = _fit_members(cfg, parts, prep, {"embeddings": knowledge.embeddings,
                                                           "graph": knowledge.graph}, out, run)
-        teacher.save_model(out / "model", saved, {"skill_ids": prep.skill_ids, "knowledge_source": knowledge.source})
+        teacher.save_model(out / "model", saved, {"skill_ids": prep.skill_ids, "knowledge_source": knowledge.source,
+                                                  "item_skill": prep.item_skill})
         model, _ = teacher.load_model(out / "model")
         soft = {"train": predict(model, parts["train"], prep.index, mastery=True),
                 "validation": predict(model, parts["validation"], prep.index, mastery=True),
@@ -155,7 +178,15 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
     return result
 
 
-def measure_speed(teacher_model: object, student_model: object, seqs: list, index: dict[int, int],
+def as_skills(ds: KTDataset, learners: list[int]) -> list[Sequence]:
+    """The training learners' sequences with each item replaced by its skill (on skill-level data: as they are)."""
+    if not ds.item_skill:
+        return [ds.train[i] for i in learners]
+    return [Sequence(np.asarray([ds.item_skill[int(q)] for q in ds.train[i].skills]), ds.train[i].correct)
+            for i in learners]
+
+
+def measure_speed(teacher_model: object, student_model: object, seqs: list, index: KTIndex,
                   singles: int = 100) -> Speed:
     """Sequences/s of both models on the same windows, one thread: batched (64) and one sequence at a time."""
     import torch
@@ -193,7 +224,8 @@ def _student_results(trials: list, cfg: KTJobConfig, parts: dict, prep: kt_prepa
     for trial in trials:
         hp = dataclasses.replace(cfg.student, hidden=trial.hidden, kd_weight=trial.kd_weight,
                                  temperature=trial.temperature, seed=trial.seed)
-        model = build_student("dkt", {**dataclasses.asdict(hp), "num_skills": len(prep.skill_ids)})
+        model = build_student("dkt", {**dataclasses.asdict(hp), "num_skills": len(prep.skill_ids),
+                                      "num_items": prep.index.num_items})
         model.load_state_dict(torch.load(trial.weights, weights_only=True))
         model.eval()
         probs = predict(model, parts["test"], prep.index)[0]
@@ -252,12 +284,19 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
         kt_student.save_student(out / "champion", champ_model, champ_hp, prep.skill_ids,
                                 {"max_length": prep.max_length, "teacher_run_id": t_result.run_id,
                                  "data_digest": prep.digest,
-                                 "skill_names": {str(k): v for k, v in ds.skill_names.items()}})
+                                 "skill_names": {str(k): v for k, v in ds.skill_names.items()},
+                                 "item_names": {str(k): v for k, v in ds.item_names.items()}},
+                                prep.item_skill)
         teacher_model, _ = teacher.load_model(tdir / "model")
         speed = measure_speed(teacher_model, champ_model, parts["test"], prep.index)
         result = KTDistillResult(run.run_id, t_result.run_id, auc(parts["test"], test_teacher),
                                  t_result.parameters, champion, twin, results, speed, settings=settings,
-                                 calibration=calibration, simulator_test_auc=simulator_auc)
+                                 calibration=calibration, simulator_test_auc=simulator_auc,
+                                 teacher_val_auc=t_result.val_auc,
+                                 best_no_kd_val_auc=max(r.val_auc for r in results if r.kd_weight == 0))
+        run.say(result.verdict())
+        run.log_metrics({"kd_pays": float(result.kd_pays), "teacher.val_auc": result.teacher_val_auc,
+                         "best_no_kd.val_auc": result.best_no_kd_val_auc})
         if cfg.register_as:
             result.registered = _register(run, out / "champion", cfg.register_as, {
                 **lineage.tags(), "raykd.family": "knowledge-tracing", "raykd.distill_run_id": run.run_id,
@@ -314,9 +353,10 @@ def run_kt_simulate(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTSimu
                          "skill_rate_pearson_r": cmp.skill_rate_pearson_r})
         result = KTSimulateResult(cfg.simulate.seed, cmp, singles)
         run.save(result, "kt_simulate_result.json")
+        ids = "item" if prep.index.num_items else "skill"  # what the rates are per: the files' ids
         run.say(f"{cmp.learners} learners, {len(cohorts)} simulated cohort(s): correct rate real "
-                f"{cmp.real_correct_rate:.3f}, simulated {cmp.simulated_correct_rate:.3f}; per-skill Pearson r "
-                f"{cmp.skill_rate_pearson_r:.3f} over {cmp.skills_compared} skills (single cohorts "
+                f"{cmp.real_correct_rate:.3f}, simulated {cmp.simulated_correct_rate:.3f}; per-{ids} Pearson r "
+                f"{cmp.skill_rate_pearson_r:.3f} over {cmp.skills_compared} {ids}s (single cohorts "
                 f"{min(r for _, r in singles):.3f}-{max(r for _, r in singles):.3f}); {out / 'simulation.png'}")
     return result
 

@@ -4,13 +4,14 @@ records it (`kt_prepared.json`); later stages call `reuse`, which refuses data t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from raykd.errors import DataError
 from raykd.io import write_text_atomic
 from raykd.kt.config import KTDataConfig
 from raykd.kt.data import KTDataset, Sequence, load_kt_folder, split_learners, windows
+from raykd.kt.models import KTIndex
 
 FILE = "kt_prepared.json"
 
@@ -19,14 +20,15 @@ FILE = "kt_prepared.json"
 class KTPrepared:
     source: str  # the folder read
     digest: str
-    skill_ids: list[int]  # model index i + 1 is skill_ids[i]
+    skill_ids: list[int]  # model skill index i + 1 is skill_ids[i]
     train_learners: list[int]  # indices into the train file's sequences
     validation_learners: list[int]
     max_length: int
+    item_skill: list[tuple[int, int]] = field(default_factory=list)  # (item id, skill id); empty: ids are skills
 
     @property
-    def index(self) -> dict[int, int]:
-        return {s: i + 1 for i, s in enumerate(self.skill_ids)}
+    def index(self) -> KTIndex:
+        return KTIndex.of(self.skill_ids, dict(self.item_skill))
 
     def windows(self, ds: KTDataset) -> dict[str, list[Sequence]]:
         """Each split's sequences cut to model-sized windows, in a fixed order."""
@@ -36,7 +38,8 @@ class KTPrepared:
 
 
 def read(cfg: KTDataConfig) -> KTDataset:
-    ds = load_kt_folder(cfg.path, cfg.train_file, cfg.test_file, cfg.skill_names, cfg.skip_invalid)
+    ds = load_kt_folder(cfg.path, cfg.train_file, cfg.test_file, cfg.skill_names, cfg.skip_invalid,
+                        cfg.item_skills, cfg.item_names)
     if cfg.limit is not None:
         ds.train, ds.test = ds.train[:cfg.limit], ds.test[:cfg.limit]
     return ds
@@ -47,7 +50,8 @@ def prepare(cfg: KTDataConfig) -> tuple[KTDataset, KTPrepared]:
     train, val = split_learners(len(ds.train), cfg.validation, cfg.seed)
     if len(train) == 0 or len(val) == 0:
         raise DataError(ds.name, f"{len(ds.train)} training sequences cannot be split into train and validation")
-    return ds, KTPrepared(str(cfg.path), ds.digest(), ds.skill_ids, train.tolist(), val.tolist(), cfg.max_length)
+    return ds, KTPrepared(str(cfg.path), ds.digest(), ds.skill_ids, train.tolist(), val.tolist(), cfg.max_length,
+                          sorted(ds.item_skill.items()))
 
 
 def record(prepared: KTPrepared, folder: str | Path) -> None:
@@ -58,7 +62,9 @@ def load(folder: str | Path) -> KTPrepared:
     path = Path(folder) / FILE
     if not path.is_file():
         raise DataError(path, "not found: is this the folder of a knowledge-tracing teacher (raykd kt teacher)?")
-    return KTPrepared(**json.loads(path.read_text()))
+    raw = json.loads(path.read_text())
+    raw["item_skill"] = [tuple(pair) for pair in raw.get("item_skill", [])]
+    return KTPrepared(**raw)
 
 
 def reuse(folder: str | Path, cfg: KTDataConfig) -> tuple[KTDataset, KTPrepared]:

@@ -39,6 +39,8 @@ class KTTeacherMember:
     test_auc: float
     train_seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    width: int = 0  # d_model of an AttentionKT, hidden size of a DKT
+    selected: bool = True  # part of the teacher (chosen on validation), or trained and left out
 
 
 @dataclass
@@ -61,11 +63,14 @@ class KTTeacherResult:
 
     @property
     def description(self) -> str:
+        """The members the teacher is made of (those chosen on validation)."""
         names = {"attention": "AttentionKT", "dkt": "DKT"}
-        counts = Counter(names.get(m.family, m.family) for m in self.members)
-        if len(self.members) == 1:
+        used = [m for m in self.members if m.selected]
+        counts = Counter(f"{names.get(m.family, m.family)} {m.width}" if m.width else names.get(m.family, m.family)
+                         for m in used)
+        if len(used) == 1:
             return next(iter(counts))
-        return "mean of " + " + ".join(f"{n} {name}" for name, n in counts.items())
+        return "mean of " + " + ".join(f"{n} x {name}" for name, n in counts.items())
 
 
 @dataclass
@@ -128,6 +133,23 @@ class KTDistillResult:
     # The saved simulator: the champion after calibration (raykd.kt.cohort.calibrate), and its test AUC.
     calibration: list[CalibrationRound] = field(default_factory=list)
     simulator_test_auc: float = float("nan")
+    # Whether this is distillation: the teacher better than the best no-KD student on validation. When it is not,
+    # the champion is plain model selection among students and the report says so.
+    teacher_val_auc: float = float("nan")
+    best_no_kd_val_auc: float = float("nan")
+
+    @property
+    def kd_pays(self) -> bool:
+        return self.teacher_val_auc > self.best_no_kd_val_auc
+
+    def verdict(self) -> str:
+        if self.kd_pays:
+            return (f"the teacher (validation AUC {self.teacher_val_auc:.4f}) is better than the best student "
+                    f"without KD ({self.best_no_kd_val_auc:.4f}): its soft labels have something to teach")
+        return (f"the teacher (validation AUC {self.teacher_val_auc:.4f}) is NOT better than the best student "
+                f"without KD ({self.best_no_kd_val_auc:.4f}): this run is not distillation, and the champion is "
+                "model selection among students; a stronger teacher (more or wider members, teacher.select) "
+                "is needed for KD to pay")
 
 
 @dataclass

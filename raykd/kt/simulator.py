@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from raykd.errors import RaykdError
-from raykd.kt.models import DKT
+from raykd.kt.models import DKT, KTIndex
 
 
 class UnknownSkill(ValueError):
@@ -31,9 +31,14 @@ class Simulation:
 
 
 class Simulator:
-    def __init__(self, model: DKT, skill_ids: list[int], max_length: int, names: dict[int, str] | None = None):
+    """`ids` are what a history names: skills, or items on item-level data (each answered through its skill and
+    its difficulty)."""
+
+    def __init__(self, model: DKT, skill_ids: list[int], max_length: int, names: dict[int, str] | None = None,
+                 item_skill: dict[int, int] | None = None):
         self.model, self.skill_ids, self.max_length = model.eval(), skill_ids, max_length
-        self.index = {s: i + 1 for i, s in enumerate(skill_ids)}
+        self.index = KTIndex.of(skill_ids, item_skill)
+        self.ids = sorted(self.index.skill)
         self.names = names or {}
 
     @classmethod
@@ -59,42 +64,56 @@ class Simulator:
         model, meta = load_student(folder)
         if meta.get("family") != "kt-dkt":
             raise RaykdError(f"{uri}: not a knowledge-tracing simulator (family {meta.get('family')!r})")
-        names = {int(k): v for k, v in meta.get("skill_names", {}).items()}
-        return cls(model, [int(s) for s in meta["skill_ids"]], int(meta["max_length"]), names)
+        skill_names = {int(k): v for k, v in meta.get("skill_names", {}).items()}
+        item_skill = {int(q): int(s) for q, s in meta.get("item_skill", [])}
+        names = skill_names
+        if item_skill:  # the ids are items: each named by its own name, else by its skill's
+            item_names = {int(k): v for k, v in meta.get("item_names", {}).items()}
+            names = {q: n for q, s in item_skill.items() if (n := item_names.get(q) or skill_names.get(s))}
+        return cls(model, [int(s) for s in meta["skill_ids"]], int(meta["max_length"]), names, item_skill)
 
-    def _indices(self, skills: list[int], where: str) -> list[int]:
-        for i, s in enumerate(skills):
+    def _indices(self, ids: list[int], where: str) -> list[tuple[int, int]]:
+        """(skill index, item index or 0) of each id."""
+        for i, s in enumerate(ids):
             if s not in self.index:
                 raise UnknownSkill(f"{where}[{i}]", s)
-        return [self.index[s] for s in skills]
+        return [(self.index.skill[s], self.index.item.get(s, 0)) for s in ids]
 
-    def _logits(self, skills: list[int], correct: list[int]) -> torch.Tensor:
+    def _logits(self, attempts: list[tuple[int, int]], correct: list[int]) -> torch.Tensor:
         """Logits for every skill after these attempts (the model's prior when there are none)."""
-        if not skills:
+        if not attempts:
             return self.model.out(torch.zeros(1, self.model.lstm.hidden_size))[0]
-        k = torch.as_tensor([skills])
-        logits, _ = self.model.step(k, torch.as_tensor([correct], dtype=torch.float32), k > 0)
+        k = torch.as_tensor([[a for a, _ in attempts]])
+        item = torch.as_tensor([[q for _, q in attempts]]) if self.index.item else None
+        logits, _ = self.model.step(k, torch.as_tensor([correct], dtype=torch.float32), k > 0, None, item)
         return logits[0, -1]
+
+    def _probability(self, logits: torch.Tensor, target: tuple[int, int]) -> float:
+        skill, item = target
+        z = logits[skill - 1]
+        if self.model.difficulty is not None and item:
+            z = z - self.model.difficulty.weight[item, 0]
+        return float(torch.sigmoid(z))
 
     def predict(self, history: list[tuple[int, int]], next_skills: list[int], sample: bool = False,
                 seed: int | None = None) -> Simulation:
-        skills = self._indices([s for s, _ in history], "history")
+        attempts = self._indices([s for s, _ in history], "history")
         correct = [int(c) for _, c in history]
         targets = self._indices(next_skills, "next_skills")
-        start = len(skills) - len(skills) % self.max_length
-        skills, correct = skills[start:], correct[start:]
+        start = len(attempts) - len(attempts) % self.max_length
+        attempts, correct = attempts[start:], correct[start:]
         with torch.no_grad():
             if not sample:
-                p = torch.sigmoid(self._logits(skills, correct))
-                return Simulation([float(p[k - 1]) for k in targets], None)
+                logits = self._logits(attempts, correct)
+                return Simulation([self._probability(logits, t) for t in targets], None)
             rng = np.random.default_rng(seed)
             probs, answers = [], []
-            for k in targets:
-                if len(skills) == self.max_length:
-                    skills, correct = [], []
-                p = float(torch.sigmoid(self._logits(skills, correct)[k - 1]))
+            for t in targets:
+                if len(attempts) == self.max_length:
+                    attempts, correct = [], []
+                p = self._probability(self._logits(attempts, correct), t)
                 a = int(rng.random() < p)
                 probs.append(p)
                 answers.append(a)
-                skills, correct = [*skills, k], [*correct, a]
+                attempts, correct = [*attempts, t], [*correct, a]
         return Simulation(probs, answers)

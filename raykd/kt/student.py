@@ -17,7 +17,7 @@ from raykd.distill.losses import sequence_kd
 from raykd.kt.config import KTSearchConfig, KTStudentConfig
 from raykd.kt.data import Sequence
 from raykd.kt.metrics import auc
-from raykd.kt.models import DKT, batches, make_batch, next_step_logits, predict
+from raykd.kt.models import DKT, KTIndex, batches, make_batch, next_step_logits, predict
 from raykd.kt.results import KTSetting, KTStudentResult
 from raykd.students.architectures import build_student
 from raykd.training import TrainState
@@ -44,12 +44,12 @@ class SoftLabels:
         return torch.from_numpy(nxt), torch.from_numpy(mas)
 
 
-def fit_student(train: list[Sequence], validation: list[Sequence], index: dict[int, int], soft: SoftLabels | None,
+def fit_student(train: list[Sequence], validation: list[Sequence], index: KTIndex, soft: SoftLabels | None,
                 hp: KTStudentConfig, report: Any = None) -> tuple[DKT, float, int]:
     """Train with early stopping on validation AUC; returns the best model, its AUC and its epoch (1-based).
     `report(epoch, metrics)` is called after every epoch (Ray Tune)."""
     torch.manual_seed(hp.seed)
-    model = build_student("dkt", {**asdict(hp), "num_skills": len(index)})
+    model = build_student("dkt", {**asdict(hp), "num_skills": index.num_skills, "num_items": index.num_items})
     opt = torch.optim.Adam(model.parameters(), lr=hp.lr)
     state, best = TrainState(), None
     lam = hp.kd_weight if soft is not None else 0.0
@@ -60,7 +60,8 @@ def fit_student(train: list[Sequence], validation: list[Sequence], index: dict[i
             logits = model(b)
             _, gold, valid = b.targets
             t_next, t_mastery = soft.padded(group, valid.shape[1]) if lam else (None, None)
-            loss = sequence_kd(next_step_logits(logits, b), gold, valid, lam, t_next, logits[:, :-1], t_mastery,
+            loss = sequence_kd(next_step_logits(logits, b, model.difficulty), gold, valid, lam, t_next, logits[:, :-1],
+                               t_mastery,
                                hp.temperature, hp.mastery_weight)
             opt.zero_grad()
             loss.backward()
@@ -78,14 +79,15 @@ def fit_student(train: list[Sequence], validation: list[Sequence], index: dict[i
 
 
 def save_student(folder: str | Path, model: DKT, hp: KTStudentConfig, skill_ids: list[int],
-                 extra: dict[str, Any]) -> Path:
+                 extra: dict[str, Any], item_skill: list[tuple[int, int]] | None = None) -> Path:
     from raykd.io import atomic_dir
 
     folder = Path(folder)
     with atomic_dir(folder) as tmp:
         torch.save(model.state_dict(), tmp / WEIGHTS)
         (tmp / MODEL_JSON).write_text(json.dumps({"family": "kt-dkt", "student": asdict(hp),
-                                                  "skill_ids": skill_ids, **extra}, indent=2))
+                                                  "skill_ids": skill_ids, "item_skill": item_skill or [], **extra},
+                                                 indent=2))
     return folder
 
 
@@ -93,7 +95,8 @@ def load_student(folder: str | Path) -> tuple[DKT, dict[str, Any]]:
     folder = Path(folder)
     meta = json.loads((folder / MODEL_JSON).read_text())
     hp = meta["student"]
-    model = build_student("dkt", {**hp, "num_skills": len(meta["skill_ids"])})
+    model = build_student("dkt", {**hp, "num_skills": len(meta["skill_ids"]),
+                                  "num_items": len(meta.get("item_skill", []))})
     model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
     return model.eval(), meta
 
@@ -109,7 +112,7 @@ def trial_grid(search: KTSearchConfig) -> list[dict[str, float]]:
     return grid
 
 
-def _trainable(config: dict[str, Any], train: list[Sequence], validation: list[Sequence], index: dict[int, int],
+def _trainable(config: dict[str, Any], train: list[Sequence], validation: list[Sequence], index: KTIndex,
                soft: SoftLabels, base: dict[str, Any]) -> None:
     import ray.tune
 
@@ -137,7 +140,7 @@ class Trial:
     weights: str  # the trial's checkpoint file
 
 
-def search(train: list[Sequence], validation: list[Sequence], index: dict[int, int], soft: SoftLabels,
+def search(train: list[Sequence], validation: list[Sequence], index: KTIndex, soft: SoftLabels,
            base: KTStudentConfig, space: KTSearchConfig, storage: Path, name: str) -> list[Trial]:
     """One Ray Tune trial per grid point; each trial's best weights come back in its checkpoint."""
     import ray.tune

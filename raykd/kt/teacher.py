@@ -18,7 +18,7 @@ import torch
 
 from raykd.kt.config import KTTeacherConfig
 from raykd.kt.data import Sequence
-from raykd.kt.models import AttentionKT, Batch, Ensemble, batches, make_batch, next_step_logits, predict
+from raykd.kt.models import AttentionKT, Batch, Ensemble, KTIndex, batches, make_batch, predict
 from raykd.pipeline import say
 from raykd.training import TrainState, torch_trainer
 
@@ -28,11 +28,24 @@ BEST = "best.pt"
 MODEL_JSON = "model.json"
 
 
+class NextStep(torch.nn.Module):
+    """A network whose forward is its next-step logits [B, T-1]: what Ray Train wraps in DistributedDataParallel,
+    so that every parameter the loss uses (the item difficulties too) is used inside the wrapped forward."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, b: Batch) -> torch.Tensor:
+        return self.net.predict_step(b)[1]
+
+
 def loss_on(model: torch.nn.Module, b: Batch) -> torch.Tensor:
+    """Next-step BCE of a NextStep (as Ray Train wraps it: its forward keeps the workers in step)."""
     from raykd.distill.losses import sequence_kd
 
     _, gold, valid = b.targets
-    return sequence_kd(next_step_logits(model(b), b), gold, valid)
+    return sequence_kd(model(b), gold, valid)
 
 
 def build(model_cfg: dict[str, Any], knowledge: dict[str, np.ndarray]) -> torch.nn.Module:
@@ -42,23 +55,42 @@ def build(model_cfg: dict[str, Any], knowledge: dict[str, np.ndarray]) -> torch.
         return build_student("dkt", model_cfg)
     return AttentionKT(model_cfg["num_skills"], knowledge["embeddings"], knowledge["graph"],
                        d_model=model_cfg["d_model"], layers=model_cfg["layers"], heads=model_cfg["heads"],
-                       dropout=model_cfg["dropout"])
+                       dropout=model_cfg["dropout"], num_items=model_cfg.get("num_items", 0))
 
 
 TRAINING = ("epochs", "batch_size", "lr", "weight_decay", "patience")
 
 
-def member_specs(cfg: KTTeacherConfig, num_skills: int, max_length: int
+def member_specs(cfg: KTTeacherConfig, num_skills: int, max_length: int, num_items: int = 0
                  ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(model config, training hyperparameters) of each member: an AttentionKT per seed, then a DKT per
-    recurrent seed."""
-    shared = {"num_skills": num_skills, "max_length": max_length}
+    """(model config, training hyperparameters) of each candidate member: an AttentionKT per seed, then a DKT
+    per recurrent width and seed."""
+    shared = {"num_skills": num_skills, "max_length": max_length, "num_items": num_items}
     attention = {"family": "attention", **shared, **{k: getattr(cfg, k) for k in ("d_model", "layers", "heads",
                                                                                     "dropout")}}
     r = cfg.recurrent
-    dkt = {"family": "dkt", **shared, "embed": r.embed, "hidden": r.hidden, "dropout": r.dropout}
+    widths = r.hidden if isinstance(r.hidden, list) else [r.hidden]
+    dkts = [{"family": "dkt", **shared, "embed": r.embed, "hidden": h, "dropout": r.dropout} for h in widths]
     return ([(attention, {**{k: getattr(cfg, k) for k in TRAINING}, "seed": s}) for s in cfg.seeds]
-            + [(dkt, {**{k: getattr(r, k) for k in TRAINING}, "seed": s}) for s in r.seeds])
+            + [(dkt, {**{k: getattr(r, k) for k in TRAINING}, "seed": s}) for dkt in dkts for s in r.seeds])
+
+
+def select_members(val_probs: list[list[np.ndarray]], score: Any) -> list[int]:
+    """Greedy forward selection (Caruana et al. 2004): start from the member `score` rates best on validation and
+    add, one at a time, the member whose joining raises the mean's score most; stop when none does. Returns the
+    chosen members' positions, in the order they joined."""
+    def mean_of(chosen: list[int]) -> list[np.ndarray]:
+        return [np.mean([val_probs[m][s] for m in chosen], axis=0) for s in range(len(val_probs[0]))]
+
+    chosen = [max(range(len(val_probs)), key=lambda m: score(val_probs[m]))]
+    best = score(val_probs[chosen[0]])
+    while True:
+        rest = [m for m in range(len(val_probs)) if m not in chosen]
+        scored = [(score(mean_of([*chosen, m])), m) for m in rest]
+        if not scored or max(scored)[0] <= best:
+            return chosen
+        best, m = max(scored)
+        chosen.append(m)
 
 
 def restore(net: torch.nn.Module, opt: Any, sched: Any, rank: int) -> tuple[TrainState, dict | None]:
@@ -93,7 +125,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.manual_seed(hp["seed"])
     train, val, index = config["train"], config["validation"], config["index"]
     net = build(config["model"], config["knowledge"])
-    model = ray.train.torch.prepare_model(net)
+    model = ray.train.torch.prepare_model(NextStep(net))
     opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
     steps = math.ceil(len(batches(train, hp["batch_size"], 0)) / world) * hp["epochs"]
     sched = get_cosine_schedule_with_warmup(opt, max(1, steps // 20), steps)
@@ -136,7 +168,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             break
 
 
-def fit(train: list[Sequence], validation: list[Sequence], index: dict[int, int], knowledge: dict[str, np.ndarray],
+def fit(train: list[Sequence], validation: list[Sequence], index: KTIndex, knowledge: dict[str, np.ndarray],
         model_cfg: dict[str, Any], teacher_cfg: dict[str, Any], scaling: Any, storage: Path, name: str
         ) -> tuple[Path, TrainState]:
     """Run the recipe on Ray Train; returns the final checkpoint folder and its training state."""

@@ -65,4 +65,4 @@ async def skills() -> SkillsResponse:
     deployment = _deployment()
     sim = _simulator(deployment)
     return SkillsResponse(simulator=deployment.cfg.simulator or "", max_history=deployment.cfg.max_history,
-                          skills=[SkillInfo(id=s, name=sim.names.get(s)) for s in sim.skill_ids])
+                          skills=[SkillInfo(id=s, name=sim.names.get(s)) for s in sim.ids])

@@ -7,7 +7,7 @@ import torch
 
 from raykd.kt import cohort
 from raykd.kt.data import Sequence
-from raykd.kt.models import DKT
+from raykd.kt.models import DKT, KTIndex
 
 
 def learners(n: int, seed: int) -> list[Sequence]:
@@ -19,14 +19,14 @@ def learners(n: int, seed: int) -> list[Sequence]:
 
 def test_skill_rates_count_per_model_index():
     seqs = [Sequence(np.array([7, 9, 7]), np.array([1, 0, 0])), Sequence(np.array([9]), np.array([1]))]
-    right, attempts = cohort.skill_rates(seqs, [s.correct for s in seqs], {7: 1, 9: 2})
+    right, attempts = cohort.skill_rates(seqs, [s.correct for s in seqs], KTIndex.of([7, 9]))
     assert right.tolist() == [1.0, 1.0] and attempts.tolist() == [2.0, 2.0]
 
 
 def test_calibration_brings_played_skill_rates_to_the_real_ones():
     torch.manual_seed(0)
     model = DKT(2, embed=4, hidden=8).eval()  # untrained: plays both skills near 50%
-    seqs, index = learners(200, 0), {7: 1, 9: 2}
+    seqs, index = learners(200, 0), KTIndex.of([7, 9])
     before = cohort.skill_rates(seqs, cohort.play(model, seqs, index, 0, 200), index)
     rounds = cohort.calibrate(model, seqs, index, 200, rounds=4, seed=10, damping=1.0)
     after = cohort.skill_rates(seqs, cohort.play(model, seqs, index, 0, 200), index)
