@@ -102,10 +102,14 @@ class _SideBindsLikeFrontend(importlib.abc.MetaPathFinder):
         return spec
 
 
-# Ray Train's placement-group cleaner asks the State API whether the controller lives, every few seconds; on a
-# cluster without the dashboard (raykd's local ones) that API is absent and each check logs this warning.
+# Lines Ray Train repeats that say nothing to a raykd user, per logger. The placement-group cleaner asks the State
+# API whether the controller lives, every few seconds; on a cluster without the dashboard (raykd's local ones) that
+# API is absent or slow and each check logs a warning. Every worker logs each `ray.train.report` (metrics and
+# checkpoint path) at INFO, once per epoch and rank; raykd prints its own progress line instead. The second
+# logger is named by its file's path (Ray's `logging.getLogger(__file__)`), relative to the `ray` package here.
 QUIET = {"ray.train.v2._internal.execution.controller.placement_group_cleaner":
-         "Failed to query Ray Train Controller actor state"}
+         "Failed to query Ray Train Controller actor state",
+         "<ray>/train/v2/_internal/execution/context.py": "Reporting training result"}
 
 
 class _DropMessage(logging.Filter):
@@ -117,6 +121,14 @@ class _DropMessage(logging.Filter):
         return not str(record.msg).startswith(self.prefix)
 
 
+def _logger_name(name: str) -> str:
+    if not name.startswith("<ray>/"):
+        return name
+    import ray  # already imported in every Ray worker
+
+    return os.path.join(os.path.dirname(ray.__file__), *name.removeprefix("<ray>/").split("/"))
+
+
 def worker_setup() -> None:
     """Ray's `worker_process_setup_hook` for the clusters raykd starts or joins: in the process that runs Serve's
     HAProxy (and only when it imports the template), the stats page and exporter bind where the HTTP frontend
@@ -125,7 +137,7 @@ def worker_setup() -> None:
     if not any(isinstance(f, _SideBindsLikeFrontend) for f in sys.meta_path):
         sys.meta_path.insert(0, _SideBindsLikeFrontend())
     for name, prefix in QUIET.items():
-        target = logging.getLogger(name)
+        target = logging.getLogger(_logger_name(name))
         if not any(isinstance(f, _DropMessage) for f in target.filters):
             target.addFilter(_DropMessage(prefix))
 

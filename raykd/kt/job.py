@@ -250,8 +250,8 @@ def _teacher_soft_labels(tdir: Path, t_result: KTTeacherResult) -> tuple[Any, li
 
 
 def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDistillResult:
-    from raykd.kt import cohort, teacher
     from raykd.kt import student as kt_student
+    from raykd.kt import teacher
     from raykd.kt.metrics import auc
     from raykd.kt.models import predict
     from raykd.runtime import ensure_ray
@@ -275,18 +275,8 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
         results, models = _student_results(trials, cfg, parts, prep, run)
         settings, best, twin_at = kt_student.choose(results)
         champion, (champ_model, champ_hp), twin = results[best], models[best], results[twin_at]
-        calibration = cohort.calibrate(champ_model, [ds.train[i] for i in prep.train_learners], prep.index,
-                                         prep.max_length, cfg.student.calibration_rounds, cfg.simulate.seed)
+        calibration = _save_calibrated(cfg, ds, prep, t_result, champ_model, champ_hp, out, run)
         simulator_auc = auc(parts["test"], predict(champ_model, parts["test"], prep.index)[0])
-        for i, c in enumerate(calibration):
-            run.say(f"calibration round {i + 1}: played training cohort correct rate {c.simulated_correct_rate:.3f} "
-                    f"(real {c.real_correct_rate:.3f}), per-skill r {c.skill_rate_pearson_r:.3f}")
-        kt_student.save_student(out / "champion", champ_model, champ_hp, prep.skill_ids,
-                                {"max_length": prep.max_length, "teacher_run_id": t_result.run_id,
-                                 "data_digest": prep.digest,
-                                 "skill_names": {str(k): v for k, v in ds.skill_names.items()},
-                                 "item_names": {str(k): v for k, v in ds.item_names.items()}},
-                                prep.item_skill)
         teacher_model, _ = teacher.load_model(tdir / "model")
         speed = measure_speed(teacher_model, champ_model, parts["test"], prep.index)
         result = KTDistillResult(run.run_id, t_result.run_id, auc(parts["test"], test_teacher),
@@ -313,6 +303,24 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
                 f"{t_result.parameters / champion.parameters:.0f}x fewer parameters, {speed.batched_ratio:.0f}x "
                 f"(batched) / {speed.single_ratio:.0f}x (one sequence) faster")
     return result
+
+
+def _save_calibrated(cfg: KTJobConfig, ds: KTDataset, prep: kt_prepared.KTPrepared, t_result: KTTeacherResult,
+                     model: object, hp: object, out: Path, run: StageRun) -> list:
+    """Calibrate the champion on the training learners (raykd.kt.cohort.calibrate) and save it as the simulator."""
+    from raykd.kt import cohort
+    from raykd.kt import student as kt_student
+
+    calibration = cohort.calibrate(model, [ds.train[i] for i in prep.train_learners], prep.index, prep.max_length,
+                                   cfg.student.calibration_rounds, cfg.simulate.seed)
+    for i, c in enumerate(calibration):
+        run.say(f"calibration round {i + 1}: played training cohort correct rate {c.simulated_correct_rate:.3f} "
+                f"(real {c.real_correct_rate:.3f}), per-skill r {c.skill_rate_pearson_r:.3f}")
+    kt_student.save_student(out / "champion", model, hp, prep.skill_ids,
+                            {"max_length": prep.max_length, "teacher_run_id": t_result.run_id,
+                             "data_digest": prep.digest, "skill_names": {str(k): v for k, v in ds.skill_names.items()},
+                             "item_names": {str(k): v for k, v in ds.item_names.items()}}, prep.item_skill)
+    return calibration
 
 
 def _register(run: StageRun, folder: Path, name: str, tags: dict[str, str]) -> str:
