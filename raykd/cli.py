@@ -78,7 +78,8 @@ def cmd_kt_inspect(args: argparse.Namespace) -> int:
         print(f"  {kind} file: {name}")
     rows = [[split, p["sequences"], p["interactions"], p["skills"], f"{p['correct_rate']:.3f}", p["max_length"]]
             for split in ("train", "test") for p in [summary[split]]]
-    print(tables.plain(["file", "sequences", "interactions", "skills", "correct rate", "longest"], rows))
+    ids = "items" if summary["items"] else "skills"  # what the files' ids are
+    print(tables.plain(["file", "sequences", "interactions", ids, "correct rate", "longest"], rows))
     print(f"\nproblems: {len(ds.problems) or 'none'}" + (" (invalid sequences are dropped only with "
                                                           "skip_invalid)" if ds.problems else ""))
     for p in ds.problems[: args.show]:

@@ -140,6 +140,7 @@ def test_item_level_folder_uses_items_and_their_skills_and_inspect_reports_the_f
     out = capsys.readouterr().out
     assert "2 skills (0 named), 3 items (2 named)" in out
     assert "item-to-skill file: kt_qid_sid" in out and "item-name file: kt_qname_qid" in out
+    assert "interactions  items" in out  # the per-file table counts items
     # An item the map does not know is refused with its file and line.
     write(tmp_path, "2\n11,99\n1,1\n", "kt_test.csv")
     with pytest.raises(DataError, match=r"kt_test.csv: line 2: unknown id\(s\) \[99\]"):

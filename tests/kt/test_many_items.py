@@ -2,38 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import yaml
 
-
-def write_item_level_folder(folder: Path, learners: int, attempts: int, items: int, skills: int, seed: int) -> None:
-    """3-line files whose ids are items: each item belongs to a skill and has its own difficulty, and a learner's
-    chance on a skill grows with practice on it and levels off (the true probabilities rank the answers at about
-    0.82 AUC, their skill-level part at about 0.73)."""
-    rng = np.random.default_rng(seed)
-    skill_of = rng.integers(1, skills + 1, items)
-    difficulty = rng.normal(0, 1.0, items)
-    folder.mkdir(parents=True)
-
-    def sequences(n: int) -> str:
-        out = []
-        for _ in range(n):
-            ability, practice = rng.normal(0, 1, skills + 1), np.zeros(skills + 1)
-            ids, right = rng.integers(0, items, attempts), []
-            for q in ids:
-                s = skill_of[q]
-                p = 1 / (1 + np.exp(-(ability[s] + 1.5 * (1 - np.exp(-practice[s] / 20)) - 0.75 - difficulty[q])))
-                right.append(int(rng.random() < p))
-                practice[s] += 1
-            out += [str(attempts), ",".join(str(q + 1) for q in ids), ",".join(map(str, right))]
-        return "\n".join(out) + "\n"
-
-    (folder / "synthetic_train.csv").write_text(sequences(learners))
-    (folder / "synthetic_test.csv").write_text(sequences(learners // 2))
-    (folder / "synthetic_qid_sid").write_text("qid\tsid\n" + "".join(f"{q + 1}\t{skill_of[q]}\n"
-                                                                   for q in range(items)))
+from bench.kt_synthetic import write_item_level_folder
 
 
 def test_kt_on_long_many_item_sequences_chooses_a_teacher_better_than_its_students(ray_session, tracking_uri,
