@@ -19,6 +19,7 @@ from raykd.kt.data import Sequence
 from raykd.kt.metrics import auc
 from raykd.kt.models import DKT, KTIndex, batches, make_batch, next_step_logits, predict
 from raykd.kt.results import KTSetting, KTStudentResult
+from raykd.pipeline import say
 from raykd.students.architectures import build_student
 from raykd.training import TrainState
 
@@ -123,6 +124,8 @@ def _trainable(config: dict[str, Any], train: list[Sequence], validation: list[S
         ray.tune.report({**metrics, "epoch": epoch})
 
     model, best_auc, best_epoch = fit_student(train, validation, index, soft, hp, report)
+    say("kt-distill", f"trial done: hidden {hp.hidden}, lambda {hp.kd_weight:g}, T {hp.temperature:g}, seed "
+                      f"{hp.seed}: best val AUC {best_auc:.4f} at epoch {best_epoch}")
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(model.state_dict(), Path(tmp) / WEIGHTS)
         ray.tune.report({"val_auc": best_auc, "best_val_auc": best_auc, "epoch": best_epoch, "final": 1},
