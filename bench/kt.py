@@ -69,10 +69,10 @@ def report(cfg: KTJobConfig) -> SettingReport:
     distill = load_result(KTDistillResult, distill_dir(cfg) / "kt_distill_result.json")
     no_kd = [s for s in distill.settings if s.kd_weight == 0]
     kd = [s for s in distill.settings if s.kd_weight > 0]
-    rows = [["teacher: " + teacher.description, teacher.parameters, teacher.val_auc, teacher.test_auc,
-             f"[{teacher.test_auc_interval[0]:.4f}, {teacher.test_auc_interval[1]:.4f}]"]]
+    rows = [["teacher: " + teacher.description, teacher.parameters, f"{teacher.val_auc:.4f}",
+             f"{teacher.test_auc:.4f}", f"[{teacher.test_auc_interval[0]:.4f}, {teacher.test_auc_interval[1]:.4f}]"]]
     rows += [[f"student: hidden {t.hidden}, lambda {t.kd_weight:g}, T {t.temperature:g}, seed {t.seed}", t.parameters,
-              t.val_auc, t.test_auc, f"[{t.test_auc_interval[0]:.4f}, {t.test_auc_interval[1]:.4f}]"]
+              f"{t.val_auc:.4f}", f"{t.test_auc:.4f}", f"[{t.test_auc_interval[0]:.4f}, {t.test_auc_interval[1]:.4f}]"]
              for t in distill.trials]
     c, twin = distill.champion, distill.no_kd_twin
     return SettingReport(
