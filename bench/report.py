@@ -379,7 +379,8 @@ def kt_section(r: KTBench, out: Path, cmd: str) -> list[str]:
 
     rows = [row(f"teacher ({r.teacher.description})", r.teacher)]
     if len(r.teacher.members) > 1:
-        rows += [[f"teacher member: {m.family}, seed {m.seed}", f"{m.val_auc:.4f}", f"{m.test_auc:.4f}",
+        rows += [[f"teacher member: {m.family}{f' {m.width}' if m.width else ''}, seed {m.seed}"
+                  + ("" if m.selected else " (left out on validation)"), f"{m.val_auc:.4f}", f"{m.test_auc:.4f}",
                   f"{m.parameters:,}"] for m in r.teacher.members]
     rows += [row(f"champion DKT (hidden {d.champion.hidden}, lambda {d.champion.kd_weight:g}, "
                  f"T {d.champion.temperature:g})", d.champion),

@@ -153,7 +153,11 @@ def test_report_knowledge_tracing_section(tmp_path):
                                           (0.81, 0.82), 400.0, "s", members=[
                                               KTTeacherMember("attention", 0, 1_800_000, 8, 10, 0.81, 0.811, 300.0),
                                               KTTeacherMember("attention", 1, 1_800_000, 9, 10, 0.812, 0.810, 300.0),
-                                              KTTeacherMember("dkt", 0, 200_000, 7, 10, 0.813, 0.812, 30.0)])),
+                                              KTTeacherMember("dkt", 0, 200_000, 7, 10, 0.813, 0.812, 30.0,
+                                                              width=200),
+                                              # trained and left out by the selection: not part of the teacher
+                                              KTTeacherMember("dkt", 1, 50_000, 7, 10, 0.80, 0.80, 20.0, width=64,
+                                                              selected=False)])),
         "distill": asdict(KTDistillResult("r", "t", 0.815, 2_000_000, champion, twin, [twin, champion],
                                           Speed(100.0, 2_500.0, 20.0, 400.0), settings=[
                                               KTSetting(64, 1.0, 1.0, 2, 0.8221, 0.8127, 0.8126, 0.8128)],
@@ -167,8 +171,10 @@ def test_report_knowledge_tracing_section(tmp_path):
     path.write_text(json.dumps(res))
     text = build_report(path, tmp_path / "report").read_text()
     section = text.split("## Knowledge tracing")[1]
-    assert "| teacher (mean of 2 AttentionKT + 1 DKT) | 0.8200 | 0.8150 [0.8100, 0.8200] | 2,000,000 |" in section
-    assert "| teacher member: dkt, seed 0 | 0.8130 | 0.8120 | 200,000 |" in section
+    assert "| teacher member: dkt 64, seed 1 (left out on validation) | 0.8000 |" in section
+    assert ("| teacher (mean of 2 x AttentionKT + 1 x DKT 200) | 0.8200 | 0.8150 [0.8100, 0.8200] | 2,000,000 |"
+            in section)
+    assert "| teacher member: dkt 200, seed 0 | 0.8130 | 0.8120 | 200,000 |" in section
     assert "| champion DKT (hidden 64, lambda 1, T 1) | 0.8220 | 0.8120 [0.8020, 0.8220] | 40,000 |" in section
     assert "50x fewer parameters, 25.0x the sequences/s in batches of 64, 20.0x one sequence at a time" in section
     assert "| hidden 64, lambda 1, T 1 | 2 | 0.8221 | 0.8127 (0.8126 to 0.8128) |" in section
