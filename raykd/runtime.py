@@ -105,11 +105,14 @@ class _SideBindsLikeFrontend(importlib.abc.MetaPathFinder):
 # Lines Ray Train repeats that say nothing to a raykd user, per logger. The placement-group cleaner asks the State
 # API whether the controller lives, every few seconds; on a cluster without the dashboard (raykd's local ones) that
 # API is absent or slow and each check logs a warning. Every worker logs each `ray.train.report` (metrics and
-# checkpoint path) at INFO, once per epoch and rank; raykd prints its own progress line instead. The second
-# logger is named by its file's path (Ray's `logging.getLogger(__file__)`), relative to the `ray` package here.
+# checkpoint path) at INFO, and the storage layer each checkpoint it persists, once per epoch and rank; raykd
+# prints its own progress line instead. The context logger is named by its file's path (Ray's
+# `logging.getLogger(__file__)`), relative to the `ray` package here.
 QUIET = {"ray.train.v2._internal.execution.controller.placement_group_cleaner":
          "Failed to query Ray Train Controller actor state",
-         "<ray>/train/v2/_internal/execution/context.py": "Reporting training result"}
+         "<ray>/train/v2/_internal/execution/context.py": "Reporting training result",
+         "ray.train.v2._internal.execution.storage": "Checkpoint successfully created",
+         "ray.train._internal.storage": "Checkpoint successfully created"}  # Ray Tune's trials
 
 
 class _DropMessage(logging.Filter):

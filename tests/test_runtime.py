@@ -14,7 +14,9 @@ def test_worker_setup_is_every_workers_hook():
 
 
 @pytest.mark.parametrize("module", ["ray.train.v2._internal.execution.controller.placement_group_cleaner",
-                                    "ray.train.v2._internal.execution.context"])
+                                    "ray.train.v2._internal.execution.context",
+                                    "ray.train.v2._internal.execution.storage",
+                                    "ray.train._internal.storage"])
 def test_worker_setup_drops_ray_trains_repeated_lines_and_nothing_else(module):
     import importlib
 
