@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from bench.run_all import (
@@ -35,8 +36,9 @@ from bench.run_all import (
     tfidf_stage,
     typed,
 )
-from bench.targets import CHAMPION_GAP, CPU_MINUTES, KD_GAIN, PARAM_RATIO, SPEEDUP
+from bench.targets import AUTO_QWK, CHAMPION_GAP, COVERAGE, CPU_MINUTES, KD_GAIN, MAX_ECE, PARAM_RATIO, SPEEDUP
 from bench.targets import TEACHER_QWK as TEACHER_TARGET
+from raykd.confidence import confidence_table
 from raykd.config import from_dict
 from raykd.errors import ConfigError
 from raykd.io import write_text_atomic
@@ -147,6 +149,11 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
               markdown(["trial", "params", "CV QWK", "parameters", "finished"],
                        [[t.trial_id, ", ".join(f"{k}={v}" for k, v in t.params.items()), t.val_score, t.parameters,
                          "yes" if t.complete else stopped] for t in trials])]
+    if tuned.confidence:
+        conf = {t: tuned.confidence[t] for t in tasks if t in tuned.confidence}
+        lines += ["", "Scores a school can act on: the champion's calibrated confidence on test (calibrated on "
+                      "out-of-fold predictions; `coverage.png` plots agreement against the share auto-scored):", "",
+                  confidence_table(conf)]
     below = [t for t in tasks if test.tasks[t]["qwk"] < tfidf[t]["qwk"]]
     gap = ref_test.score - test.score
     ratio = tuned.teacher_parameters / max(1, w.parameters)
@@ -174,6 +181,18 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
     misses = ", ".join(f"{t} ({test.tasks[t]['qwk']:.3f} < {tfidf[t]['qwk']:.3f})" for t in below)
     lines.append("- Champion >= TF-IDF + LR on every set: "
                  + (f"met ({len(tasks)} of {len(tasks)})." if not below else f"**MISSED** on {misses}."))
+    if tuned.confidence:
+        reports = list(tuned.confidence.values())
+        top70 = float(np.mean([dict(r.curve)[0.7] for r in reports]))
+        covered = [r.coverage for r in reports if r.coverage is not None]
+        worst_ece = max(r.ece_after for r in reports)
+        lines.append(f"- Auto-scoring the 70% most sure, mean agreement >= {AUTO_QWK}: {top70:.3f} "
+                     f"({_met(top70 >= AUTO_QWK)}).")
+        inside = all(COVERAGE[0] <= c <= COVERAGE[1] for c in covered)
+        lines.append(f"- 90% score sets cover {COVERAGE[0]:.0%}-{COVERAGE[1]:.0%} of test: {min(covered):.1%}-"
+                     f"{max(covered):.1%} over the sets ({_met(inside)}).")
+        lines.append(f"- Calibration error after calibration <= {MAX_ECE} on every set: worst {worst_ece:.3f} "
+                     f"({_met(worst_ece <= MAX_ECE)}).")
     minutes = results["total_seconds"] / 60
     lines.append(f"- End to end in at most {CPU_MINUTES} minutes on this machine: {minutes:.1f} "
                  f"({_met(minutes <= CPU_MINUTES)}).")

@@ -143,7 +143,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from raykd.serve.launch import run_serve
 
     extra = [f"{k}={v}" for k, v in (("model", args.model), ("host", args.host), ("port", args.port),
-                                     ("tracking_uri", args.tracking_uri), ("simulator", args.simulator))
+                                     ("tracking_uri", args.tracking_uri), ("simulator", args.simulator),
+                                     ("review.rate", args.review_rate),
+                                     ("review.target_agreement", args.review_target_qwk))
              if v is not None]
     run_serve(load_config(args.config, ServeConfig, list(args.set) + extra))
     return 0
@@ -161,8 +163,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     predict_file(args.model, args.input, args.output, tracking_uri=args.tracking_uri,
                  skip_invalid=args.skip_invalid, batch_size=args.batch_size, stream=args.stream,
-                 workers=args.workers)
+                 workers=args.workers, review=review_option(args))
     return 0
+
+
+def add_review_args(p: argparse.ArgumentParser) -> None:
+    """Which responses are marked needs_review (default: the policy the model was saved with)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--review-rate", type=float, metavar="SHARE",
+                       help="mark the least confident SHARE of responses (e.g. 0.2), as measured on the model's "
+                            "calibration data")
+    group.add_argument("--review-target-qwk", type=float, metavar="AGREEMENT",
+                       help="mark as many as it takes for the rest to reach this agreement with people (QWK for "
+                            "scores, macro-F1 otherwise), as measured on the model's calibration data")
+
+
+def review_option(args: argparse.Namespace) -> Any:
+    from raykd.confidence import ReviewPolicy
+
+    if args.review_rate is None and args.review_target_qwk is None:
+        return None
+    return ReviewPolicy(rate=args.review_rate, target=args.review_target_qwk)
 
 
 def add_job_args(p: argparse.ArgumentParser, takes_teacher: bool = False) -> None:
@@ -255,6 +276,7 @@ def _serving_commands(sub: Any) -> None:
     srv.add_argument("--host", help="bind address (default 127.0.0.1)")
     srv.add_argument("--port", type=int, help="port (default 8000)")
     srv.add_argument("--tracking-uri", help="MLflow tracking URI for registry models")
+    add_review_args(srv)
     srv.set_defaults(func=cmd_serve)
 
     score = sub.add_parser("score", help="score a file through a running endpoint")
@@ -268,13 +290,15 @@ def _serving_commands(sub: Any) -> None:
     predict = sub.add_parser("predict", help="score a file offline with a saved student or teacher")
     predict.add_argument("--model", required=True, help="model folder, runs:/ID/model or models:/NAME@ALIAS")
     predict.add_argument("--input", required=True, help="responses: CSV/TSV/JSONL/Parquet (ASAP-SAS columns work)")
-    predict.add_argument("--output", required=True, help="where to write id, task, prediction, probabilities")
+    predict.add_argument("--output", required=True,
+                         help="where to write id, task, prediction, confidence, score_set, needs_review, p_<label>")
     predict.add_argument("--tracking-uri", help="MLflow tracking URI for runs:/ and models:/ URIs")
     predict.add_argument("--skip-invalid", action="store_true", help="drop invalid rows (reported) instead of failing")
     predict.add_argument("--batch-size", type=int, default=64)
     predict.add_argument("--stream", choices=["auto", "on", "off"], default="auto",
                          help="stream the file through Ray Data with bounded memory (auto: files over 50 MB)")
     predict.add_argument("--workers", type=int, help="scoring actors when streaming (default: one per CPU)")
+    add_review_args(predict)
     predict.set_defaults(func=cmd_predict)
 
 

@@ -109,6 +109,22 @@ class ScalingConfig:
     max_failures: NonNegativeInt = 2
 
 
+@config
+class ReviewConfig:
+    """Scores a school can act on (raykd.confidence): the conformal score sets' coverage `level`, and which
+    responses go to a person: the least confident `rate` of them, or as many as it takes for the rest to reach
+    `target_agreement` (the task's primary metric: QWK for scores). Neither set: a rate of 0.3."""
+
+    level: Annotated[Number, Field(gt=0, lt=1)] = 0.9
+    rate: Annotated[Number, Field(ge=0, le=1)] | None = None
+    target_agreement: Annotated[Number, Field(ge=-1, le=1)] | None = None
+
+    @rules
+    def _rules(self) -> None:
+        if self.rate is not None and self.target_agreement is not None:
+            raise rule("rate", "give a review rate or a target_agreement, not both")
+
+
 # ------------------------------------------------------------------------------------------ loading
 def _config_error(cls: type, where: str, error: dict[str, Any]) -> ConfigError:
     """A pydantic error as raykd words it: the key path, and what was expected instead of what was found."""

@@ -51,7 +51,8 @@ def raykd_code() -> str:
 class RaykdPyfunc(mlflow.pyfunc.PythonModel):
     """Lets any MLflow tool score with a raykd model as `raykd predict` does: input rows `text` with `task` (which
     a one-task model may leave out), optionally `id`, and `question` / `reference` for a model that reads them;
-    output `id, task, prediction, p_<label>...`, the table `raykd predict` writes."""
+    output `id, task, prediction, confidence, score_set, needs_review, p_<label>...`, the table `raykd predict`
+    writes."""
 
     # No type hints on these two: MLflow reads them as a schema and warns about plain ones.
     def load_context(self, context):  # noqa: ANN001
@@ -88,6 +89,7 @@ def model_signature(model_dir: str | Path) -> Any:
     if reads_question:
         inputs += [ColSpec("string", "question", required=False), ColSpec("string", "reference", required=False)]
     outputs = [ColSpec("string", c) for c in ("id", "task", "prediction")] + [
+        ColSpec("double", "confidence"), ColSpec("string", "score_set"), ColSpec("boolean", "needs_review")] + [
         ColSpec("double", c) for c in prob_columns(layout)]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 

@@ -1,6 +1,8 @@
 """Load any saved raykd model (teacher or student, local folder or MLflow URI) behind one interface:
 `scorer.layout`, `scorer.thresholds`, `scorer.predict_proba(texts, tasks, ...)`; and turn probabilities
-into predictions and into the one table every scoring path writes (`id, task, prediction, p_<label>`)."""
+into predictions, calibrated probabilities with a confidence, a conformal score set and a review flag
+(raykd.confidence), and the one table every scoring path writes
+(`id, task, prediction, confidence, score_set, needs_review, p_<label>`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from raykd.confidence import Calibration, Judgement, ReviewPolicy, judge
 from raykd.errors import RaykdError
 from raykd.heads import TaskLayout, decide
 
@@ -59,19 +62,26 @@ def find_model_folder(local: Path, uri: str) -> Path:
     return candidates[0].parent
 
 
-def load_scorer(uri: str, tracking_uri: str | None = None, device: str | None = None) -> Any:
-    """A student or teacher scorer; `device` places a teacher (default: the GPU when there is one)."""
+def load_scorer(uri: str, tracking_uri: str | None = None, device: str | None = None,
+                review: ReviewPolicy | None = None) -> Any:
+    """A student or teacher scorer with its calibration (`scorer.calibration`, None for a model saved without
+    one); `review` replaces the review policy it was saved with; `device` places a teacher (default: the GPU
+    when there is one)."""
     path = resolve_model(uri, tracking_uri)
     kind = json.loads((path / MANIFEST).read_text()).get("type")
     if kind == "student":
         from raykd.students.artifact import StudentScorer
 
-        return StudentScorer(path)
-    if kind == "teacher":
+        scorer: Any = StudentScorer(path)
+    elif kind == "teacher":
         from raykd.teacher.artifact import TeacherScorer
 
-        return TeacherScorer(path, device=device)
-    raise RaykdError(f"{path}: unknown model type {kind!r}")
+        scorer = TeacherScorer(path, device=device)
+    else:
+        raise RaykdError(f"{path}: unknown model type {kind!r}")
+    calibration = Calibration.load(path)
+    scorer.calibration = calibration.with_policy(review) if calibration is not None and review else calibration
+    return scorer
 
 
 def predictions(scorer: Any, tasks: list[str], probs: list[np.ndarray]) -> list[Any]:
@@ -84,6 +94,27 @@ def predictions(scorer: Any, tasks: list[str], probs: list[np.ndarray]) -> list[
             out[i] = spec.labels[int(d)] if spec.kind == "multiclass" else [
                 lab for lab, flag in zip(spec.labels, d, strict=True) if flag]
     return out
+
+
+def judged(scorer: Any, tasks: list[str], probs: list[np.ndarray]) -> tuple[list[np.ndarray], list[Judgement]]:
+    """Per response: its calibrated probabilities (the raw ones for a model saved without a calibration) and
+    what a school sees beside the score (confidence, score set, needs_review)."""
+    calibration = getattr(scorer, "calibration", None)
+    out: list[np.ndarray] = [None] * len(tasks)  # type: ignore[list-item]
+    verdicts: list[Judgement] = [None] * len(tasks)  # type: ignore[list-item]
+    for task, rows in _rows_by_task(tasks).items():
+        raw = np.stack([probs[i] for i in rows])
+        calibrated = raw.astype(np.float64) if calibration is None else calibration.probabilities(task, raw)
+        for i, p, v in zip(rows, calibrated, judge(calibration, scorer.layout.spec(task), calibrated), strict=True):
+            out[i], verdicts[i] = p, v
+    return out, verdicts
+
+
+def set_text(labels: tuple[str, ...], ordinal: bool) -> str:
+    """A score set as a teacher reads it: `1-3` for a range of scores, `a;b` for categories, "" for none."""
+    if ordinal and len(labels) > 1:
+        return f"{labels[0]}-{labels[-1]}"
+    return ";".join(labels)
 
 
 def prob_columns(layout: TaskLayout) -> list[str]:
@@ -103,21 +134,29 @@ def prob_matrix(layout: TaskLayout, tasks: list[str], probs: list[np.ndarray]) -
 
 
 def scores_frame(scorer: Any, ids: list[str], tasks: list[str], probs: list[np.ndarray]) -> pd.DataFrame:
-    """`id, task, prediction, p_<label>...`: what `raykd predict`, `raykd score` and the scoring page write."""
+    """`id, task, prediction, confidence, score_set, needs_review, p_<label>...` (probabilities calibrated):
+    what `raykd predict`, `raykd score` and the scoring page write."""
     preds = predictions(scorer, tasks, probs)
+    calibrated, verdicts = judged(scorer, tasks, probs)
+    layout = scorer.layout
     out = pd.DataFrame({"id": ids, "task": tasks,
-                        "prediction": [p if isinstance(p, str) else ";".join(p) for p in preds]})
-    matrix = prob_matrix(scorer.layout, tasks, probs)
-    for j, c in enumerate(prob_columns(scorer.layout)):
+                        "prediction": [p if isinstance(p, str) else ";".join(p) for p in preds],
+                        "confidence": np.array([v.confidence for v in verdicts], dtype=np.float64),
+                        "score_set": [set_text(v.score_set, layout.spec(t).ordinal)
+                                      for v, t in zip(verdicts, tasks, strict=True)],
+                        "needs_review": np.array([v.needs_review for v in verdicts], dtype=bool)})
+    matrix = prob_matrix(layout, tasks, calibrated)
+    for j, c in enumerate(prob_columns(layout)):
         out[c] = matrix[:, j]
     return out
 
 
 def plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """`p_*` columns as float64 and the rest as Python objects: Ray Data hands back Arrow-backed dtypes, and
-    every reader of a scores or soft-label file should get plain numpy columns."""
-    return pd.DataFrame({c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan) if c.startswith("p_")
-                         else frame[c].to_numpy(dtype=object) for c in frame.columns})
+    """`p_*` and `confidence` columns as float64 and the rest as Python objects: Ray Data hands back
+    Arrow-backed dtypes, and every reader of a scores or soft-label file should get plain numpy columns."""
+    return pd.DataFrame({c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan)
+                         if c.startswith("p_") or c == "confidence" else frame[c].to_numpy(dtype=object)
+                         for c in frame.columns})
 
 
 def _rows_by_task(tasks: list[str]) -> dict[str, list[int]]:

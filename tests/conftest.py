@@ -85,19 +85,22 @@ def tiny_teacher(shared_data, ray_session, tracking_uri, tmp_path_factory):
 @pytest.fixture(scope="session")
 def asap1_student(shared_data, tmp_path_factory):
     """A small LSTM student (no teacher) for ASAP-SAS set 1, saved as an artifact; serving and predict tests use it."""
+    from raykd.config import ReviewConfig
     from raykd.data import make_splits, read_asap
     from raykd.distill.config import DistillConfig, StudentConfig
-    from raykd.distill.train import fit_student
+    from raykd.distill.train import calibrate, fit_student, heldout_probabilities
     from raykd.heads import TaskLayout
     from raykd.students.artifact import save_student
 
     ds = make_splits(read_asap(shared_data / "asap_sas", sets=[1]), seed=0)
     f = ds.frame
     layout = TaskLayout.of(ds.tasks)
+    validation = f[f["split"] == "validation"]
     fit = fit_student(StudentConfig(), DistillConfig(kd_weight=0.0, epochs=2, threads=2), f[f["split"] == "train"],
-                      f[f["split"] == "validation"], layout)
+                      validation, layout)
+    calibrate(fit, heldout_probabilities(fit, validation), ReviewConfig(rate=0.3), "validation")
     path = save_student(tmp_path_factory.mktemp("student") / "asap1", fit.model, "lstm", fit.vocab, layout,
-                        fit.thresholds, 128)
+                        fit.thresholds, 128, calibration=fit.calibration)
     return path, ds
 
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from raykd.cli import main
+from raykd.confidence import Calibration
 from raykd.students.artifact import StudentScorer
 
 
@@ -32,11 +33,22 @@ def test_predict_student_on_asap_tsv(asap1, student_dir, tmp_path, capsys):
     assert main(["predict", "--model", str(student_dir), "--input", str(tmp_path / "in.tsv"),
                  "--output", str(tmp_path / "out.csv")]) == 0
     out = pd.read_csv(tmp_path / "out.csv", dtype={"id": str})
-    assert out.columns.tolist() == ["id", "task", "prediction", "p_0", "p_1", "p_2", "p_3"]
+    assert out.columns.tolist() == ["id", "task", "prediction", "confidence", "score_set", "needs_review",
+                                    "p_0", "p_1", "p_2", "p_3"]
     assert out["id"].tolist() == test["id"].tolist()
-    probs = StudentScorer(student_dir).predict_proba(test["text"].tolist(), ["asap_1"] * len(test))
-    np.testing.assert_allclose(out[["p_0", "p_1", "p_2", "p_3"]].to_numpy(), np.stack(probs), atol=1e-6)
-    assert (out["prediction"] == np.stack(probs).argmax(1)).all()
+    raw = np.stack(StudentScorer(student_dir).predict_proba(test["text"].tolist(), ["asap_1"] * len(test)))
+    calibration = Calibration.load(student_dir)
+    calibrated = calibration.probabilities("asap_1", raw)
+    np.testing.assert_allclose(out[["p_0", "p_1", "p_2", "p_3"]].to_numpy(), calibrated, atol=1e-6)
+    assert not np.allclose(calibrated, raw, atol=1e-3)  # the saved temperature is applied
+    assert (out["prediction"] == raw.argmax(1)).all()
+    np.testing.assert_allclose(out["confidence"], calibrated.max(1), atol=1e-6)
+    cut = calibration.tasks["asap_1"].review_below
+    assert (out["needs_review"] == (out["confidence"] < cut)).all() and out["needs_review"].any()
+    # An ordinal score set is a range that holds the predicted score.
+    for pred, shown in zip(out["prediction"], out["score_set"].astype(str), strict=True):
+        low, _, high = shown.partition("-")
+        assert int(low) <= pred <= int(high or low)
     printed = capsys.readouterr().out
     assert "asap_1" in printed and "qwk=" in printed and "mean qwk:" in printed
 
@@ -74,10 +86,13 @@ def test_streaming_predict_writes_what_the_whole_file_path_writes(asap1, student
                      "--output", str(path), "--stream", mode]) == 0
         outputs[mode] = pd.read_csv(path, dtype={"id": str}) if output == "csv" else pd.read_parquet(path)
     whole, streamed = outputs["off"], outputs["on"]
-    assert streamed.columns.tolist() == whole.columns.tolist() == ["id", "task", "prediction", "p_0", "p_1", "p_2",
-                                                                    "p_3"]
+    assert streamed.columns.tolist() == whole.columns.tolist() == [
+        "id", "task", "prediction", "confidence", "score_set", "needs_review", "p_0", "p_1", "p_2", "p_3"]
     assert streamed["id"].tolist() == whole["id"].tolist() == test["id"].tolist()  # input order kept
-    assert streamed["prediction"].astype(str).tolist() == whole["prediction"].astype(str).tolist()
+    for column in ("prediction", "score_set", "needs_review"):
+        assert streamed[column].astype(str).tolist() == whole[column].astype(str).tolist(), column
+    assert whole["needs_review"].any() and not whole["needs_review"].all()  # the fixture's rate-0.3 policy
+    np.testing.assert_allclose(streamed["confidence"], whole["confidence"], atol=1e-6)
     np.testing.assert_allclose(streamed.filter(like="p_").to_numpy(), whole.filter(like="p_").to_numpy(), atol=1e-6)
 
 

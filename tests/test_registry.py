@@ -32,7 +32,7 @@ def test_a_pair_student_from_mlflow_scores_like_predict(pair_student, tracking_u
     rows[["id", "task", "text", "question", "reference"]].to_csv(tmp_path / "qa.csv", index=False)
     assert main(["predict", "--model", str(model), "--input", str(tmp_path / "qa.csv"),
                  "--output", str(tmp_path / "offline.csv")]) == 0
-    offline = pd.read_csv(tmp_path / "offline.csv", dtype={"id": str, "prediction": str})
+    offline = pd.read_csv(tmp_path / "offline.csv", dtype={"id": str, "prediction": str}).fillna({"score_set": ""})
 
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run():

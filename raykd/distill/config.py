@@ -12,6 +12,7 @@ from raykd.config import (
     NonNegativeNumber,
     PositiveInt,
     PositiveNumber,
+    ReviewConfig,
     Str,
     TrackingConfig,
     config,
@@ -89,6 +90,8 @@ class DistillConfig:
     weight_decay: NonNegativeNumber = 0.0
     seed: Int = 0
     threads: PositiveInt = 1  # torch threads per student fit (Tune runs several side by side)
+    # Calibration, conformal level and review policy saved with the student (raykd.confidence)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
 
     @rules
     def _rules(self) -> None:

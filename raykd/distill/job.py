@@ -19,7 +19,7 @@ import pandas as pd
 from raykd import goals, tables
 from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
 from raykd.distill.handoff import TeacherReference, open_student_stage
-from raykd.distill.train import evaluate_fit, fit_student, save_fit
+from raykd.distill.train import calibrate, evaluate_fit, fit_student, heldout_probabilities, save_fit
 from raykd.evaluation import TaskScores, primary
 from raykd.footprint import dir_bytes, throughput
 from raykd.heads import TaskLayout
@@ -153,8 +153,9 @@ def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str,
         def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics({k.replace("/", "."): v for k, v in metrics.items() if np.isfinite(v)}, step=epoch)
 
-        fit = fit_student(scfg, dcfg, train, part[part["split"] == "validation"], layout,
-                          str(teacher.model_dir), on_epoch=log_epoch)
+        validation = part[part["split"] == "validation"]
+        fit = fit_student(scfg, dcfg, train, validation, layout, str(teacher.model_dir), on_epoch=log_epoch)
+        calibrate(fit, heldout_probabilities(fit, validation), dcfg.review, "validation")
         test = evaluate_fit(fit, part[part["split"] == "test"], intervals=True)
         model_dir = save_fit(fit, run.out / "students" / group / variant,
                              extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": reference.run_id})

@@ -19,6 +19,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from raykd.confidence import Calibration, fit_calibration, review_policy
+from raykd.config import ReviewConfig
 from raykd.distill.config import DistillConfig, StudentConfig
 from raykd.distill.losses import hard_loss, load_balance, mix, soft_loss
 from raykd.evaluation import TaskScores, score_tasks
@@ -44,6 +46,7 @@ class FitResult:
     max_len: int
     inputs: InputFormat = InputFormat()
     history: list[dict[str, float]] = field(default_factory=list)
+    calibration: Calibration | None = None  # fitted on responses it did not train on (`calibrate`)
 
     @property
     def parameters(self) -> int:
@@ -212,7 +215,24 @@ def evaluate_fit(fit: Any, frame: pd.DataFrame, intervals: bool = False) -> Task
     return score(fit.model, data, fit.layout, fit.thresholds, intervals=intervals)
 
 
+def heldout_probabilities(fit: Any, frame: pd.DataFrame) -> tuple[list[np.ndarray], list[str], list[Any]]:
+    """A fit's (or a loaded student's) probabilities on the labelled rows of `frame`, their tasks and labels."""
+    labelled = frame[frame["y"].notna()]
+    data = Encoded(labelled, fit.vocab, fit.layout, fit.max_len, fit.inputs)
+    return row_probabilities(predict_logits(fit.model, data), list(data.tasks), fit.layout), list(data.tasks), data.y
+
+
+def calibrate(fit: FitResult, held: tuple[list[np.ndarray], list[str], list[Any]], cfg: ReviewConfig,
+              source: str) -> FitResult:
+    """The fit with its calibration (raykd.confidence) fitted on `held`: probabilities, tasks and labels of
+    responses it did not train on (`heldout_probabilities`, or the out-of-fold ones of cross-validation)."""
+    probs, tasks, gold = held
+    fit.calibration = fit_calibration(fit.layout.tasks, probs, tasks, gold, source, fit.thresholds, cfg.level,
+                                      review_policy(cfg))
+    return fit
+
+
 def save_fit(fit: FitResult, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Save a fitted student as a self-describing artifact (see raykd.students.artifact)."""
     return save_student(out_dir, fit.model, fit.arch, fit.vocab, fit.layout, fit.thresholds, fit.max_len,
-                        extra=extra, inputs=fit.inputs)
+                        extra=extra, inputs=fit.inputs, calibration=fit.calibration)

@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from raykd.confidence import ReviewPolicy
 from raykd.evaluation import primary
 from raykd.io import write_table_atomic
 from raykd.predict.rows import gold_metrics, read_for_scoring, score_dataset
@@ -29,18 +30,18 @@ def should_stream(input_path: str | Path, stream: Literal["auto", "on", "off"]) 
 
 def predict_file(model: str, input_path: str, output_path: str, tracking_uri: str | None = None,
                  skip_invalid: bool = False, batch_size: int = 64, stream: Literal["auto", "on", "off"] = "auto",
-                 workers: int | None = None) -> dict[str, dict[str, float]]:
+                 workers: int | None = None, review: ReviewPolicy | None = None) -> dict[str, dict[str, float]]:
     """Score `input_path` into `output_path` (written atomically). Returns per-task metrics where the file
-    has gold labels (whole-file path only)."""
+    has gold labels (whole-file path only). `review` replaces the model's saved review policy."""
     if should_stream(input_path, stream):
         from raykd.predict.stream import predict_stream
 
         predict_stream(model, input_path, output_path, tracking_uri=tracking_uri, skip_invalid=skip_invalid,
-                       workers=workers)
+                       workers=workers, review=review)
         return {}
     from raykd.scoring import load_scorer
 
-    scorer = load_scorer(model, tracking_uri)
+    scorer = load_scorer(model, tracking_uri, review=review)
     ds = read_for_scoring(input_path, scorer.layout, skip_invalid)
     if ds.problems:
         print(f"skipped {len(ds.problems)} invalid row(s); first: {ds.problems[0]}")

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from raykd.confidence import ReviewPolicy
 from raykd.data.files import json_records
 from raykd.errors import DataError
 from raykd.io import atomic_path, spreadsheet_safe
@@ -147,10 +148,11 @@ class BlockScorer:
     """A Ray Data callable class: loads the model once per actor, validates and scores pandas blocks. Invalid
     rows come back as rows with only `_row` and `_problem` set; the driver decides what they mean."""
 
-    def __init__(self, model: str, tracking_uri: str | None, path: str, batch_size: int):
+    def __init__(self, model: str, tracking_uri: str | None, path: str, batch_size: int,
+                 review: ReviewPolicy | None = None):
         from raykd.scoring import load_scorer
 
-        self.scorer = load_scorer(model, tracking_uri)
+        self.scorer = load_scorer(model, tracking_uri, review=review)
         self.path, self.batch_size = path, batch_size
 
     def __call__(self, block: pd.DataFrame) -> pd.DataFrame:
@@ -226,7 +228,8 @@ def check_header(path: str | Path, model: str, tracking_uri: str | None) -> None
 
 
 def predict_stream(model: str, input_path: str, output_path: str, tracking_uri: str | None = None,
-                   skip_invalid: bool = False, workers: int | None = None, batch_size: int = 1024) -> dict[str, Any]:
+                   skip_invalid: bool = False, workers: int | None = None, batch_size: int = 1024,
+                   review: ReviewPolicy | None = None) -> dict[str, Any]:
     """Score a large file through Ray Data with bounded memory; returns counts and the rate."""
     import ray
     from ray.data import ActorPoolStrategy, ExecutionResources
@@ -242,7 +245,7 @@ def predict_stream(model: str, input_path: str, output_path: str, tracking_uri: 
     size = workers or int(cpus)
     ds = responses_dataset(input_path).map_batches(
         BlockScorer, fn_constructor_kwargs={"model": model, "tracking_uri": tracking_uri, "path": input_path,
-                                            "batch_size": batch_size},
+                                            "batch_size": batch_size, "review": review},
         batch_size=None, batch_format="pandas", compute=ActorPoolStrategy(size=size),
         num_cpus=min(1.0, max(0.25, (cpus - 0.25) / size)))
     ctx = ds.context  # this dataset's own settings, not the process-wide defaults other stages use

@@ -24,6 +24,7 @@ champion). Response texts are children's data: nothing here logs or stores them,
 # No `from __future__ import annotations`: FastAPI reads the route signatures, which Ray Serve rewrites for
 # class-based views, and string annotations would no longer resolve there.
 import asyncio
+import functools
 import logging
 import math
 import shutil
@@ -132,6 +133,7 @@ def busy(detail: str, retry_after_s: float, status: int = 503) -> HTTPException:
 @serve.ingress(app)
 class ScoringDeployment:
     def __init__(self, config: dict[str, Any], token_sha256: str | None = None):
+        from raykd.confidence import review_policy
         from raykd.scoring import load_scorer
 
         self.cfg = cfg = from_dict(ServeConfig, config, "serve")
@@ -147,8 +149,9 @@ class ScoringDeployment:
         self._stop = threading.Event()
         self.simulator = None
         try:
+            review = review_policy(cfg.review) if cfg.review is not None else None
             self.source = ModelSource(cfg.model, cfg.tracking_uri, self._cache, cfg.poll_interval_s,
-                                      cfg.max_backoff_s, load_scorer)
+                                      cfg.max_backoff_s, functools.partial(load_scorer, review=review))
             if cfg.simulator:
                 from raykd.kt.simulator import Simulator
 
@@ -223,7 +226,7 @@ class ScoringDeployment:
                          422: {"description": "invalid request"},
                          503: {"description": "busy: retry after the Retry-After header's seconds"}})
     async def score(self, request: Request) -> Response:
-        from raykd.scoring import predictions
+        from raykd.scoring import judged, predictions
 
         t_in = time.perf_counter()
         self.admission.admit(0)  # already full: refuse before reading and parsing the body (refusals stay cheap)
@@ -253,9 +256,12 @@ class ScoringDeployment:
         finally:
             self.admission.done(len(items))
         layout = served.scorer.layout
+        calibrated, verdicts = judged(served.scorer, tasks, probs)
         results = [{"id": item.id, "task": item.task, "prediction": pred,
-                    "probabilities": dict(zip(layout.spec(item.task).labels, p.tolist(), strict=True))}
-                   for item, p, pred in zip(items, probs, predictions(served.scorer, tasks, probs), strict=True)]
+                    "probabilities": dict(zip(layout.spec(item.task).labels, p.tolist(), strict=True)),
+                    "confidence": v.confidence, "score_set": list(v.score_set), "needs_review": v.needs_review}
+                   for item, p, pred, v in zip(items, calibrated, predictions(served.scorer, tasks, probs), verdicts,
+                                               strict=True)]
         queued_ms = (batch_start - t_in) * 1000
         timing = (f"queue;dur={queued_ms:.2f}, model;dur={model_s * 1000:.2f}, "
                   f"app;dur={(time.perf_counter() - t_in) * 1000:.2f}")
@@ -304,7 +310,8 @@ class ScoringDeployment:
         stem = Path(filename).stem or "responses"
         logger.info("scored a file of %d response(s)", len(scored))  # counts only, never texts
         return Response(spreadsheet_safe(scored).to_csv(index=False), media_type="text/csv",
-                        headers={"Content-Disposition": content_disposition(f"{stem}.scored.csv")})
+                        headers={"Content-Disposition": content_disposition(f"{stem}.scored.csv"),
+                                 "X-Raykd-Needs-Review": str(int(scored["needs_review"].sum()))})
 
     @app.get("/v1/tasks", response_model=TasksResponse, openapi_extra=SECURED,
              responses={401: {"description": "bad token"}})

@@ -60,7 +60,7 @@ def score_file(url: str, input_path: str, output_path: str | None = None, token:
     from tqdm import tqdm
 
     from raykd.predict.rows import read_for_scoring
-    from raykd.scoring import prob_columns, prob_matrix
+    from raykd.scoring import prob_columns, prob_matrix, set_text
 
     client = ScoringClient(url, token)
     info = client.tasks()
@@ -81,7 +81,11 @@ def score_file(url: str, input_path: str, output_path: str | None = None, token:
     probs = [np.array([r["probabilities"][lab] for lab in layout.spec(r["task"]).labels]) for r in results]
     out = pd.DataFrame({"id": [r["id"] for r in results], "task": tasks,
                         "prediction": [r["prediction"] if isinstance(r["prediction"], str)
-                                       else ";".join(r["prediction"]) for r in results]})
+                                       else ";".join(r["prediction"]) for r in results],
+                        "confidence": np.array([r["confidence"] for r in results], dtype=np.float64),
+                        "score_set": [set_text(tuple(r["score_set"]), layout.spec(r["task"]).ordinal)
+                                      for r in results],
+                        "needs_review": np.array([r["needs_review"] for r in results], dtype=bool)})
     matrix = prob_matrix(layout, tasks, probs)
     for j, c in enumerate(prob_columns(layout)):
         out[c] = matrix[:, j]

@@ -7,7 +7,18 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from raykd.config import Bool, NonNegativeInt, NonNegativeNumber, PositiveInt, PositiveNumber, Str, config, rule, rules
+from raykd.config import (
+    Bool,
+    NonNegativeInt,
+    NonNegativeNumber,
+    PositiveInt,
+    PositiveNumber,
+    ReviewConfig,
+    Str,
+    config,
+    rule,
+    rules,
+)
 
 
 @config
@@ -60,6 +71,9 @@ class ServeConfig:
     poll_interval_s: NonNegativeNumber = 30.0  # how often a replica checks the alias for a new champion (0: never)
     max_backoff_s: NonNegativeNumber = 600.0  # a champion that failed to load is retried after 1, 2, 4 ... polls
     model_cache_dir: Str | None = None  # where replicas download registered models (default: <tmp>/raykd-models)
+    # Which responses are marked needs_review: null keeps the policy the model was saved with; `rate` or
+    # `target_agreement` re-chooses the cut from the model's calibration evidence (raykd.confidence)
+    review: ReviewConfig | None = None
     simulator: Str | None = None  # a knowledge-tracing champion (folder or MLflow URI): /v1/simulate, /v1/skills
     max_history: PositiveInt = 1000  # attempts in one /v1/simulate history
     max_next_skills: PositiveInt = 200

@@ -67,7 +67,11 @@ class ScoredResponse(BaseModel):
     id: str | None
     task: str
     prediction: str | list[str] = Field(description="the score/category, or the rubric labels that apply")
-    probabilities: dict[str, float]
+    probabilities: dict[str, float] = Field(description="calibrated, when the model was saved with a calibration")
+    confidence: float = Field(description="the top score's probability (multi-label: the least sure label's)")
+    score_set: list[str] = Field(description="the scores the response may deserve at the model's conformal "
+                                             "level (empty for multi-label tasks and uncalibrated models)")
+    needs_review: bool = Field(description="a person should score it: its confidence is below the review cut")
 
 
 class ScoreResponse(BaseModel):

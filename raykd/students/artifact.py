@@ -4,6 +4,7 @@
     weights.safetensors   the PyTorch weights
     student.onnx          the same network as an ONNX Runtime graph (raykd.students.onnx)
     vocab.json            (+ tokenizer/ for the word-piece vocabulary)
+    calibration.json      temperatures, conformal thresholds and review cuts (raykd.confidence), when fitted
 
 Scoring with the ONNX graph needs neither torch nor the weights file, so a scoring process (a Serve replica, a
 Ray Data actor) stays small; the PyTorch module is built only when asked for (`backend="torch"`, `.model`).
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from raykd.confidence import Calibration
 from raykd.heads import TaskLayout, probabilities
 from raykd.inputs import InputFormat
 from raykd.io import atomic_dir
@@ -34,7 +36,7 @@ INFERENCE_CHUNK = {"lstm": 32, "moe": 64, "pair": 32}
 
 def save_student(out_dir: str | Path, model: Any, arch: str, vocab: Vocabulary, layout: TaskLayout,
                  thresholds: dict[str, list[float]], max_len: int, extra: dict[str, Any] | None = None,
-                 inputs: InputFormat | None = None) -> Path:
+                 inputs: InputFormat | None = None, calibration: Calibration | None = None) -> Path:
     from safetensors.torch import save_file
 
     from raykd.students.onnx import onnx_available, to_onnx
@@ -53,6 +55,8 @@ def save_student(out_dir: str | Path, model: Any, arch: str, vocab: Vocabulary, 
                     "include_question": inputs.include_question, "overlap": inputs.overlap,
                     "parameters": count_parameters(model)[0], **(extra or {})}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if calibration is not None:
+            calibration.save(tmp)
     return Path(out_dir)
 
 

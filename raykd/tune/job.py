@@ -18,10 +18,14 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from raykd.confidence import Calibration, ConfidenceReport, assess_all, plot_coverage
 from raykd.evaluation import TaskScores
 from raykd.heads import TaskLayout
 from raykd.io import write_text_atomic
@@ -59,6 +63,9 @@ class TuneResult:
     # None when the champion itself has no KD or the search offered no such trial.
     no_kd: TrialResult | None = None
     no_kd_test: TaskScores | None = None
+    # The champion's calibrated confidence on the test split, per task (raykd.confidence); empty for a
+    # champion saved without a calibration
+    confidence: dict[str, ConfidenceReport] = field(default_factory=dict)
 
 
 def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
@@ -87,7 +94,9 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
         trials, checkpoints, seconds = search(cfg, run, frame, layout, teacher, resume)
         winner, speedup = choose(cfg, trials, checkpoints, reference, stage.bench, out / "champion")
         test_rows = frame[frame["split"] == "test"]
-        test = evaluate_fit(StudentScorer(out / "champion"), test_rows, intervals=True)
+        champion = StudentScorer(out / "champion")
+        test = evaluate_fit(champion, test_rows, intervals=True)
+        confidence = champion_confidence(champion, test_rows, out / "coverage.png")
         no_kd, no_kd_test = no_kd_rival(cfg, trials, winner), None
         if no_kd is not None:
             with checkpoints[no_kd.trial_id].as_directory() as d:
@@ -101,6 +110,11 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
                          "winner.parameters": winner.parameters, "winner.speedup": speedup,
                          **({"no_kd.test_score": no_kd_test.score} if no_kd_test is not None else {})})
         run.log_artifact(out / "search.png")
+        if confidence:
+            run.log_artifact(out / "coverage.png")
+            run.log_metrics({f"champion.{task}.{k}": v for task, r in confidence.items()
+                             for k, v in dataclasses.asdict(r).items()
+                             if isinstance(v, float) and np.isfinite(v)})
         registered = None
         if cfg.register_as:
             from raykd.registry import register_champion
@@ -112,11 +126,25 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
                             trials=trials, stopped_early=early, search_seconds=seconds, winner=winner, test=test,
                             teacher_parameters=reference.parameters, speedup=speedup,
                             champion_dir=str(out / "champion"), champion_run_id=champion_run, registered=registered,
-                            no_kd=no_kd, no_kd_test=no_kd_test)
+                            no_kd=no_kd, no_kd_test=no_kd_test, confidence=confidence)
         run.save(result, "tune_result.json")
     state_path.unlink(missing_ok=True)  # finished: the next run starts a new search
     print_summary(result)
     return result
+
+
+def champion_confidence(champion: Any, test_rows: pd.DataFrame, png: Path) -> dict[str, ConfidenceReport]:
+    """How the champion's calibrated confidence, score sets and review cut hold on the test split."""
+    from raykd.distill.train import heldout_probabilities
+
+    calibration = Calibration.load(champion.path)
+    if calibration is None:
+        return {}
+    probs, tasks, gold = heldout_probabilities(champion, test_rows)
+    reports = assess_all(calibration, champion.layout.tasks, probs, tasks, gold, champion.thresholds)
+    if reports:
+        plot_coverage(reports, png)
+    return reports
 
 
 def _log_trials(trials: list[TrialResult], winner: TrialResult, cfg: TuneJobConfig, run: StageRun, lineage: Lineage,
@@ -195,5 +223,9 @@ def print_summary(result: TuneResult) -> None:
     if result.no_kd is not None and result.no_kd_test is not None:
         say("tune", f"its family without KD: trial {result.no_kd.trial_id} val {result.no_kd.val_score:.4f} test "
                     f"{result.no_kd_test.score:.4f}")
+    for task, r in result.confidence.items():
+        say("tune", f"{task}: ECE {r.ece_before:.3f} -> {r.ece_after:.3f} calibrated"
+                    + (f", score sets cover {r.coverage:.1%} of test" if r.coverage is not None else "")
+                    + f"; auto-scoring {r.auto_share:.0%} at agreement {r.auto_metric:.3f} (all: {r.all_metric:.3f})")
     if result.registered:
         say("tune", f"registered as models:/{result.registered.name}@champion (version {result.registered.version})")

@@ -70,7 +70,7 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
     """One Tune trial: fit a student with `params`, report per epoch, checkpoint the final student."""
     from ray import tune
 
-    from raykd.distill.train import fit_student, save_fit
+    from raykd.distill.train import calibrate, fit_student, heldout_probabilities, save_fit
 
     cfg = from_dict(TuneJobConfig, cfg_dict)
     scfg, dcfg = trial_configs(cfg, params)
@@ -89,6 +89,7 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
         holder["last"] = metrics
 
     fit = fit_student(scfg, dcfg, train, val, layout, teacher_model, on_epoch=on_epoch)
+    calibrate(fit, heldout_probabilities(fit, val), dcfg.review, "validation")
     with tempfile.TemporaryDirectory(prefix="raykd-trial-") as tmp:
         save_fit(fit, Path(tmp) / "student", extra={"kd_weight": dcfg.kd_weight})
         last = holder.get("last", {})
@@ -114,16 +115,19 @@ def _cross_validated_trial(cfg: TuneJobConfig, scfg: StudentConfig, dcfg: Distil
                            layout: TaskLayout, teacher_model: str) -> None:
     from ray import tune
 
-    from raykd.distill.train import fit_student, save_fit
+    from raykd.distill.train import calibrate, fit_student, heldout_probabilities, save_fit
 
     fold = frame["fold"].to_numpy()
     unlabelled = (frame["split"] == "unlabelled").to_numpy()
     scores, best_epochs = [], []
+    held: tuple[list, list, list] = ([], [], [])  # out-of-fold probabilities, tasks, labels: the calibration set
     for i in range(cfg.folds):
         fit = fit_student(scfg, dcfg, frame[unlabelled | ((fold >= 0) & (fold != i))], frame[fold == i], layout,
                           teacher_model)
         scores.append(fit.val_score)
         best_epochs.append(fit.best_epoch + 1)
+        for whole, part in zip(held, heldout_probabilities(fit, frame[fold == i]), strict=True):
+            whole.extend(part)
         if i < cfg.folds - 1:
             tune.report({METRIC: float(np.mean(scores)), "epoch": i + 1, "parameters": fit.parameters})
     # The student to keep learns from every labelled row for as many epochs as the folds found best; the
@@ -132,6 +136,7 @@ def _cross_validated_trial(cfg: TuneJobConfig, scfg: StudentConfig, dcfg: Distil
     final = fit_student(scfg, dataclasses.replace(dcfg, epochs=epochs, patience=epochs),
                         frame[unlabelled | (fold >= 0)], frame[frame["split"] == "validation"], layout,
                         teacher_model)
+    calibrate(final, held, dcfg.review, "out-of-fold")
     with tempfile.TemporaryDirectory(prefix="raykd-trial-") as tmp:
         save_fit(final, Path(tmp) / "student", extra={"kd_weight": dcfg.kd_weight, "cv_folds": cfg.folds})
         tune.report({METRIC: float(np.mean(scores)), "cv_std": float(np.std(scores)), "epoch": cfg.folds,

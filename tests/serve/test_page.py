@@ -1,5 +1,6 @@
 """The scoring page in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium):
-token once, a pasted response and an uploaded file scored with the API's answers, clear messages."""
+token once, a pasted response and an uploaded file scored with the API's answers, responses to review marked,
+clear messages."""
 
 import os
 import shutil
@@ -98,6 +99,26 @@ def test_page_scores_a_pasted_response_like_the_api(browser, page):
     assert all(abs(shown[k] - api["probabilities"][k]) < 6e-5 for k in shown)  # the page shows 4 decimals
 
 
+def test_page_marks_a_low_confidence_response_for_review(browser, page, asap1_student):
+    from selenium.webdriver.common.by import By
+
+    texts = asap1_student[1].frame.query("split == 'test'")["text"].head(40).tolist()
+    api = requests.post(f"{page}/v1/score", json={"responses": [{"task": "asap_1", "text": t} for t in texts]},
+                        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).json()["results"]
+    unsure = next(t for t, r in zip(texts, api, strict=True) if r["needs_review"])
+    sure = next(t for t, r in zip(texts, api, strict=True) if not r["needs_review"])
+    browser.get(f"{page}/")
+    wait_for(browser, lambda d: d.find_element(By.ID, "model").text != "")
+    for text, marked in ((unsure, True), (sure, False)):
+        browser.find_element(By.ID, "text").clear()
+        browser.find_element(By.ID, "text").send_keys(text)
+        browser.find_element(By.ID, "score").click()
+        wait_for(browser, lambda d: d.find_element(By.ID, "result").is_displayed())
+        assert browser.find_element(By.ID, "review").is_displayed() is marked
+        assert browser.find_element(By.ID, "confidence").text.endswith("%")
+        assert browser.find_element(By.ID, "score-set").text  # the student is calibrated: it has score sets
+
+
 def test_page_scores_an_uploaded_file_like_predict_and_explains_a_bad_one(browser, page, asap1_student, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -114,14 +135,16 @@ def test_page_scores_an_uploaded_file_like_predict_and_explains_a_bad_one(browse
     browser.find_element(By.ID, "file").send_keys(str(upload))
     browser.find_element(By.ID, "score-file").click()
     wait_for(browser, lambda d: d.find_element(By.ID, "file-result").is_displayed())
-    assert browser.find_element(By.ID, "file-result").text.startswith("20 response(s) scored")
+    want = pd.read_csv(tmp_path / "offline.csv", dtype={"id": str, "prediction": str})
+    assert browser.find_element(By.ID, "file-result").text.startswith(
+        f"20 response(s) scored, {int(want['needs_review'].sum())} marked for review")
     downloaded = browser.downloads / "class.scored.csv"
     deadline = time.time() + 20
     while not downloaded.exists() and time.time() < deadline:
         time.sleep(0.1)
     got = pd.read_csv(downloaded, dtype={"id": str, "prediction": str})
-    want = pd.read_csv(tmp_path / "offline.csv", dtype={"id": str, "prediction": str})
     pd.testing.assert_frame_equal(got, want, check_exact=False, atol=1e-6)
+    assert {"confidence", "score_set", "needs_review"} <= set(got.columns)
 
     bad = tmp_path / "notes.csv"
     shutil.copy(upload, bad)

@@ -1,0 +1,377 @@
+"""Scores a school can act on: calibrated probabilities, a conformal score set, and which responses a person
+should review (numpy and scipy only; no torch here).
+
+Fitted per task on calibration data a model has not trained on (out-of-fold predictions of a cross-validated
+student, else the validation split), saved beside the model as `calibration.json`, applied when scoring:
+
+    temperature  T* = argmin_T  -1/n sum_i log softmax(log p_i / T)[y_i]      multi-class
+                 T* = argmin_T  BCE(sigmoid(logit(p_il) / T), y_il)           multi-label, one T per task
+    ECE          sum_b |B_b| / n * |accuracy(B_b) - mean confidence(B_b)|,    15 equal-width bins of the
+                 top-class probability (multi-label: of each label's max(p, 1 - p))
+    conformal    s_i = 1 - p_i[y_i] (calibrated);  q = the ceil((n + 1) * level)-th smallest s_i
+                 (split conformal: a new response's set covers its true score with probability >= level)
+    score set    {k : 1 - p_k <= q}; an ordinal score's set is the smallest range of scores holding it
+    confidence   max_k p_k (multi-class); min_l max(p_l, 1 - p_l) (multi-label: its least sure label)
+    review       needs_review = confidence < tau, tau the confidence cut that leaves `rate` of the
+                 calibration responses to people, or the lowest cut at which the auto-scored ones still
+                 reach `target` on the task's primary metric (QWK for scores)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, log_softmax, logit, softmax
+
+from raykd import metrics
+from raykd.config import ReviewConfig
+from raykd.data.dataset import MULTICLASS, TaskSpec
+from raykd.errors import ConfigError
+from raykd.heads import decide
+from raykd.io import atomic_path, write_text_atomic
+
+CALIBRATION_FILE = "calibration.json"
+ECE_BINS = 15
+EPS = 1e-6
+CUTS = 200  # candidate cuts tried for a target agreement (a 0.5% grid of shares at most)
+MIN_AUTO = 20  # a review cut must leave at least this many calibration responses auto-scored to be trusted
+
+
+@dataclass(frozen=True)
+class ReviewPolicy:
+    """Which responses go to a person: the least confident `rate` of them, or as many as it takes for the rest
+    to reach `target` agreement (exactly one of the two)."""
+
+    rate: float | None = None
+    target: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rate is None) == (self.target is None):
+            raise ConfigError("review", "give exactly one of a review rate and a target agreement")
+        if self.rate is not None and not 0 <= self.rate <= 1:
+            raise ConfigError("review.rate", f"must be in [0, 1], got {self.rate}")
+        if self.target is not None and not -1 <= self.target <= 1:
+            raise ConfigError("review.target", f"must be in [-1, 1], got {self.target}")
+
+    def describe(self) -> str:
+        return f"review rate {self.rate:g}" if self.rate is not None else f"target agreement {self.target:g}"
+
+
+DEFAULT_POLICY = ReviewPolicy(rate=0.3)
+DEFAULT_LEVEL = 0.9
+
+
+def review_policy(cfg: ReviewConfig) -> ReviewPolicy:
+    """The policy a `review:` config section names (a rate of 0.3 when it names none)."""
+    if cfg.target_agreement is not None:
+        return ReviewPolicy(target=cfg.target_agreement)
+    return ReviewPolicy(rate=cfg.rate) if cfg.rate is not None else DEFAULT_POLICY
+
+
+def _nll(logp: np.ndarray, y: np.ndarray, kind: str, temperature: float) -> float:
+    if kind == MULTICLASS:
+        return float(-log_softmax(logp / temperature, axis=-1)[np.arange(len(y)), y].mean())
+    q = np.clip(expit(logp / temperature), EPS, 1 - EPS)
+    return float(-(y * np.log(q) + (1 - y) * np.log(1 - q)).mean())
+
+
+def _logits(probs: np.ndarray, kind: str) -> np.ndarray:
+    p = np.clip(np.asarray(probs, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p) if kind == MULTICLASS else logit(p)
+
+
+def fit_temperature(probs: np.ndarray, y: np.ndarray, kind: str = MULTICLASS) -> float:
+    """The temperature minimising the negative log-likelihood of `y` (class indices, or 0/1 flags)."""
+    z, y = _logits(probs, kind), np.asarray(y)
+    best = minimize_scalar(lambda t: _nll(z, y, kind, math.exp(t)), bounds=(math.log(0.05), math.log(20.0)),
+                           method="bounded", options={"xatol": 1e-5})
+    return float(math.exp(best.x))
+
+
+def apply_temperature(probs: np.ndarray, temperature: float, kind: str = MULTICLASS) -> np.ndarray:
+    z = _logits(probs, kind) / temperature
+    return softmax(z, axis=-1) if kind == MULTICLASS else expit(z)
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, kind: str = MULTICLASS,
+                               bins: int = ECE_BINS) -> float:
+    """Top-label ECE (multi-class), or the ECE of every label's yes/no decision pooled (multi-label)."""
+    probs, y = np.asarray(probs, dtype=np.float64), np.asarray(y)
+    if kind == MULTICLASS:
+        conf, correct = probs.max(axis=-1), probs.argmax(axis=-1) == y
+    else:
+        conf, correct = np.maximum(probs, 1 - probs).ravel(), ((probs >= 0.5) == (y == 1)).ravel()
+    if not len(conf):
+        return float("nan")
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(total)
+
+
+def conformal_threshold(probs: np.ndarray, y: np.ndarray, level: float) -> float:
+    """Split-conformal q for class-probability scores s = 1 - p[y]; 1.0 (every score) when n is too small."""
+    s = np.sort(1 - np.asarray(probs, dtype=np.float64)[np.arange(len(y)), np.asarray(y)])
+    k = math.ceil((len(s) + 1) * level)
+    return float(s[k - 1]) if 0 < k <= len(s) else 1.0
+
+
+def score_set(probs: np.ndarray, q: float, ordinal: bool) -> tuple[int, ...]:
+    """The classes in one response's conformal set (never empty: the top class is always in it)."""
+    keep = set(np.flatnonzero(1 - probs <= q + 1e-12).tolist()) | {int(np.argmax(probs))}
+    return tuple(range(min(keep), max(keep) + 1)) if ordinal else tuple(sorted(keep))
+
+
+def confidence(probs: np.ndarray, kind: str) -> np.ndarray:
+    """Per row: the top class's probability, or a multi-label task's least sure label's max(p, 1 - p)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs.max(axis=-1) if kind == MULTICLASS else np.maximum(probs, 1 - probs).min(axis=-1)
+
+
+def review_cut(conf: np.ndarray, y: np.ndarray, pred: np.ndarray, metric: str, policy: ReviewPolicy) -> float:
+    """tau: responses with confidence < tau go to a person (see the module docstring). inf sends every response
+    to a person (no cut reaches the target on enough responses)."""
+    conf = np.asarray(conf, dtype=np.float64)
+    if policy.rate is not None:
+        return float(np.quantile(conf, policy.rate)) if policy.rate > 0 else -math.inf
+    order = np.argsort(-conf, kind="stable")
+    ranked = conf[order]
+    # A cut falls between distinct confidences (ties are auto-scored together); at most CUTS candidates.
+    ends = np.flatnonzero(np.r_[ranked[1:] != ranked[:-1], True]) + 1
+    ends = ends[ends >= MIN_AUTO]
+    if len(ends) > CUTS:
+        ends = ends[np.unique(np.linspace(0, len(ends) - 1, CUTS).round().astype(int))]
+    fn = metrics.metric_fn(metric)
+    best = math.inf
+    for m in ends:
+        if fn(y[order[:m]], pred[order[:m]]) >= policy.target:
+            best = float(ranked[m - 1])
+    return best
+
+
+@dataclass(frozen=True)
+class TaskCalibration:
+    """One task's fitted calibration, and the calibration evidence a new review policy is chosen from (scores
+    and confidences only, never a response's text)."""
+
+    kind: str
+    ordinal: bool
+    metric: str
+    temperature: float
+    conformal_q: float | None  # multi-class only
+    review_below: float
+    ece_before: float
+    ece_after: float
+    n: int
+    confidences: list[float] = field(repr=False)
+    gold: list[Any] = field(repr=False)
+    predicted: list[Any] = field(repr=False)
+
+    def auto_share(self) -> float:
+        """The share of the calibration responses that the review cut leaves auto-scored."""
+        return float(np.mean(np.asarray(self.confidences) >= self.review_below)) if self.n else 0.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    level: float
+    policy: ReviewPolicy
+    source: str  # what it was fitted on: "out-of-fold" or "validation"
+    tasks: dict[str, TaskCalibration]
+
+    def probabilities(self, task: str, probs: np.ndarray) -> np.ndarray:
+        t = self.tasks.get(task)
+        return np.asarray(probs, dtype=np.float64) if t is None else apply_temperature(probs, t.temperature, t.kind)
+
+    def with_policy(self, policy: ReviewPolicy) -> Calibration:
+        """The same calibration with review cuts chosen for another policy, from the saved evidence."""
+        return replace(self, policy=policy, tasks={
+            name: replace(t, review_below=review_cut(np.asarray(t.confidences), np.asarray(t.gold),
+                                                     np.asarray(t.predicted), t.metric, policy))
+            for name, t in self.tasks.items()})
+
+    def save(self, model_dir: str | Path) -> Path:
+        path = Path(model_dir) / CALIBRATION_FILE
+        body = {"level": self.level, "policy": asdict(self.policy), "source": self.source,
+                "tasks": {k: asdict(v) for k, v in self.tasks.items()}}
+        write_text_atomic(path, json.dumps(body, default=_plain))
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Calibration | None:
+        """The model's calibration, or None for a model saved without one."""
+        path = Path(model_dir) / CALIBRATION_FILE
+        if not path.is_file():
+            return None
+        body = json.loads(path.read_text())
+        return cls(float(body["level"]), ReviewPolicy(**body["policy"]), body["source"],
+                   {k: TaskCalibration(**v) for k, v in body["tasks"].items()})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value).__name__)
+
+
+def fit_task(spec: TaskSpec, probs: np.ndarray, y: np.ndarray, level: float, policy: ReviewPolicy,
+             thresholds: Sequence[float] | None = None) -> TaskCalibration:
+    """Calibrate one task on `probs` (n x labels, the model's raw probabilities) against gold `y`."""
+    probs, y = np.asarray(probs, dtype=np.float64), np.asarray(y)
+    temperature = fit_temperature(probs, y, spec.kind)
+    calibrated = apply_temperature(probs, temperature, spec.kind)
+    pred = decide(probs, spec, thresholds)  # decisions stay the raw model's (temperature keeps their order)
+    conf = confidence(calibrated, spec.kind)
+    metric = metrics.primary_metric(spec.kind, spec.ordinal)
+    return TaskCalibration(
+        kind=spec.kind, ordinal=spec.ordinal, metric=metric, temperature=temperature,
+        conformal_q=conformal_threshold(calibrated, y, level) if spec.kind == MULTICLASS else None,
+        review_below=review_cut(conf, y, pred, metric, policy),
+        ece_before=expected_calibration_error(probs, y, spec.kind),
+        ece_after=expected_calibration_error(calibrated, y, spec.kind), n=len(y),
+        confidences=[round(float(c), 6) for c in conf], gold=y.tolist(), predicted=pred.tolist())
+
+
+def fit_calibration(specs: Sequence[TaskSpec], probs: Sequence[np.ndarray], tasks: Sequence[str],
+                    gold: Sequence[Any], source: str, thresholds: dict[str, list[float]] | None = None,
+                    level: float = DEFAULT_LEVEL, policy: ReviewPolicy = DEFAULT_POLICY) -> Calibration:
+    """Per task with labelled responses: see `fit_task`. `probs[i]`, `tasks[i]`, `gold[i]` (None: unlabelled)."""
+    names = np.asarray(tasks)
+    labelled = np.array([g is not None for g in gold], dtype=bool)
+    out = {}
+    for spec in specs:
+        rows = np.flatnonzero((names == spec.name) & labelled)
+        if len(rows):
+            out[spec.name] = fit_task(spec, np.stack([probs[i] for i in rows]),
+                                      np.asarray([gold[i] for i in rows]), level, policy,
+                                      (thresholds or {}).get(spec.name))
+    return Calibration(level, policy, source, out)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What a school sees beside one score."""
+
+    confidence: float
+    score_set: tuple[str, ...]  # the conformal set's labels (multi-class; empty otherwise)
+    needs_review: bool
+
+
+def judge(calibration: Calibration | None, spec: TaskSpec, calibrated: np.ndarray) -> list[Judgement]:
+    """Per row of one task's calibrated probabilities. Without a calibration (or for a task it did not
+    see) the confidence is the raw one and nothing is marked for review: no cut was ever measured."""
+    conf = confidence(calibrated, spec.kind)
+    t = calibration.tasks.get(spec.name) if calibration is not None else None
+    out = []
+    for c, p in zip(conf, calibrated, strict=True):
+        labels: tuple[str, ...] = ()
+        if t is not None and t.conformal_q is not None:
+            labels = tuple(spec.labels[k] for k in score_set(p, t.conformal_q, spec.ordinal))
+        out.append(Judgement(float(c), labels, bool(t is not None and c < t.review_below)))
+    return out
+
+
+SHARES = tuple(round(0.1 * k, 1) for k in range(1, 11))  # the coverage curve's points
+
+
+@dataclass
+class ConfidenceReport:
+    """How a calibrated model's confidence holds on held-out responses of one task (the test split)."""
+
+    n: int
+    ece_before: float
+    ece_after: float
+    coverage: float | None  # share of responses whose true score is in their conformal set (multi-class)
+    mean_set_size: float | None
+    auto_share: float  # share auto-scored at the saved review cut
+    auto_metric: float  # the task's primary metric over the auto-scored responses (NaN when none)
+    all_metric: float  # ... over every response
+    # (share auto-scored, primary metric of those) when the most confident share is auto-scored
+    curve: list[tuple[float, float]] = field(default_factory=list)
+
+
+def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndarray,
+           thresholds: Sequence[float] | None = None) -> ConfidenceReport:
+    """`raw`: the model's probabilities for held-out responses of `spec`'s task; `y` their gold labels."""
+    t = calibration.tasks[spec.name]
+    raw, y = np.asarray(raw, dtype=np.float64), np.asarray(y)
+    calibrated = calibration.probabilities(spec.name, raw)
+    pred = decide(raw, spec, thresholds)
+    fn = metrics.metric_fn(t.metric)
+    conf = confidence(calibrated, spec.kind)
+    auto = conf >= t.review_below
+    coverage = size = None
+    if t.conformal_q is not None:
+        sets = [score_set(p, t.conformal_q, spec.ordinal) for p in calibrated]
+        coverage = float(np.mean([int(label) in s for label, s in zip(y, sets, strict=True)]))
+        size = float(np.mean([len(s) for s in sets]))
+    order = np.argsort(-conf, kind="stable")
+    curve = [(share, fn(y[order[:m]], pred[order[:m]])) for share in SHARES
+             if (m := max(1, round(share * len(y)))) and m <= len(y)]
+    return ConfidenceReport(
+        n=len(y), ece_before=expected_calibration_error(raw, y, spec.kind),
+        ece_after=expected_calibration_error(calibrated, y, spec.kind), coverage=coverage, mean_set_size=size,
+        auto_share=float(auto.mean()), auto_metric=fn(y[auto], pred[auto]) if auto.any() else float("nan"),
+        all_metric=fn(y, pred), curve=curve)
+
+
+def plot_coverage(reports: dict[str, ConfidenceReport], path: str | Path, human: float | None = None) -> Path:
+    """Agreement of the auto-scored responses against the share auto-scored, one line per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, r in reports.items():
+        ax.plot([s for s, _ in r.curve], [m for _, m in r.curve], marker="o", ms=3, label=name)
+    if human is not None:
+        ax.axhline(human, color="black", ls="--", lw=1, label=f"human-human {human:.3f}")
+    ax.set_xlabel("share of responses scored automatically (most confident first)")
+    ax.set_ylabel("agreement of those with the gold score")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def assess_all(calibration: Calibration, specs: Sequence[TaskSpec], probs: Sequence[np.ndarray],
+               tasks: Sequence[str], gold: Sequence[Any], thresholds: dict[str, list[float]] | None = None
+               ) -> dict[str, ConfidenceReport]:
+    """`assess` per task that has labelled responses and a calibration."""
+    names = np.asarray(tasks)
+    labelled = np.array([g is not None for g in gold], dtype=bool)
+    out = {}
+    for spec in specs:
+        rows = np.flatnonzero((names == spec.name) & labelled)
+        if len(rows) and spec.name in calibration.tasks:
+            out[spec.name] = assess(calibration, spec, np.stack([probs[i] for i in rows]),
+                                    np.asarray([gold[i] for i in rows]), (thresholds or {}).get(spec.name))
+    return out
+
+
+def confidence_table(reports: dict[str, ConfidenceReport], level: float | None = None) -> str:
+    """Markdown: per task, calibration error before and after, conformal coverage, and what the review cut
+    leaves to people."""
+    from raykd.tables import markdown
+
+    at = f" (level {level:g})" if level is not None else ""
+    head = ["task", "n", "ECE before", "ECE after", f"set coverage{at}", "mean set size", "auto-scored",
+            "agreement auto-scored", "agreement all", "agreement, top 70%"]
+    return markdown(head, [[name, r.n, r.ece_before, r.ece_after, r.coverage, r.mean_set_size, f"{r.auto_share:.0%}",
+                            r.auto_metric, r.all_metric, dict(r.curve).get(0.7)] for name, r in reports.items()])
