@@ -25,18 +25,27 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
     best_thresholds: dict[str, list[float]] = field(default_factory=dict)  # a scorer's, at its best epoch
     finished: bool = False
+    first_score: float | None = None  # the first epoch's validation score
+    moved: bool = False  # a later epoch scored differently from the first
 
     def record(self, epoch: int, score: float) -> bool:
         """Note an epoch's validation score; True when it is the best so far."""
         self.epoch = epoch
+        if self.first_score is None:
+            self.first_score = score
+        self.moved = self.moved or score != self.first_score
         if score > self.best_score:
             self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
             return True
-        self.bad_epochs += 1
+        # A flat start (every epoch so far scoring as the first: a small-data model still predicting the majority
+        # score, QWK 0) is not a model that stopped improving: patience counts from the first change.
+        if self.moved:
+            self.bad_epochs += 1
         return False
 
     def should_stop(self, patience: int) -> bool:
-        """Early stopping: `patience` epochs in a row without a better validation score."""
+        """Early stopping: `patience` epochs in a row without a better validation score, after the score has
+        first moved off its first epoch's value."""
         return self.bad_epochs >= patience
 
 

@@ -45,6 +45,17 @@ def test_train_state_tracks_the_best_epoch_and_patience():
     assert state.record(2, 0.6) and (state.best_epoch, state.bad_epochs, state.epoch) == (2, 0, 2)
 
 
+def test_a_flat_start_does_not_use_up_patience():
+    # a small-data student predicting the majority score (QWK 0) for its first epochs has not stopped improving
+    state = TrainState()
+    for epoch in range(5):
+        state.record(epoch, 0.0)
+        assert not state.should_stop(2)
+    assert state.record(5, 0.3) and state.best_epoch == 5
+    assert not state.record(6, 0.0) and not state.should_stop(2)  # patience counts from the first change
+    assert not state.record(7, 0.2) and state.should_stop(2)
+
+
 def test_balanced_class_weights_for_skewed_tasks_only():
     import pandas as pd
 
