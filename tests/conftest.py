@@ -98,7 +98,7 @@ def asap1_student(shared_data, tmp_path_factory):
     validation = f[f["split"] == "validation"]
     fit = fit_student(StudentConfig(), DistillConfig(kd_weight=0.0, epochs=2, threads=2), f[f["split"] == "train"],
                       validation, layout)
-    calibrate(fit, heldout_probabilities(fit, validation), ReviewConfig(rate=0.3), "validation")
+    fit = calibrate(fit, heldout_probabilities(fit, validation), ReviewConfig(rate=0.3), "validation")
     path = save_student(tmp_path_factory.mktemp("student") / "asap1", fit.model, "lstm", fit.vocab, layout,
                         fit.thresholds, 128, calibration=fit.calibration)
     return path, ds

@@ -155,7 +155,7 @@ def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str,
 
         validation = part[part["split"] == "validation"]
         fit = fit_student(scfg, dcfg, train, validation, layout, str(teacher.model_dir), on_epoch=log_epoch)
-        calibrate(fit, heldout_probabilities(fit, validation), dcfg.review, "validation")
+        fit = calibrate(fit, heldout_probabilities(fit, validation), dcfg.review, "validation")
         test = evaluate_fit(fit, part[part["split"] == "test"], intervals=True)
         model_dir = save_fit(fit, run.out / "students" / group / variant,
                              extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": reference.run_id})

@@ -8,6 +8,7 @@ soft term only; with kd_weight = 0 they are left out and the fit is the no-KD ba
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,12 +225,11 @@ def heldout_probabilities(fit: Any, frame: pd.DataFrame) -> tuple[list[np.ndarra
 
 def calibrate(fit: FitResult, held: tuple[list[np.ndarray], list[str], list[Any]], cfg: ReviewConfig,
               source: str) -> FitResult:
-    """The fit with its calibration (raykd.confidence) fitted on `held`: probabilities, tasks and labels of
-    responses it did not train on (`heldout_probabilities`, or the out-of-fold ones of cross-validation)."""
+    """A copy of the fit with its calibration (raykd.confidence) fitted on `held`: probabilities, tasks and
+    labels of responses it did not train on (`heldout_probabilities`, or the out-of-fold ones of cross-validation)."""
     probs, tasks, gold = held
-    fit.calibration = fit_calibration(fit.layout.tasks, probs, tasks, gold, source, fit.thresholds, cfg.level,
-                                      review_policy(cfg))
-    return fit
+    return dataclasses.replace(fit, calibration=fit_calibration(fit.layout.tasks, probs, tasks, gold, source,
+                                                                fit.thresholds, cfg.level, review_policy(cfg)))
 
 
 def save_fit(fit: FitResult, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:

@@ -89,7 +89,7 @@ def trial(params: dict[str, Any], cfg_dict: dict[str, Any], frame: pd.DataFrame,
         holder["last"] = metrics
 
     fit = fit_student(scfg, dcfg, train, val, layout, teacher_model, on_epoch=on_epoch)
-    calibrate(fit, heldout_probabilities(fit, val), dcfg.review, "validation")
+    fit = calibrate(fit, heldout_probabilities(fit, val), dcfg.review, "validation")
     with tempfile.TemporaryDirectory(prefix="raykd-trial-") as tmp:
         save_fit(fit, Path(tmp) / "student", extra={"kd_weight": dcfg.kd_weight})
         last = holder.get("last", {})
@@ -136,7 +136,7 @@ def _cross_validated_trial(cfg: TuneJobConfig, scfg: StudentConfig, dcfg: Distil
     final = fit_student(scfg, dataclasses.replace(dcfg, epochs=epochs, patience=epochs),
                         frame[unlabelled | (fold >= 0)], frame[frame["split"] == "validation"], layout,
                         teacher_model)
-    calibrate(final, held, dcfg.review, "out-of-fold")
+    final = calibrate(final, held, dcfg.review, "out-of-fold")
     with tempfile.TemporaryDirectory(prefix="raykd-trial-") as tmp:
         save_fit(final, Path(tmp) / "student", extra={"kd_weight": dcfg.kd_weight, "cv_folds": cfg.folds})
         tune.report({METRIC: float(np.mean(scores)), "cv_std": float(np.std(scores)), "epoch": cfg.folds,
