@@ -22,6 +22,7 @@ KD_GAIN = 0.01  # the champion at least this above its no-KD twin
 CPU_MINUTES = 90  # the whole CPU benchmark
 
 # Scores a school can act on (bench/quality.py, the champion on the test split).
+REVIEW_QUEUE_GAIN = 0.01  # test QWK of a student retrained on review-queue picks over random picks
 AUTO_QWK = 0.85  # mean QWK of the 70% of responses the champion is most sure of (human-human: 0.881)
 COVERAGE = (0.88, 0.93)  # the empirical coverage of the 90% conformal score sets
 MAX_ECE = 0.03  # expected calibration error after calibration, every set

@@ -167,6 +167,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from raykd.feedback import run_feedback
+
+    run_feedback(args.model, args.corrections, store=args.store, tracking_uri=args.tracking_uri)
+    return 0
+
+
+def cmd_review_queue(args: argparse.Namespace) -> int:
+    from raykd.review_queue import review_queue
+
+    review_queue(args.model, args.output, input_path=args.input, count=args.count, density=args.density,
+                 diversity=args.diversity, tracking_uri=args.tracking_uri, skip_invalid=args.skip_invalid)
+    return 0
+
+
 def add_review_args(p: argparse.ArgumentParser) -> None:
     """Which responses are marked needs_review (default: the policy the model was saved with)."""
     group = p.add_mutually_exclusive_group()
@@ -300,6 +315,47 @@ def _serving_commands(sub: Any) -> None:
     predict.add_argument("--workers", type=int, help="scoring actors when streaming (default: one per CPU)")
     add_review_args(predict)
     predict.set_defaults(func=cmd_predict)
+    _people_commands(sub)
+
+
+def _at_least(low: float, kind: type) -> Any:
+    """An argparse type: a `kind` number no smaller than `low`, else a usage error naming the value."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not value >= low:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text!r} is below {low}")
+        return value
+    return parse
+
+
+def _people_commands(sub: Any) -> None:
+    """review-queue and feedback: what people grade next, and their scores back into the data."""
+    queue = sub.add_parser("review-queue", help="order unscored responses by how much a person's score would help")
+    queue.add_argument("--model", required=True, help="model folder, runs:/ID/model or models:/NAME@ALIAS")
+    queue.add_argument("--output", required=True, help="where to write rank, id, task, uncertainty, density, "
+                                                       "priority, prediction, confidence, score_set")
+    queue.add_argument("--input", help="responses to queue (default: the unscored responses of the data the model "
+                                       "learnt from)")
+    queue.add_argument("--count", type=_at_least(1, int), help="queue only the first COUNT (default: all)")
+    queue.add_argument("--density", type=_at_least(0, float), default=1.0,
+                       help="how much a typical response goes before an unusual one (0: uncertainty only)")
+    queue.add_argument("--diversity", type=_at_least(0, float), default=0.0,
+                       help="how much a response like one already queued waits (0: not at all)")
+    queue.add_argument("--tracking-uri", help="MLflow tracking URI for runs:/ and models:/ URIs")
+    queue.add_argument("--skip-invalid", action="store_true", help="drop invalid input rows instead of failing")
+    queue.set_defaults(func=cmd_review_queue)
+
+    fb = sub.add_parser("feedback", help="record people's corrections as a new version of the model's dataset")
+    fb.add_argument("--model", required=True, help="the model whose scores were corrected (folder, runs:/ or "
+                                                   "models:/NAME@ALIAS)")
+    fb.add_argument("--corrections", required=True, help="CSV/TSV/JSONL/Parquet: id, task (optional for a "
+                                                         "one-task model), score, optionally grader")
+    fb.add_argument("--store", help="corrections store (default: $RAYKD_HOME/corrections/<dataset>)")
+    fb.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite under $RAYKD_HOME or ./runs)")
+    fb.set_defaults(func=cmd_feedback)
 
 
 def _tool_commands(sub: Any) -> None:

@@ -21,3 +21,6 @@ class DataConfig:
     seed: Int = 0
     skip_invalid: Bool = False
     limit_per_task: PositiveInt | None = None  # keep the first N labelled rows per task and split (small runs)
+    # a corrections version written by `raykd feedback` (<store>/vNNNN): people's scores replace the data's, and
+    # corrected unscored responses become training responses (raykd.feedback)
+    corrections: Str | None = None

@@ -33,28 +33,55 @@ from raykd.io import atomic_path, write_text_atomic
 
 PREPARED = "prepared.json"
 SPLITS = "splits.parquet"
+MODEL_DATA = "data.json"  # in a model folder: the PreparedData it learnt from
 # A later stage may read the data from another place (a cluster's mount) but must not ask for another split.
-SPLIT_KEYS = ("validation", "test", "seed", "limit_per_task")
+SPLIT_KEYS = ("validation", "test", "seed", "limit_per_task", "corrections")
 
 
-def load_unsplit(cfg: DataConfig) -> ScoringDataset:
-    """The responses `cfg` names, with the splits their source defines (ASAP-SAS test, SemEval test)."""
+def load_unsplit(cfg: DataConfig, corrected: bool = True) -> ScoringDataset:
+    """The responses `cfg` names, with the splits their source defines (ASAP-SAS test, SemEval test), and people's
+    corrections (`cfg.corrections`) applied unless `corrected` is False."""
     options = dict(cfg.options)
-    if cfg.include_unlabelled:
-        fmt = cfg.format if cfg.format != "auto" else detect_format(resolve_data_path(cfg.path))
-        if fmt == "asap":
-            options["include_unlabelled"] = True
-    return load_dataset(cfg.path, cfg.format, cfg.skip_invalid, **options)
+    fmt = cfg.format if cfg.format != "auto" else detect_format(resolve_data_path(cfg.path))
+    # corrections may score responses that were unscored: read those too, and keep only the corrected ones
+    if fmt == "asap" and (cfg.include_unlabelled or cfg.corrections):
+        options["include_unlabelled"] = True
+    ds = load_dataset(cfg.path, cfg.format, cfg.skip_invalid, **options)
+    return with_corrections(ds, cfg, fmt) if corrected else ds
+
+
+def with_corrections(ds: ScoringDataset, cfg: DataConfig, fmt: str) -> ScoringDataset:
+    """`ds` with the corrections version `cfg.corrections` applied (raykd.feedback); unchanged without one."""
+    if not cfg.corrections:
+        return ds
+    from raykd.feedback import apply_corrections
+
+    ds = apply_corrections(ds, cfg.corrections)
+    if fmt == "asap" and not cfg.include_unlabelled:
+        ds = ds.subset(ds.frame["split"] != "unlabelled")
+    return ds
 
 
 def prepare_dataset(cfg: DataConfig) -> ScoringDataset:
-    """Read, split (seeded, stratified) and, for small runs, keep the first `limit_per_task` rows per task and
-    split."""
-    ds = make_splits(load_unsplit(cfg), cfg.validation, cfg.test, cfg.seed)
+    """Read, split (seeded, stratified), apply corrections and, for small runs, keep the first `limit_per_task`
+    rows per task and split. The split is drawn before corrections so that a new corrections version leaves
+    every other response where it was (a corrected unscored response joins train)."""
+    fmt = cfg.format if cfg.format != "auto" else detect_format(resolve_data_path(cfg.path))
+    ds = make_splits(load_unsplit(cfg, corrected=False), cfg.validation, cfg.test, cfg.seed)
+    ds = with_corrections(ds, cfg, fmt)
     if cfg.limit_per_task:
         frame = ds.frame.groupby(["task", "split"], group_keys=False, sort=False).head(cfg.limit_per_task)
-        ds = ds.subset(ds.frame.index.isin(frame.index))
+        ds = ds.subset(ds.frame.index.isin(frame.index) | ds.frame["id"].astype(str).isin(corrected_ids(cfg)))
     return ds
+
+
+def corrected_ids(cfg: DataConfig) -> set[str]:
+    """The responses `cfg.corrections` scores (kept by `limit_per_task`: a correction is never cut)."""
+    if not cfg.corrections:
+        return set()
+    from raykd.feedback import load_version
+
+    return set(load_version(cfg.corrections)[1]["id"].astype(str))
 
 
 @dataclass
@@ -95,14 +122,34 @@ def record(ds: ScoringDataset, data: DataConfig, folder: str | Path, stage: str,
     return prepared
 
 
+def write_model_data(model_dir: str | Path, prepared: PreparedData) -> Path:
+    """Record in a model folder which data it learnt from (`raykd feedback` checks corrections against it)."""
+    path = Path(model_dir) / MODEL_DATA
+    write_text_atomic(path, json.dumps(dataclasses.asdict(prepared), indent=2))
+    return path
+
+
+def model_data(model_dir: str | Path) -> PreparedData:
+    """The data a model folder learnt from (`write_model_data`)."""
+    path = Path(model_dir) / MODEL_DATA
+    if not path.is_file():
+        raise DataError(str(model_dir), f"this model does not record the data it learnt from ({MODEL_DATA} is "
+                                        "missing; models saved by the teacher, distill and tune stages have it)")
+    return _prepared(path)
+
+
+def _prepared(path: Path) -> PreparedData:
+    raw = json.loads(path.read_text())
+    return PreparedData(stage=raw["stage"], folder=raw["folder"], digest=raw["digest"], responses=raw["responses"],
+                        data=from_dict(DataConfig, raw["data"], str(path)))
+
+
 def load_record(folder: str | Path) -> PreparedData:
     path = Path(folder) / PREPARED
     if not path.is_file() or not (Path(folder) / SPLITS).is_file():
         raise DataError(str(folder), f"no prepared data here ({PREPARED} and {SPLITS} are written by the teacher "
                                      "stage; rerun it, or point the stage at a teacher's output folder)")
-    raw = json.loads(path.read_text())
-    return PreparedData(stage=raw["stage"], folder=raw["folder"], digest=raw["digest"], responses=raw["responses"],
-                        data=from_dict(DataConfig, raw["data"], str(path)))
+    return _prepared(path)
 
 
 def reuse(folder: str | Path, data: DataConfig | None, stage: str) -> ScoringDataset:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from raykd import goals, tables
+from raykd.data.preparation import write_model_data
 from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
 from raykd.distill.handoff import TeacherReference, open_student_stage
 from raykd.distill.train import calibrate, evaluate_fit, fit_student, heldout_probabilities, save_fit
@@ -159,6 +160,7 @@ def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str,
         test = evaluate_fit(fit, part[part["split"] == "test"], intervals=True)
         model_dir = save_fit(fit, run.out / "students" / group / variant,
                              extra={"kd_weight": dcfg.kd_weight, "teacher_run_id": reference.run_id})
+        write_model_data(model_dir, teacher.prepared)
         mine = bench[bench["task"].isin(layout.names)]
         rps = throughput(StudentScorer(model_dir), mine["text"].tolist(), mine["task"].tolist(),
                          reference.benchmark.batch, repeats=3)

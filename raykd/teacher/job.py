@@ -175,7 +175,7 @@ def export(cfg: TeacherJobConfig, ds: ScoringDataset, digest: str, model_dir: Pa
 def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None, *,
                 kill_worker: KillPoint | None = None) -> TeacherResult:
     """The teacher stage. `kill_worker` is for tests: it SIGKILLs one worker once, as a crashed node would."""
-    from raykd.data.preparation import prepare_dataset, record
+    from raykd.data.preparation import prepare_dataset, record, write_model_data
     from raykd.runtime import ensure_ray
     from raykd.tracking import git_commit
 
@@ -197,8 +197,9 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None, *,
     with StageRun.open("teacher", cfg.name, cfg.output_dir, cfg.tracking,
                        resolve_tracking_uri(tracking_uri, cfg.tracking), lineage, params=asdict(cfg), dataset=ds,
                        data_source=cfg.data.path, tags={"raykd.backbone": backbone}) as run:
-        record(ds, cfg.data, run.out, "teacher", digest)
+        prepared = record(ds, cfg.data, run.out, "teacher", digest)
         model_dir, state, seconds = fit(cfg, ds, layout, run, kill_worker)
+        write_model_data(model_dir, prepared)
         run.say(f"trained {len(state.history)} epoch(s) in {seconds:.0f}s; best epoch {state.best_epoch + 1} val "
                 f"score {state.best_score:.4f}")
         last = state.history[-1]  # the final epoch's rates (and peak GPU memory)

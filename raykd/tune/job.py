@@ -69,6 +69,7 @@ class TuneResult:
 
 
 def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
+    from raykd.data.preparation import write_model_data
     from raykd.distill.handoff import open_student_stage
     from raykd.distill.train import evaluate_fit
     from raykd.runtime import ensure_ray
@@ -93,6 +94,7 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
         write_text_atomic(state_path, json.dumps({"parent_run_id": run.run_id, "started": time.time()}))
         trials, checkpoints, seconds = search(cfg, run, frame, layout, teacher, resume)
         winner, speedup = choose(cfg, trials, checkpoints, reference, stage.bench, out / "champion")
+        write_model_data(out / "champion", teacher.prepared)
         test_rows = frame[frame["split"] == "test"]
         champion = StudentScorer(out / "champion")
         test = evaluate_fit(champion, test_rows, intervals=True)

@@ -7,6 +7,7 @@ import mlflow
 import pytest
 
 from raykd.data.config import DataConfig
+from raykd.data.preparation import model_data
 from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
 from raykd.distill.job import DistillResult, run_distill
 from raykd.errors import DataError
@@ -42,6 +43,7 @@ def test_distill_job(tiny_teacher, tracking_uri, tmp_path):
     assert again == result  # the saved result reads back typed and equal
 
     assert StudentScorer(kd.model_dir).manifest["kd_weight"] == 0.5
+    assert model_data(kd.model_dir).digest == tiny_teacher.data_digest  # what `raykd feedback` checks against
     client = mlflow.tracking.MlflowClient(tracking_uri)
     parent = client.get_run(result.run_id)
     assert parent.data.tags["mlflow.parentRunId"] == tiny_teacher.run_id

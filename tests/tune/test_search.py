@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import yaml
 
 from raykd.cli import main
@@ -62,6 +63,21 @@ def test_search_champion_registry_and_lineage(tiny_teacher, ray_session, trackin
     for step in ("student run", "tune search", "soft labels", "teacher run", "teacher data", "data digest", "code"):
         assert f"{step}:" in chain
     assert tiny_teacher.run_id in chain and tiny_teacher.soft_labels_digest in chain
+
+    # the registered champion knows its data: people's corrections of what it queues are recorded against it
+    ref = f"models:/{name}@champion"
+    queue = tmp_path / "queue.csv"
+    assert main(["review-queue", "--model", ref, "--output", str(queue), "--count", "5",
+                 "--tracking-uri", tracking_uri]) == 0
+    picked = pd.read_csv(queue, dtype={"id": str})
+    assert len(picked) == 5 and picked["id"].is_unique
+    corrections = tmp_path / "corrections.csv"
+    pd.DataFrame({"id": picked["id"], "task": picked["task"], "score": 1}).to_csv(corrections, index=False)
+    assert main(["feedback", "--model", ref, "--corrections", str(corrections), "--store", str(tmp_path / "store"),
+                 "--tracking-uri", tracking_uri]) == 0
+    version = json.loads((tmp_path / "store" / "v0001" / "version.json").read_text())
+    assert version["model_version"] == str(mv.version) and version["data_digest"] == tiny_teacher.data_digest
+    assert version["corrected"] == 5
 
 
 def test_bad_search_space_is_named():
