@@ -1,7 +1,7 @@
 """People's corrections flowing back into the data (`raykd feedback`).
 
 A school's assessment lead grades responses the model was unsure of (`raykd review-queue`) or corrects scores it
-got wrong. `record_feedback` checks a corrections file against the data the model learnt from and records it as
+got wrong. `run_feedback` checks a corrections file against the data the model learnt from and records it as
 a new version of that dataset; a later teacher or distill run trains on a version with
 `data.corrections: <store>/vNNNN` (raykd.data.preparation applies it when it reads the data).
 
