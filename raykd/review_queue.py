@@ -83,7 +83,12 @@ def order_queue(ids: list[str], tasks: list[str], texts: list[str], probs: list[
         u[rows] = uncertainty(np.stack([probs[i] for i in rows]), specs[task])
         typical[rows] = text_density([texts[i] for i in rows])
         gain[rows] = rankdata(u[rows]) / len(rows) * (rankdata(typical[rows]) / len(rows)) ** density
-    vectors = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit_transform(texts)  # rows L2-normed
+    vectors = None
+    if diversity:
+        try:  # rows L2-normed
+            vectors = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit_transform(texts)
+        except ValueError:  # no word in any response: nothing to tell near-duplicates by
+            vectors = None
     nearest = np.zeros(n)  # each response's largest similarity to a picked one of its task
     left = np.ones(n, dtype=bool)
     out: list[QueueEntry] = []
@@ -92,7 +97,7 @@ def order_queue(ids: list[str], tasks: list[str], texts: list[str], probs: list[
         i = int(np.argmax(priority))
         out.append(QueueEntry(rank, ids[i], tasks[i], float(u[i]), float(typical[i]), float(priority[i])))
         left[i] = False
-        if diversity:
+        if vectors is not None:
             same = task_arr == task_arr[i]
             sims = (vectors @ vectors[i].T).toarray().ravel()
             nearest = np.where(same, np.maximum(nearest, sims), nearest)
