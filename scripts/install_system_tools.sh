@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests and benchmarks use, installed when missing: chromium + chromium-driver (the scoring
-# page's browser test) and wrk (bench/serve_load.py's HTTP load generator). Needs root (or sudo) and the Debian
+# page's browser test), wrk (bench/serve_load.py's HTTP load generator) and postgresql (the MLflow server's backend
+# store in tests/bench/test_services.py). Needs root (or sudo) and the Debian
 # mirror; without them it says what is missing and carries on (tests that need a tool then fail in CI, skip
 # elsewhere).
 set -uo pipefail
@@ -8,6 +9,7 @@ want=()
 command -v chromium >/dev/null 2>&1 || want+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
 command -v wrk >/dev/null 2>&1 || want+=(wrk)
+{ command -v pg_ctl || ls /usr/lib/postgresql/*/bin/pg_ctl; } >/dev/null 2>&1 || want+=(postgresql)
 [ ${#want[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo -n"

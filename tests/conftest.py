@@ -6,6 +6,7 @@ test may not start Ray, so `pytest -m "not ray"` is the fast loop and stays fast
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,18 @@ def ray_session():
 
 
 @pytest.fixture(scope="session")
-def tracking_uri(tmp_path_factory) -> str:
-    """A real MLflow SQLite store shared by the suite."""
+def tracking_uri(tmp_path_factory) -> Iterator[str]:
+    """The MLflow store shared by the suite: SQLite by default; with RAYKD_TEST_TRACKING=server, the cluster's
+    configuration instead (bench/services.py: `mlflow server` on PostgreSQL, artifacts on the S3 API of a moto
+    stand-in), so every stage, the registry, lineage and Serve run against it unchanged."""
+    if os.environ.get("RAYKD_TEST_TRACKING") == "server":
+        from bench.services import mlflow_server, postgres, s3_standin
+
+        with postgres() as db, s3_standin() as s3, mlflow_server(db.url, s3.bucket_uri("mlflow"), s3) as uri:
+            yield uri
+        return
     path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    return f"sqlite:///{path}"
+    yield f"sqlite:///{path}"
 
 
 @pytest.fixture(scope="session")
