@@ -300,6 +300,7 @@ class ConfidenceReport:
     all_metric: float  # ... over every response
     # (share auto-scored, primary metric of those) when the most confident share is auto-scored
     curve: list[tuple[float, float]] = field(default_factory=list)
+    human: float | None = None  # two human raters' agreement on the same responses, where the data has a second
 
 
 def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndarray,
@@ -338,7 +339,7 @@ def plot_coverage(reports: dict[str, ConfidenceReport], path: str | Path, human:
     for name, r in reports.items():
         ax.plot([s for s, _ in r.curve], [m for _, m in r.curve], marker="o", ms=3, label=name)
     if human is not None:
-        ax.axhline(human, color="black", ls="--", lw=1, label=f"human-human {human:.3f}")
+        ax.axhline(human, color="black", ls="--", lw=1, label=f"two human raters {human:.3f}")
     ax.set_xlabel("share of responses scored automatically (most confident first)")
     ax.set_ylabel("agreement of those with the gold score")
     ax.grid(alpha=0.3)
@@ -372,6 +373,7 @@ def confidence_table(reports: dict[str, ConfidenceReport], level: float | None =
 
     at = f" (level {level:g})" if level is not None else ""
     head = ["task", "n", "ECE before", "ECE after", f"set coverage{at}", "mean set size", "auto-scored",
-            "agreement auto-scored", "agreement all", "agreement, top 70%"]
+            "agreement auto-scored", "agreement all", "agreement, top 70%", "two human raters"]
     return markdown(head, [[name, r.n, r.ece_before, r.ece_after, r.coverage, r.mean_set_size, f"{r.auto_share:.0%}",
-                            r.auto_metric, r.all_metric, dict(r.curve).get(0.7)] for name, r in reports.items()])
+                            r.auto_metric, r.all_metric, dict(r.curve).get(0.7), r.human]
+                           for name, r in reports.items()])

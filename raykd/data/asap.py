@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import pandas as pd
+
 from raykd.data.dataset import MULTICLASS, RawRow, ScoringDataset, TaskSpec, build_dataset, concat
 from raykd.data.files import cell, read_table, require_columns
 from raykd.errors import DataError
@@ -61,6 +63,32 @@ def _gold_rows(path: Path, essay_set: int, split: str, prompt: Prompt) -> Iterab
             text=cell(rec.EssayText) or "", label=cell(rec.Score1) or "", split=split,
             question=prompt[0], reference=prompt[1],
         )
+
+
+def second_rater_agreement(root: str | Path, ids: Iterable[str]) -> dict[str, float]:
+    """Per essay set, the QWK of the second human rater (Score2) against the official score (Score1) over the
+    responses `ids` that both scored: the agreement a scorer is held to. Sets with under 2 such responses are
+    left out."""
+    from sklearn.metrics import cohen_kappa_score
+
+    wanted = {str(i) for i in ids}
+    pairs: dict[int, list[pd.DataFrame]] = {}
+    for path in sorted((Path(root) / "gold_train_test_split").glob("*_GOLD_*.csv")):
+        m = _GOLD.match(path.name)
+        frame = read_table(path) if m else None
+        if frame is None or "Score2" not in frame.columns:
+            continue
+        scores = frame.loc[frame["Id"].astype(str).isin(wanted), ["Score1", "Score2"]].apply(pd.to_numeric,
+                                                                                            errors="coerce")
+        pairs.setdefault(int(m.group(1)), []).append(scores.dropna())
+    out = {}
+    for essay_set, parts in sorted(pairs.items()):
+        both = pd.concat(parts)
+        if len(both) >= 2:
+            out[task_name(essay_set)] = float(cohen_kappa_score(
+                both["Score1"].astype(int), both["Score2"].astype(int), weights="quadratic",
+                labels=list(range(MAX_SCORE[essay_set] + 1))))
+    return out
 
 
 def read_asap(

@@ -75,6 +75,18 @@ def prepare_dataset(cfg: DataConfig) -> ScoringDataset:
     return ds
 
 
+def human_agreement(cfg: DataConfig, ids: list[str]) -> dict[str, float]:
+    """Per task, how two human raters agree on the responses `ids` where the data has a second rater (ASAP-SAS
+    Score2); {} for data without one."""
+    root = resolve_data_path(cfg.path)
+    fmt = cfg.format if cfg.format != "auto" else detect_format(root)
+    if fmt != "asap":
+        return {}
+    from raykd.data.asap import second_rater_agreement
+
+    return second_rater_agreement(root, ids)
+
+
 def corrected_ids(cfg: DataConfig) -> set[str]:
     """The responses `cfg.corrections` scores (kept by `limit_per_task`: a correction is never cut)."""
     if not cfg.corrections:

@@ -69,7 +69,7 @@ class TuneResult:
 
 
 def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
-    from raykd.data.preparation import write_model_data
+    from raykd.data.preparation import human_agreement, write_model_data
     from raykd.distill.handoff import open_student_stage
     from raykd.distill.train import evaluate_fit
     from raykd.runtime import ensure_ray
@@ -98,7 +98,8 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
         test_rows = frame[frame["split"] == "test"]
         champion = StudentScorer(out / "champion")
         test = evaluate_fit(champion, test_rows, intervals=True)
-        confidence = champion_confidence(champion, test_rows, out / "coverage.png")
+        human = human_agreement(cfg.data or teacher.prepared.data, test_rows["id"].astype(str).tolist())
+        confidence = champion_confidence(champion, test_rows, out / "coverage.png", human)
         no_kd, no_kd_test = no_kd_rival(cfg, trials, winner), None
         if no_kd is not None:
             with checkpoints[no_kd.trial_id].as_directory() as d:
@@ -135,8 +136,10 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
     return result
 
 
-def champion_confidence(champion: Any, test_rows: pd.DataFrame, png: Path) -> dict[str, ConfidenceReport]:
-    """How the champion's calibrated confidence, score sets and review cut hold on the test split."""
+def champion_confidence(champion: Any, test_rows: pd.DataFrame, png: Path,
+                        human: dict[str, float] | None = None) -> dict[str, ConfidenceReport]:
+    """How the champion's calibrated confidence, score sets and review cut hold on the test split, beside two
+    human raters' agreement on the same responses (`human`, per task, where the data has a second rater)."""
     from raykd.distill.train import heldout_probabilities
 
     calibration = Calibration.load(champion.path)
@@ -144,8 +147,11 @@ def champion_confidence(champion: Any, test_rows: pd.DataFrame, png: Path) -> di
         return {}
     probs, tasks, gold = heldout_probabilities(champion, test_rows)
     reports = assess_all(calibration, champion.layout.tasks, probs, tasks, gold, champion.thresholds)
+    human = human or {}
+    reports = {t: dataclasses.replace(r, human=human.get(t)) for t, r in reports.items()}
     if reports:
-        plot_coverage(reports, png)
+        known = [v for t, v in human.items() if t in reports]
+        plot_coverage(reports, png, human=float(np.mean(known)) if known else None)
     return reports
 
 
@@ -228,6 +234,7 @@ def print_summary(result: TuneResult) -> None:
     for task, r in result.confidence.items():
         say("tune", f"{task}: ECE {r.ece_before:.3f} -> {r.ece_after:.3f} calibrated"
                     + (f", score sets cover {r.coverage:.1%} of test" if r.coverage is not None else "")
-                    + f"; auto-scoring {r.auto_share:.0%} at agreement {r.auto_metric:.3f} (all: {r.all_metric:.3f})")
+                    + f"; auto-scoring {r.auto_share:.0%} at agreement {r.auto_metric:.3f} (all: {r.all_metric:.3f})"
+                    + (f"; two human raters agree at {r.human:.3f}" if r.human is not None else ""))
     if result.registered:
         say("tune", f"registered as models:/{result.registered.name}@champion (version {result.registered.version})")

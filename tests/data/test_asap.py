@@ -75,3 +75,30 @@ def test_question_aware_teacher_tokenizer_keeps_the_answer():
     text = model_input("the answer is photosynthesis", "long prompt " * 50, None)
     ids = tok(text, truncation=True, max_length=16)["input_ids"]
     assert "photosynthesis" in tok.decode(ids)
+
+
+def test_second_rater_agreement_hand_computed_and_on_the_shared_files(shared_data, tmp_path):
+    from sklearn.metrics import cohen_kappa_score
+
+    from raykd.data.asap import second_rater_agreement
+    from raykd.data.config import DataConfig
+    from raykd.data.preparation import human_agreement
+
+    gold = tmp_path / "asap" / "gold_train_test_split"
+    gold.mkdir(parents=True)
+    # raters agree on 1 and 2, disagree by one step on 3 and by three on 4; row 5 has no second score
+    (gold / "1_GOLD_train.csv").write_text("Id,EssayText,Score1,Score2\n1,a,0,0\n2,b,3,3\n3,c,1,2\n4,d,3,0\n"
+                                           "5,e,2,\n")
+    got = second_rater_agreement(tmp_path / "asap", ["1", "2", "3", "5"])
+    # QWK = 1 - sum w O / sum w E, w = (i-j)^2 / 9: O has one (1,2) pair; E from marginals [1,1,0,1] x [1,0,1,1]
+    observed = 1 / 9
+    expected = sum(((i - j) ** 2 / 9) * a * b / 3 for i, a in enumerate([1, 1, 0, 1]) for j, b in
+                   enumerate([1, 0, 1, 1]))
+    assert got == {"asap_1": pytest.approx(1 - observed / expected)}
+    assert got["asap_1"] == pytest.approx(cohen_kappa_score([0, 3, 1], [0, 3, 2], weights="quadratic",
+                                                            labels=[0, 1, 2, 3]))
+    assert second_rater_agreement(tmp_path / "asap", ["5"]) == {}  # nobody scored twice
+
+    ds = read_asap(shared_data / "asap_sas", sets=[1])
+    whole = human_agreement(DataConfig(path="asap_sas", options={"sets": [1]}), ds.frame["id"].tolist())
+    assert whole["asap_1"] == pytest.approx(0.94, abs=0.01)  # Score1 vs Score2 over all of set 1

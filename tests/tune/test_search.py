@@ -45,6 +45,8 @@ def test_search_champion_registry_and_lineage(tiny_teacher, ray_session, trackin
     assert result.winner.val_score == max(t.val_score for t in finished)  # no size or speed limit bit here
     assert (tmp_path / "tune" / "search.png").stat().st_size > 10_000
     assert (tmp_path / "tune" / "champion" / "raykd_model.json").exists()
+    (task,) = result.confidence  # the champion's confidence on test, beside two human raters (ASAP-SAS Score2)
+    assert 0 < result.confidence[task].human <= 1
 
     name = result.registered.name
     client = mlflow.tracking.MlflowClient(tracking_uri)
