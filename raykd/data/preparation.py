@@ -79,6 +79,8 @@ def human_agreement(cfg: DataConfig, ids: list[str]) -> dict[str, float]:
     """Per task, how two human raters agree on the responses `ids` where the data has a second rater (ASAP-SAS
     Score2); {} for data without one."""
     root = resolve_data_path(cfg.path)
+    if not root.is_dir():  # a stage may run where only the prepared splits are (a cluster's other mount)
+        return {}
     fmt = cfg.format if cfg.format != "auto" else detect_format(root)
     if fmt != "asap":
         return {}

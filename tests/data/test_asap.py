@@ -102,3 +102,12 @@ def test_second_rater_agreement_hand_computed_and_on_the_shared_files(shared_dat
     ds = read_asap(shared_data / "asap_sas", sets=[1])
     whole = human_agreement(DataConfig(path="asap_sas", options={"sets": [1]}), ds.frame["id"].tolist())
     assert whole["asap_1"] == pytest.approx(0.94, abs=0.01)  # Score1 vs Score2 over all of set 1
+
+
+def test_no_second_rater_where_the_data_has_none_or_is_not_here(tmp_path):
+    from raykd.data.config import DataConfig
+    from raykd.data.preparation import human_agreement
+
+    (tmp_path / "scores.csv").write_text("id,task,text,label\n1,t,a,0\n2,t,b,1\n")
+    assert human_agreement(DataConfig(path=str(tmp_path / "scores.csv")), ["1", "2"]) == {}
+    assert human_agreement(DataConfig(path=str(tmp_path / "gone")), ["1"]) == {}
