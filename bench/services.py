@@ -68,12 +68,15 @@ def _http_ok(url: str) -> bool:
         return r.status == 200
 
 
+def _as_user(cmd: list[str], user: str | None) -> list[str]:
+    return ["runuser", "-u", user, "--", *cmd] if user else cmd
+
+
 @contextlib.contextmanager
 def _process(cmd: list[str], log: Path, env: dict[str, str] | None = None,
              user: str | None = None) -> Iterator[subprocess.Popen]:
     """`cmd` in a new process group (as `user` when given), its output in `log`; the group ended on exit."""
-    if user:
-        cmd = ["runuser", "-u", user, "--", *cmd]
+    cmd = _as_user(cmd, user)
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -140,18 +143,16 @@ def _create_database(db: Postgres, attempts: int = 40) -> None:
 @contextlib.contextmanager
 def postgres(database: str = "mlflow") -> Iterator[Postgres]:
     """A PostgreSQL server in a new temporary data directory, one database `database`; removed on exit."""
-    as_root = os.geteuid() == 0
     base = Path(tempfile.mkdtemp(prefix="raykd-pg-"))  # not under pytest's root-only tmp: postgres must reach it
     db = Postgres(free_port(), secrets.token_hex(16), database)
-    user = "postgres" if as_root else None
+    user = "postgres" if os.geteuid() == 0 else None  # PostgreSQL refuses to run as root
     try:
         (base / "pwfile").write_text(db.password + "\n")
-        if as_root:
+        if user:
             shutil.chown(base, "postgres", "postgres")
             shutil.chown(base / "pwfile", "postgres", "postgres")
-        run = ["runuser", "-u", "postgres", "--"] if as_root else []
-        subprocess.run([*run, _pg_bin("initdb"), "-D", str(base / "data"), "-U", db.user, "-E", "UTF8",
-                        "--auth=scram-sha-256", f"--pwfile={base / 'pwfile'}"],
+        subprocess.run(_as_user([_pg_bin("initdb"), "-D", str(base / "data"), "-U", db.user, "-E", "UTF8",
+                                 "--auth=scram-sha-256", f"--pwfile={base / 'pwfile'}"], user),
                        check=True, capture_output=True)
         (base / "pwfile").unlink()
         log = base / "postgres.log"
