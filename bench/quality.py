@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from bench.crossfit import crossfit_section, crossfit_stage, predict_stage
 from bench.run_all import (
     bench_parser,
     machine,
@@ -36,7 +37,17 @@ from bench.run_all import (
     tfidf_stage,
     typed,
 )
-from bench.targets import AUTO_QWK, CHAMPION_GAP, COVERAGE, CPU_MINUTES, KD_GAIN, MAX_ECE, PARAM_RATIO, SPEEDUP
+from bench.targets import (
+    AUTO_QWK,
+    CHAMPION_GAP,
+    COVERAGE,
+    CPU_MINUTES,
+    KD_GAIN,
+    MAX_ECE,
+    PARAM_RATIO,
+    SPEEDUP,
+    STUDENT_QWK,
+)
 from bench.targets import TEACHER_QWK as TEACHER_TARGET
 from raykd.confidence import confidence_table
 from raykd.config import from_dict
@@ -111,6 +122,22 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**MISSED**"
 
 
+def stack_section(name: str, summary: Any, tasks: list[str]) -> list[str]:
+    """The stacked teacher: its representations, each learner's cross-validated score alone, what forward
+    selection kept, and each set's decoding."""
+    reps = markdown(["representation", "backbone", "layer", "from the cache", "encoded", "seconds"],
+                    [[r.key, r.backbone, "last" if r.layer is None else r.layer, r.cached, r.computed,
+                      f"{r.seconds:.0f}"] for r in summary.representations])
+    kept = {n: s for n, s in summary.steps}
+    learners = markdown(["learner", "CV QWK alone", "kept: CV QWK once added"],
+                        [[n, f"{s:.4f}", f"{kept[n]:.4f}" if n in kept else "-"]
+                         for n, s in sorted(summary.alone.items(), key=lambda kv: -kv[1])])
+    decoding = ", ".join(f"{t} {summary.decoding.get(t, '-')}" for t in tasks)
+    return ["", f"Stacked teacher `{name}` ({summary.folds}-fold cross-fitting, mean CV QWK {summary.cv_score:.3f}; "
+                f"stage times {', '.join(f'{k} {v / 60:.1f}' for k, v in summary.seconds.items())} minutes):", "",
+            reps, "", learners, "", f"Decoding chosen by cross-validation: {decoding}."]
+
+
 def report(results: dict, gpu_skipped: list[str]) -> str:
     from raykd.teacher.job import TeacherResult
     from raykd.tune.job import TuneResult
@@ -141,6 +168,11 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
         lines += ["", "Ensemble weights per set (fit on validation log-loss, members in order "
                       f"{', '.join(teachers)}): " + "; ".join(f"{t} {[round(x, 2) for x in ens.weights[t]]}"
                                                               for t in tasks if t in ens.weights)]
+    for name, t in teachers.items():
+        if t.stack is not None:
+            lines += stack_section(name, t.stack, tasks)
+    if results.get("crossfit"):
+        lines += crossfit_section(results["crossfit"], tasks)
     trials = sorted(tuned.trials, key=lambda t: -t.val_score)
     # Without ASHA only the search's time budget stops a trial before its last fold and refit.
     asha = results["config"]["tune"].get("asha", {}).get("enabled", True)
@@ -164,6 +196,16 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
     best = max([ref_test.score, *[x.splits["test"].score for x in teachers.values()]])
     lines.append(f"- Best teacher or multi-teacher mean QWK >= {TEACHER_TARGET}: {best:.3f} "
                  f"({_met(best >= TEACHER_TARGET)}).")
+    if results.get("predict"):
+        shown = results["predict"]
+        which = next((n for n, x in [*teachers.items(), ("ensemble", ens)] if x is not None
+                      and str(Path(x.model_dir)) == shown["model"]), shown["model"])
+        figures = typed(TeacherResult, results["teachers"][which] if which in teachers else results["ensemble"])
+        diff = max(abs(shown["qwk"][t] - figures.splits["test"].tasks[t]["qwk"]) for t in tasks)
+        lines.append(f"- `raykd predict` on the {which} teacher's folder reproduces its test figures: mean QWK "
+                     f"{np.mean(list(shown['qwk'].values())):.3f} against {figures.splits['test'].score:.3f}, largest "
+                     f"difference on a set {diff:.4f} ({_met(diff <= 0.005)}, within 0.005).")
+    lines.append(f"- Champion mean QWK >= {STUDENT_QWK}: {test.score:.3f} ({_met(test.score >= STUDENT_QWK)}).")
     lines.append(f"- Champion within {CHAMPION_GAP} of its teacher: {test.score:.3f} vs {ref_test.score:.3f} "
                  f"(gap {gap:+.3f}: {_met(gap <= CHAMPION_GAP)}).")
     if no_kd is not None:
@@ -200,6 +242,15 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ main
+def best_teacher(done: dict[str, Any], names: list[str]) -> Path:
+    """The model folder of the teacher (or ensemble) with the best mean test QWK: the one `predict` checks."""
+    candidates = {f"teacher_{n}": done[f"teacher_{n}"] for n in names}
+    if done.get("ensemble"):
+        candidates["ensemble"] = done["ensemble"]
+    best = max(candidates.values(), key=lambda r: r["splits"]["test"]["score"])
+    return Path(best["model_dir"])
+
+
 def main() -> int:
     parser = bench_parser(__doc__, "bench/quality.cpu.yaml", "runs/quality", "teachers.mpnet.train.epochs=1")
     args = parser.parse_args()
@@ -226,12 +277,20 @@ def main() -> int:
                                                     teacher_dir, tracking)
     stages["tfidf"] = lambda: tfidf_stage(dirs[0], False)
     stages["tune"] = lambda: tune_stage(cfg["tune"], teacher_dir, work / "tune", tracking)
+    stacks = [d for n, d in zip(names, dirs, strict=True) if teacher_config(cfg, n)["model"].get("kind") == "stack"]
+    if stacks and cfg.get("crossfit", {}).get("seeds", 1) > 0:
+        stages["crossfit"] = lambda: crossfit_stage(tune_config(cfg["tune"], stacks[0], work / "tune"),
+                                                    done["tune"]["winner"]["params"], stacks[0],
+                                                    cfg.get("crossfit", {}).get("seeds", 1))
+    stages["predict"] = lambda: predict_stage(best_teacher(done, names), teacher_dir)
     # What each stage reads: a cached stage stays valid while its share of the config is unchanged.
     teacher_inputs = {n: teacher_config(cfg, n) for n in names}
     inputs = {**{f"teacher_{n}": c for n, c in teacher_inputs.items()},
               "ensemble": {"teachers": teacher_inputs, "ensemble": cfg.get("ensemble")},
               "tfidf": teacher_inputs[names[0]],
-              "tune": {"teachers": teacher_inputs, "ensemble": cfg.get("ensemble"), "tune": cfg["tune"]}}
+              "tune": {"teachers": teacher_inputs, "ensemble": cfg.get("ensemble"), "tune": cfg["tune"]},
+              "crossfit": {"teachers": teacher_inputs, "tune": cfg["tune"], "crossfit": cfg.get("crossfit")},
+              "predict": {"teachers": teacher_inputs, "ensemble": cfg.get("ensemble")}}
     t0 = time.time()
     done: dict[str, Any] = {}
     seconds: dict[str, float | None] = {}
@@ -244,7 +303,8 @@ def main() -> int:
     results = {"config": cfg, "machine": machine(), "command": f".venv/bin/python -m bench.quality --config "
                f"{args.config} --workdir {args.workdir}" + "".join(f" --set {x}" for x in args.set),
                "teachers": {n: done[f"teacher_{n}"] for n in names}, "ensemble": done.get("ensemble"),
-               "tfidf": done["tfidf"], "tune": done["tune"], "stage_seconds": seconds, "total_seconds": total,
+               "tfidf": done["tfidf"], "tune": done["tune"], "crossfit": done.get("crossfit"),
+               "predict": done.get("predict"), "stage_seconds": seconds, "total_seconds": total,
                "gpu_not_run": gpu_skipped}
     write_text_atomic(work / "results.json", json.dumps(results, indent=2, default=str))
     page = report(results, gpu_skipped)

@@ -17,9 +17,10 @@ FAULT_RECOVERY_S = 30.0
 
 # Quality on all 10 ASAP-SAS sets (bench/quality.py).
 TEACHER_QWK = 0.78  # the best teacher's mean test QWK (AutoSAS: 0.791)
+STUDENT_QWK = 0.76  # the champion's mean test QWK
 CHAMPION_GAP = 0.02  # the champion within this of that teacher
 KD_GAIN = 0.01  # the champion at least this above its no-KD twin
-CPU_MINUTES = 90  # the whole CPU benchmark
+CPU_MINUTES = 100  # the whole CPU benchmark (representations cached by an earlier run are reused)
 
 # Scores a school can act on (bench/quality.py, the champion on the test split).
 REVIEW_QUEUE_GAIN = 0.01  # test QWK of a student retrained on review-queue picks over random picks

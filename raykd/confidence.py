@@ -10,7 +10,9 @@ student, else the validation split), saved beside the model as `calibration.json
                  top-class probability (multi-label: of each label's max(p, 1 - p))
     conformal    s_i = 1 - p_i[y_i] (calibrated);  q = the ceil((n + 1) * level)-th smallest s_i
                  (split conformal: a new response's set covers its true score with probability >= level)
-    score set    {k : 1 - p_k <= q}; an ordinal score's set is the smallest range of scores holding it
+    score set    {k : 1 - p_k <= q} with the model's score added (its argmax, or where the model decodes
+                 ordinal scores by cut-points, raykd.decoding, the decoded score); an ordinal score's set is
+                 the smallest range of scores holding it
     confidence   max_k p_k (multi-class); min_l max(p_l, 1 - p_l) (multi-label: its least sure label)
     review       needs_review = confidence < tau, tau the confidence cut that leaves `rate` of the
                  calibration responses to people, or the lowest cut at which the auto-scored ones still
@@ -126,9 +128,11 @@ def conformal_threshold(probs: np.ndarray, y: np.ndarray, level: float) -> float
     return float(s[k - 1]) if 0 < k <= len(s) else 1.0
 
 
-def score_set(probs: np.ndarray, q: float, ordinal: bool) -> tuple[int, ...]:
-    """The classes in one response's conformal set (never empty: the top class is always in it)."""
-    keep = set(np.flatnonzero(1 - probs <= q + 1e-12).tolist()) | {int(np.argmax(probs))}
+def score_set(probs: np.ndarray, q: float, ordinal: bool, decided: int | None = None) -> tuple[int, ...]:
+    """The classes in one response's conformal set (never empty: the model's score, `decided` or else the top
+    class, is always in it)."""
+    keep = set(np.flatnonzero(1 - probs <= q + 1e-12).tolist())
+    keep.add(int(np.argmax(probs)) if decided is None else int(decided))
     return tuple(range(min(keep), max(keep) + 1)) if ordinal else tuple(sorted(keep))
 
 
@@ -269,16 +273,19 @@ class Judgement:
     needs_review: bool
 
 
-def judge(calibration: Calibration | None, spec: TaskSpec, calibrated: np.ndarray) -> list[Judgement]:
-    """Per row of one task's calibrated probabilities. Without a calibration (or for a task it did not
-    see) the confidence is the raw one and nothing is marked for review: no cut was ever measured."""
+def judge(calibration: Calibration | None, spec: TaskSpec, calibrated: np.ndarray,
+          decided: Sequence[Any] | None = None) -> list[Judgement]:
+    """Per row of one task's calibrated probabilities (and, for multi-class tasks, the scores the model decided:
+    they are always in the score set). Without a calibration (or for a task it did not see) the confidence is
+    the raw one and nothing is marked for review: no cut was ever measured."""
     conf = confidence(calibrated, spec.kind)
     t = calibration.tasks.get(spec.name) if calibration is not None else None
+    decided = decided if decided is not None and spec.kind == MULTICLASS else [None] * len(conf)
     out = []
-    for c, p in zip(conf, calibrated, strict=True):
+    for c, p, d in zip(conf, calibrated, decided, strict=True):
         labels: tuple[str, ...] = ()
         if t is not None and t.conformal_q is not None:
-            labels = tuple(spec.labels[k] for k in score_set(p, t.conformal_q, spec.ordinal))
+            labels = tuple(spec.labels[k] for k in score_set(p, t.conformal_q, spec.ordinal, d))
         out.append(Judgement(float(c), labels, bool(t is not None and c < t.review_below)))
     return out
 
@@ -315,7 +322,7 @@ def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndar
     auto = conf >= t.review_below
     coverage = size = None
     if t.conformal_q is not None:
-        sets = [score_set(p, t.conformal_q, spec.ordinal) for p in calibrated]
+        sets = [score_set(p, t.conformal_q, spec.ordinal, d) for p, d in zip(calibrated, pred, strict=True)]
         coverage = float(np.mean([int(label) in s for label, s in zip(y, sets, strict=True)]))
         size = float(np.mean([len(s) for s in sets]))
     order = np.argsort(-conf, kind="stable")

@@ -10,6 +10,7 @@ import numpy as np
 
 from raykd import metrics
 from raykd.data.dataset import MULTICLASS, TaskSpec
+from raykd.decoding import choose_decoding
 from raykd.heads import TaskLayout, decide
 
 
@@ -27,10 +28,28 @@ def tune_thresholds(probs: np.ndarray, y: np.ndarray, grid: Sequence[float] | No
 
 def evaluate(probs: np.ndarray, y: np.ndarray, spec: TaskSpec,
              thresholds: Sequence[float] | None = None) -> dict[str, float]:
-    pred = decide(probs, spec, thresholds)
+    return report(y, decide(probs, spec, thresholds), spec)
+
+
+def report(y: np.ndarray, pred: np.ndarray, spec: TaskSpec) -> dict[str, float]:
+    """The task's metrics of decisions `pred` against gold labels `y`."""
     if spec.kind == MULTICLASS:
         return metrics.multiclass_report(y, pred)
     return metrics.multilabel_report(y, pred, spec.labels)
+
+
+def tuned_decisions(probs: np.ndarray, y: np.ndarray, spec: TaskSpec) -> tuple[list[float] | None, np.ndarray]:
+    """Decision thresholds fitted on these responses and the decisions to judge them by: per-label F1
+    thresholds (multi-label); for an ordinal task, cut-points where cross-validation prefers them to argmax
+    (raykd.decoding), judged by their cross-validated decisions so that fitting them on these responses does
+    not flatter the score; None and argmax for other multi-class tasks."""
+    if spec.kind != MULTICLASS:
+        thresholds = tune_thresholds(probs, y)
+        return thresholds, decide(probs, spec, thresholds)
+    if spec.ordinal:
+        chosen = choose_decoding(probs, y)
+        return chosen.cuts, chosen.held_out
+    return None, decide(probs, spec)
 
 
 def primary(spec: TaskSpec) -> str:
@@ -60,8 +79,9 @@ def score_tasks(probs: Sequence[np.ndarray], tasks: Sequence[str], gold: Sequenc
                 thresholds: Mapping[str, Sequence[float]] | None = None, tune: bool = False,
                 intervals: bool = False) -> TaskScores:
     """Metrics per task over the responses with a gold label (`gold[i]` None: skipped). `probs[i]` is response
-    i's probability vector over its task's labels. Multi-label thresholds come from `thresholds`, or are tuned
-    here on these responses when `tune` (validation only). With `intervals`, bootstrap 95% intervals of each
+    i's probability vector over its task's labels. Decision thresholds (multi-label thresholds, ordinal
+    cut-points) come from `thresholds`, or are fitted here on these responses when `tune` (held-out responses
+    only; `tuned_decisions`). With `intervals`, bootstrap 95% intervals of each
     task's primary metric and of the mean over tasks (responses resampled within their task)."""
     used = dict(thresholds or {})
     names = np.asarray(tasks)
@@ -74,12 +94,16 @@ def score_tasks(probs: Sequence[np.ndarray], tasks: Sequence[str], gold: Sequenc
             continue
         p = np.stack([probs[i] for i in rows])
         y = np.asarray([gold[i] for i in rows])
-        if spec.kind != MULTICLASS and tune:
-            used[spec.name] = tune_thresholds(p, y)
-        per_task[spec.name] = evaluate(p, y, spec, used.get(spec.name))
+        if tune:
+            fitted, pred = tuned_decisions(p, y, spec)
+            used.pop(spec.name, None)
+            if fitted is not None:
+                used[spec.name] = fitted
+        else:
+            pred = decide(p, spec, used.get(spec.name))
+        per_task[spec.name] = report(y, pred, spec)
         primaries.append(per_task[spec.name][primary(spec)])
         if intervals:
-            pred = decide(p, spec, used.get(spec.name))
             ranges[spec.name] = metrics.bootstrap_interval(primary(spec), y, pred)
             pairs.append((y, pred, primary(spec)))
     mean_range = None

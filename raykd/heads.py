@@ -2,7 +2,8 @@
 
 A model scores many rubric tasks through one flat output vector: each task owns a contiguous slice of it
 (`TaskLayout`). Multi-class tasks read their slice through softmax, multi-label tasks through per-label
-sigmoids; `decide` turns probabilities into a class or the labels that apply.
+sigmoids; `decide` turns probabilities into a class or the labels that apply. An ordinal task's decision
+thresholds, where a model has them, are cut-points on the expected score (raykd.decoding).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from raykd.data.dataset import MULTICLASS, TaskSpec
+from raykd.decoding import decode
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,13 @@ def probabilities(logits: np.ndarray, spec: TaskSpec, temperature: float = 1.0) 
 
 
 def decide(probs: np.ndarray, spec: TaskSpec, thresholds: Sequence[float] | None = None) -> np.ndarray:
-    """Class index (argmax) for multi-class; 0/1 per label against thresholds for multi-label."""
+    """Class index for multi-class (argmax; for an ordinal task with cut-points in `thresholds`, the expected
+    score cut by them); 0/1 per label against thresholds for multi-label."""
     if spec.kind == MULTICLASS:
+        if spec.ordinal and thresholds:
+            if len(thresholds) != spec.num_outputs - 1:
+                raise ValueError(f"task {spec.name!r}: {len(thresholds)} cut-points for {spec.num_outputs} scores")
+            return decode(probs, thresholds)
         return probs.argmax(axis=-1)
     t = np.asarray(thresholds if thresholds is not None else [0.5] * spec.num_outputs)
     return (probs >= t).astype(np.int64)

@@ -47,8 +47,9 @@ def _bucket(share: float) -> int:
     return min(4, int(share * 5))
 
 
-def overlap_tokens(text: str, question: str | None, reference: str | None) -> str:
-    """The three overlap tokens of one answer (see the module docstring)."""
+def overlap_shares(text: str, question: str | None, reference: str | None) -> tuple[float, float, float]:
+    """How an answer's content words meet its reference answers and question: (recall of the best reference,
+    precision against all references, share copied from the question), each in [0, 1]."""
     answer = content_words(text)
     refs = [content_words(r) for r in (reference or "").split("\n") if r.strip()]
     refs = [r for r in refs if r]
@@ -56,6 +57,12 @@ def overlap_tokens(text: str, question: str | None, reference: str | None) -> st
     every_ref = set().union(*refs) if refs else set()
     precision = len(answer & every_ref) / len(answer) if answer else 0.0
     qcopy = len(answer & content_words(question)) / len(answer) if answer else 0.0
+    return recall, precision, qcopy
+
+
+def overlap_tokens(text: str, question: str | None, reference: str | None) -> str:
+    """The three overlap tokens of one answer (see the module docstring)."""
+    recall, precision, qcopy = overlap_shares(text, question, reference)
     return f"xxrecall{_bucket(recall)} xxprecision{_bucket(precision)} xxqcopy{_bucket(qcopy)}"
 
 

@@ -68,20 +68,33 @@ def load_scorer(uri: str, tracking_uri: str | None = None, device: str | None = 
     one); `review` replaces the review policy it was saved with; `device` places a teacher (default: the GPU
     when there is one)."""
     path = resolve_model(uri, tracking_uri)
+    scorer = load_model(path, device)
+    calibration = Calibration.load(path)
+    scorer.calibration = calibration.with_policy(review) if calibration is not None and review else calibration
+    return scorer
+
+
+def load_model(path: str | Path, device: str | None = None) -> Any:
+    """The scorer of a local model folder by its type (student, teacher, stack, ensemble), without calibration."""
+    path = Path(path)
     kind = json.loads((path / MANIFEST).read_text()).get("type")
     if kind == "student":
         from raykd.students.artifact import StudentScorer
 
-        scorer: Any = StudentScorer(path)
-    elif kind == "teacher":
+        return StudentScorer(path)
+    if kind == "teacher":
         from raykd.teacher.artifact import TeacherScorer
 
-        scorer = TeacherScorer(path, device=device)
-    else:
-        raise RaykdError(f"{path}: unknown model type {kind!r}")
-    calibration = Calibration.load(path)
-    scorer.calibration = calibration.with_policy(review) if calibration is not None and review else calibration
-    return scorer
+        return TeacherScorer(path, device=device)
+    if kind == "stack":
+        from raykd.stack.model import StackScorer
+
+        return StackScorer(path)
+    if kind == "ensemble":
+        from raykd.teacher.ensemble_artifact import EnsembleScorer
+
+        return EnsembleScorer(path, device=device)
+    raise RaykdError(f"{path}: unknown model type {kind!r}")
 
 
 def predictions(scorer: Any, tasks: list[str], probs: list[np.ndarray]) -> list[Any]:
@@ -103,9 +116,11 @@ def judged(scorer: Any, tasks: list[str], probs: list[np.ndarray]) -> tuple[list
     out: list[np.ndarray] = [None] * len(tasks)  # type: ignore[list-item]
     verdicts: list[Judgement] = [None] * len(tasks)  # type: ignore[list-item]
     for task, rows in _rows_by_task(tasks).items():
+        spec = scorer.layout.spec(task)
         raw = np.stack([probs[i] for i in rows])
         calibrated = raw.astype(np.float64) if calibration is None else calibration.probabilities(task, raw)
-        for i, p, v in zip(rows, calibrated, judge(calibration, scorer.layout.spec(task), calibrated), strict=True):
+        decided = decide(raw, spec, scorer.thresholds.get(task))  # raw: thresholds were fitted on raw scores
+        for i, p, v in zip(rows, calibrated, judge(calibration, spec, calibrated, decided), strict=True):
             out[i], verdicts[i] = p, v
     return out, verdicts
 

@@ -92,6 +92,16 @@ def tiny_teacher(shared_data, ray_session, tracking_uri, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_stack(shared_data, ray_session, tracking_uri, tmp_path_factory):
+    """A stacked teacher (MiniLM representation, every learner group, 3 folds) on the same ASAP-SAS set 1 slice
+    as `tiny_teacher`, so that the two can form an ensemble."""
+    from raykd.teacher.job import run_teacher
+    from tests.fixtures import tiny_stack_config
+
+    return run_teacher(tiny_stack_config(tmp_path_factory.mktemp("tiny_stack")), tracking_uri=tracking_uri)
+
+
+@pytest.fixture(scope="session")
 def asap1_student(shared_data, tmp_path_factory):
     """A small LSTM student (no teacher) for ASAP-SAS set 1, saved as an artifact; serving and predict tests use it."""
     from raykd.config import ReviewConfig

@@ -48,3 +48,21 @@ def tiny_teacher_config(out: Path, **sections):
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     cfg = from_dict(TeacherJobConfig, base)
     return cfg
+
+
+def tiny_stack_config(out: Path, **sections):
+    """A stacked teacher on tiny_teacher_config's data: MiniLM states, all learner groups, 3 folds, its own
+    representation cache under `out`."""
+    from raykd.config import from_dict
+    from raykd.teacher.config import TeacherJobConfig
+
+    base = {
+        "name": "tiny-stack", "output_dir": str(out / "teacher"),
+        "data": {"path": "asap_sas", "options": {"sets": [1]}, "include_unlabelled": True, "limit_per_task": 16},
+        "model": {"kind": "stack"},
+        "stack": {"representations": [{"backbone": "minilm", "max_length": 64}], "folds": 3,
+                  "cache_dir": str(out / "representations")},
+    }
+    for key, value in sections.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    return from_dict(TeacherJobConfig, base)

@@ -6,6 +6,7 @@ import pytest
 
 from raykd.cli import main
 from raykd.confidence import Calibration
+from raykd.heads import decide
 from raykd.students.artifact import StudentScorer
 
 
@@ -36,12 +37,14 @@ def test_predict_student_on_asap_tsv(asap1, student_dir, tmp_path, capsys):
     assert out.columns.tolist() == ["id", "task", "prediction", "confidence", "score_set", "needs_review",
                                     "p_0", "p_1", "p_2", "p_3"]
     assert out["id"].tolist() == test["id"].tolist()
-    raw = np.stack(StudentScorer(student_dir).predict_proba(test["text"].tolist(), ["asap_1"] * len(test)))
+    scorer = StudentScorer(student_dir)
+    raw = np.stack(scorer.predict_proba(test["text"].tolist(), ["asap_1"] * len(test)))
     calibration = Calibration.load(student_dir)
     calibrated = calibration.probabilities("asap_1", raw)
     np.testing.assert_allclose(out[["p_0", "p_1", "p_2", "p_3"]].to_numpy(), calibrated, atol=1e-6)
     assert not np.allclose(calibrated, raw, atol=1e-3)  # the saved temperature is applied
-    assert (out["prediction"] == raw.argmax(1)).all()
+    # argmax, or where the student decodes its scores by cut-points (raykd.decoding), the cut expected score
+    assert (out["prediction"] == decide(raw, scorer.layout.spec("asap_1"), scorer.thresholds.get("asap_1"))).all()
     np.testing.assert_allclose(out["confidence"], calibrated.max(1), atol=1e-6)
     cut = calibration.tasks["asap_1"].review_below
     assert (out["needs_review"] == (out["confidence"] < cut)).all() and out["needs_review"].any()

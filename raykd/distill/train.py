@@ -69,7 +69,9 @@ def build_vocab(cfg: StudentConfig, texts: list[str], teacher_model: str | None 
         return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, "words", reserved=reserved)
     if not teacher_model:
         raise ValueError("a wordpiece student needs the teacher's model folder (its tokenizer)")
-    return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, "wordpiece", str(Path(teacher_model) / "tokenizer"),
+    from raykd.students.embeddings import tokenizer_folder
+
+    return Vocabulary.build(texts, cfg.vocab_size, cfg.min_freq, "wordpiece", str(tokenizer_folder(teacher_model)),
                             reserved)
 
 
@@ -221,6 +223,15 @@ def heldout_probabilities(fit: Any, frame: pd.DataFrame) -> tuple[list[np.ndarra
     labelled = frame[frame["y"].notna()]
     data = Encoded(labelled, fit.vocab, fit.layout, fit.max_len, fit.inputs)
     return row_probabilities(predict_logits(fit.model, data), list(data.tasks), fit.layout), list(data.tasks), data.y
+
+
+def refit_thresholds(fit: FitResult, held: tuple[list[np.ndarray], list[str], list[Any]]) -> FitResult:
+    """A copy of the fit whose decision thresholds (ordinal cut-points, multi-label thresholds) are fitted on
+    `held`, responses it did not train on: a refit on every labelled response has no held-out split of its own,
+    and thresholds fitted on what it learnt from would fit its over-confidence."""
+    probs, tasks, gold = held
+    tuned = score_tasks(probs, tasks, gold, fit.layout, tune=True)
+    return dataclasses.replace(fit, validation=dataclasses.replace(fit.validation, thresholds=tuned.thresholds))
 
 
 def calibrate(fit: FitResult, held: tuple[list[np.ndarray], list[str], list[Any]], cfg: ReviewConfig,

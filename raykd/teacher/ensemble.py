@@ -7,14 +7,18 @@ teacher's (`TeacherOutput`), so students train from it as from one teacher.
 
 Every teacher must have prepared the same data (digest): their records and splits are the ensemble's. The
 folder holds soft_labels.parquet, prepared.json + splits.parquet, teacher_result.json (backbone `ensemble`, the
-member runs and weights), and model/: a copy of the reference member (the one with the most parameters), which
-students are measured against. The stage's MLflow run tags every member run (`raykd.member_run_ids`).
+member runs and weights), and model/: the ensemble as a model (raykd.teacher.ensemble_artifact: every member's
+folder inside, scored as the weighted mean), with decision thresholds and a calibration fitted on the combined
+validation probabilities. Students are measured against the whole of it, and start from the sub-words of its
+largest fine-tuned member. The stage's MLflow run tags every member run (`raykd.member_run_ids`).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,37 +106,73 @@ def combine(matrices: list[np.ndarray], ids: pd.DataFrame, layout: TaskLayout, c
     return out, chosen
 
 
+def token_member(members: list[TeacherOutput]) -> int:
+    """The member students start from (sub-words, embeddings): the fine-tuned teacher with the most parameters,
+    else the first member."""
+    from raykd.scoring import MANIFEST
+
+    tuned = [i for i, m in enumerate(members)
+             if json.loads((m.model_dir / MANIFEST).read_text()).get("type") == "teacher"]
+    return max(tuned, key=lambda i: members[i].result.parameters.get("total", 0)) if tuned else 0
+
+
+def validation_decisions(soft: pd.DataFrame, ds: Any, layout: TaskLayout, columns: list[str]
+                         ) -> tuple[dict[str, list[float]], tuple[list[np.ndarray], list[str], list[Any]]]:
+    """The combined probabilities' decision thresholds (cut-points where cross-validation prefers them, multi-label
+    thresholds), fitted on validation; and the validation probabilities, tasks and labels (the calibration's)."""
+    from raykd.evaluation import tuned_decisions
+
+    gold = ds.frame.set_index("id")["y"]
+    rows = soft[(soft["split"] == "validation") & gold.loc[soft["id"]].notna().to_numpy()]
+    probs = [rows[[f"p_{lab}" for lab in layout.spec(t).labels]].iloc[i].to_numpy(np.float64)
+             for i, t in enumerate(rows["task"])]
+    labels = gold.loc[rows["id"]].tolist()
+    thresholds = {}
+    for spec in layout.tasks:
+        idx = np.flatnonzero((rows["task"] == spec.name).to_numpy())
+        if len(idx):
+            fitted, _ = tuned_decisions(np.stack([probs[i] for i in idx]), np.asarray([labels[i] for i in idx]), spec)
+            if fitted is not None:
+                thresholds[spec.name] = fitted
+    return thresholds, (probs, rows["task"].tolist(), labels)
+
+
 def run_ensemble(cfg: EnsembleJobConfig, tracking_uri: str | None = None) -> TeacherResult:
-    from raykd.data.preparation import PREPARED, SPLITS, reuse
-    from raykd.io import copy_dir_atomic, file_digest
-    from raykd.teacher.artifact import TeacherScorer
+    from raykd.confidence import fit_calibration
+    from raykd.data.preparation import PREPARED, SPLITS, reuse, write_model_data
+    from raykd.io import file_digest
+    from raykd.teacher.ensemble_artifact import save_ensemble
     from raykd.teacher.export import soft_label_scores, write_soft_labels
     from raykd.tracking import git_commit
 
     members = load_members(cfg.teachers)
-    reference = max(members, key=lambda m: m.result.parameters.get("total", 0))
-    ds = reuse(reference.folder, None, "ensemble")
+    first = members[0]
+    ds = reuse(first.folder, None, "ensemble")
     ids, matrices, layout, columns = aligned(members)
     runs = [m.result.run_id or "" for m in members]
-    digest = reference.prepared.digest  # reuse checked that the dataset is the one the members prepared
+    digest = first.prepared.digest  # reuse checked that the dataset is the one the members prepared
     lineage = Lineage(data_digest=digest, git_commit=git_commit())
     with StageRun.open("ensemble", cfg.name, cfg.output_dir, cfg.tracking,
-                       resolve_tracking_uri(tracking_uri, cfg.tracking, reference.result.tracking_uri), lineage,
-                       params={**asdict(cfg), "reference": str(reference.folder)}, dataset=ds,
-                       data_source=reference.prepared.data.path,
+                       resolve_tracking_uri(tracking_uri, cfg.tracking, first.result.tracking_uri), lineage,
+                       params=asdict(cfg), dataset=ds, data_source=first.prepared.data.path,
                        tags={"raykd.member_run_ids": ",".join(runs), "raykd.backbone": "ensemble"}) as run:
         probs, weights = combine(matrices, ids, layout, columns, cfg.weights, ds.frame.set_index("id")["y"])
         soft = ids.copy()
         for j, c in enumerate(columns):
             soft[c] = probs[:, j]
         for name in (PREPARED, SPLITS):  # the members' shared preparation is the ensemble's
-            shutil.copy(reference.folder / name, run.out / name)
+            shutil.copy(first.folder / name, run.out / name)
         write_soft_labels(soft, run.out / SOFT_LABELS, {"tasks": layout.to_list(), "teacher_run_id": run.run_id,
                                                         "member_run_ids": runs, "weights": weights,
                                                         "data_digest": digest})
-        model_dir = copy_dir_atomic(reference.model_dir, run.out / "model")
-        # Multi-label decisions of the combined probabilities use the reference member's tuned thresholds.
-        thresholds = TeacherScorer.read_thresholds(reference.model_dir)
+        thresholds, held = validation_decisions(soft, ds, layout, columns)
+        total = sum(int(m.result.parameters.get("total", 0)) for m in members)
+        model_dir = save_ensemble(run.out / "model", layout,
+                                  [(m.model_dir, m.result.run_id or "", m.result.backbone) for m in members],
+                                  weights, thresholds, token_member(members),
+                                  {"total": total, "members": [m.result.parameters for m in members]})
+        fit_calibration(layout.tasks, *held, "validation", thresholds).save(model_dir)
+        write_model_data(model_dir, first.prepared)
         splits = {split: soft_label_scores(soft, ds, split, thresholds) for split in ("validation", "test")}
         soft_digest = file_digest(run.out / SOFT_LABELS)
         run.log_artifact(run.out / SOFT_LABELS, "soft_labels")
@@ -141,8 +181,9 @@ def run_ensemble(cfg: EnsembleJobConfig, tracking_uri: str | None = None) -> Tea
         result = TeacherResult(output_dir=str(run.out), model_dir=str(model_dir),
                                soft_labels=str(run.out / SOFT_LABELS), run_id=run.run_id,
                                tracking_uri=run.tracking_uri, data_digest=digest,
-                               soft_labels_digest=soft_digest, metrics=metrics, parameters=reference.result.parameters,
-                               epochs_run=0, backbone="ensemble", splits=splits, members=runs, weights=weights)
+                               soft_labels_digest=soft_digest, metrics=metrics,
+                               parameters={"total": total}, epochs_run=0, backbone="ensemble", splits=splits,
+                               members=runs, weights=weights)
         run.save(result, RESULT)
     for split, scores in splits.items():
         say("ensemble", f"{split:10s} mean primary metric {scores.score:.4f}; weights {weights}")

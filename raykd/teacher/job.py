@@ -18,6 +18,7 @@ from raykd.errors import ConfigError
 from raykd.evaluation import TaskScores
 from raykd.heads import TaskLayout
 from raykd.pipeline import Lineage, StageRun, load_result, resolve_tracking_uri, say
+from raykd.stack.job import StackSummary
 from raykd.teacher.config import TeacherJobConfig
 from raykd.teacher.train import KillPoint
 
@@ -41,6 +42,7 @@ class TeacherResult:
     splits: dict[str, TaskScores] = field(default_factory=dict)  # the teacher on validation and test
     members: list[str] = field(default_factory=list)  # an ensemble's member teacher runs (raykd.teacher.ensemble)
     weights: dict[str, list[float]] = field(default_factory=dict)  # an ensemble's weights per task
+    stack: StackSummary | None = None  # a stacked teacher's learners, selection and scores (raykd.stack)
 
 
 @dataclass
@@ -149,11 +151,7 @@ def export(cfg: TeacherJobConfig, ds: ScoringDataset, digest: str, model_dir: Pa
            ) -> tuple[str, str, dict[str, TaskScores], dict[str, float]]:
     """Soft labels for every response of the exported splits, written atomically and logged; returns their
     path, sha256, the teacher's scores per split, and the export's rate."""
-    import mlflow
-
-    from raykd.io import file_digest
-    from raykd.teacher.artifact import TeacherScorer
-    from raykd.teacher.export import export_soft_labels, soft_label_scores
+    from raykd.teacher.export import export_soft_labels
 
     path = run.out / SOFT_LABELS
     t0 = time.time()
@@ -162,21 +160,87 @@ def export(cfg: TeacherJobConfig, ds: ScoringDataset, digest: str, model_dir: Pa
                               num_gpus=cfg.export.num_gpus, concurrency=cfg.export.concurrency,
                               metadata={"teacher_run_id": run.run_id, "data_digest": digest})
     seconds = time.time() - t0
+    digest, splits = record_soft_labels(soft, ds, model_dir, run)
+    return str(path), digest, splits, {"export_seconds": seconds, "export_responses_per_s": len(soft) / seconds}
+
+
+def record_soft_labels(soft: Any, ds: ScoringDataset, model_dir: Path, run: StageRun
+                       ) -> tuple[str, dict[str, TaskScores]]:
+    """Score the teacher's soft labels on validation and test (with its own decision thresholds), tag their
+    digest and log them with the model; returns the digest and the scores."""
+    import mlflow
+
+    from raykd.io import file_digest
+    from raykd.teacher.artifact import TeacherScorer
+    from raykd.teacher.export import soft_label_scores
+
     thresholds = TeacherScorer.read_thresholds(model_dir)
     splits = {split: soft_label_scores(soft, ds, split, thresholds) for split in ("validation", "test")}
-    digest = file_digest(path)
+    digest = file_digest(run.out / SOFT_LABELS)
     mlflow.set_tags({"raykd.soft_labels_digest": digest,
                      "raykd.soft_labels_artifact": f"{run.run.info.artifact_uri}/soft_labels/{SOFT_LABELS}"})
-    mlflow.log_artifact(str(path), artifact_path="soft_labels")
+    mlflow.log_artifact(str(run.out / SOFT_LABELS), artifact_path="soft_labels")
     mlflow.log_artifacts(str(model_dir), artifact_path="model")
-    return str(path), digest, splits, {"export_seconds": seconds, "export_responses_per_s": len(soft) / seconds}
+    return digest, splits
+
+
+@dataclass
+class Trained:
+    """What the teacher's fit left: its model folder, soft labels and their scores, metrics, epochs."""
+
+    model_dir: Path
+    soft_path: str = ""
+    soft_digest: str = ""
+    splits: dict[str, TaskScores] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    epochs: int = 0
+    stack: StackSummary | None = None
+
+
+def train_and_export(cfg: TeacherJobConfig, ds: ScoringDataset, digest: str, layout: TaskLayout, run: StageRun,
+                     prepared: Any, kill_worker: KillPoint | None) -> Trained:
+    """A fine-tuned teacher (encoder or LLM): Ray Train + DeepSpeed, then soft labels on Ray Data."""
+    from raykd.data.preparation import write_model_data
+
+    model_dir, state, seconds = fit(cfg, ds, layout, run, kill_worker)
+    write_model_data(model_dir, prepared)
+    run.say(f"trained {len(state.history)} epoch(s) in {seconds:.0f}s; best epoch {state.best_epoch + 1} val "
+            f"score {state.best_score:.4f}")
+    last = state.history[-1]  # the final epoch's rates (and peak GPU memory)
+    out = Trained(model_dir, epochs=len(state.history), metrics={"fit_seconds": seconds, **{
+        k.replace("/", "_"): float(last[k]) for k in ("train/samples_per_s", "train/steady_samples_per_s",
+                                                     "gpu/max_memory_gb") if k in last}})
+    if cfg.export.enabled:  # off for throughput runs: train only
+        out.soft_path, out.soft_digest, out.splits, rates = export(cfg, ds, digest, model_dir, run)
+        out.metrics.update(rates)
+    return out
+
+
+def stack_and_export(cfg: TeacherJobConfig, ds: ScoringDataset, layout: TaskLayout, run: StageRun,
+                     prepared: Any, lineage: Lineage) -> Trained:
+    """A stacked teacher (raykd.stack): its soft labels come out of its cross-fitting."""
+    import pandas as pd
+
+    from raykd.data.preparation import write_model_data
+    from raykd.stack.job import INSAMPLE, fit_stack, stack_note
+
+    t0 = time.time()
+    model_dir, summary, metrics = fit_stack(cfg, ds, layout, run, lineage)
+    write_model_data(model_dir, prepared)
+    stack_note(summary)
+    soft = pd.read_parquet(run.out / SOFT_LABELS)
+    digest, splits = record_soft_labels(soft, ds, model_dir, run)
+    run.log_artifact(run.out / INSAMPLE, "soft_labels")
+    metrics.update({"fit_seconds": time.time() - t0, "stack_cv_score": summary.cv_score})
+    return Trained(model_dir, str(run.out / SOFT_LABELS), digest, splits, metrics, 0, summary)
 
 
 def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None, *,
                 kill_worker: KillPoint | None = None) -> TeacherResult:
     """The teacher stage. `kill_worker` is for tests: it SIGKILLs one worker once, as a crashed node would."""
-    from raykd.data.preparation import prepare_dataset, record, write_model_data
+    from raykd.data.preparation import prepare_dataset, record
     from raykd.runtime import ensure_ray
+    from raykd.teacher.artifact import TeacherScorer
     from raykd.tracking import git_commit
 
     ds = prepare_dataset(cfg.data)
@@ -189,38 +253,30 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None, *,
     say("teacher", f"data {cfg.data.path}: {counts.get('train', 0)} train / {counts.get('validation', 0)} validation / "
                    f"{counts.get('test', 0)} test / {counts.get('unlabelled', 0)} unlabelled; tasks {layout.names}; "
                    f"digest {digest[:16]}")
-    check_backbone(cfg)
+    stacked = cfg.model.kind == "stack"
+    if not stacked:
+        check_backbone(cfg)
     ensure_ray()
-    check_resources(cfg)
-    backbone = cfg.model.tiny or cfg.model.name_or_path
+    if not stacked:
+        check_resources(cfg)
+    backbone = "stack" if stacked else cfg.model.tiny or cfg.model.name_or_path
     lineage = Lineage(data_digest=digest, git_commit=git_commit())
     with StageRun.open("teacher", cfg.name, cfg.output_dir, cfg.tracking,
                        resolve_tracking_uri(tracking_uri, cfg.tracking), lineage, params=asdict(cfg), dataset=ds,
                        data_source=cfg.data.path, tags={"raykd.backbone": backbone}) as run:
         prepared = record(ds, cfg.data, run.out, "teacher", digest)
-        model_dir, state, seconds = fit(cfg, ds, layout, run, kill_worker)
-        write_model_data(model_dir, prepared)
-        run.say(f"trained {len(state.history)} epoch(s) in {seconds:.0f}s; best epoch {state.best_epoch + 1} val "
-                f"score {state.best_score:.4f}")
-        last = state.history[-1]  # the final epoch's rates (and peak GPU memory)
-        metrics = {"fit_seconds": seconds, **{k.replace("/", "_"): float(last[k]) for k in
-                   ("train/samples_per_s", "train/steady_samples_per_s", "gpu/max_memory_gb") if k in last}}
-        soft_path, soft_digest, splits = "", "", {}
-        if cfg.export.enabled:  # off for throughput runs: train only
-            soft_path, soft_digest, splits, rates = export(cfg, ds, digest, model_dir, run)
-            metrics.update(rates)
-            for split, scores in splits.items():
-                metrics.update(scores.flat(f"{split}/"))
-        run.log_metrics(metrics)
-        from raykd.teacher.artifact import TeacherScorer
-
-        result = TeacherResult(output_dir=str(run.out), model_dir=str(model_dir), soft_labels=soft_path,
+        out = stack_and_export(cfg, ds, layout, run, prepared, lineage) if stacked else \
+            train_and_export(cfg, ds, digest, layout, run, prepared, kill_worker)
+        for split, scores in out.splits.items():
+            out.metrics.update(scores.flat(f"{split}/"))
+        run.log_metrics(out.metrics)
+        result = TeacherResult(output_dir=str(run.out), model_dir=str(out.model_dir), soft_labels=out.soft_path,
                                run_id=run.run_id, tracking_uri=run.tracking_uri, data_digest=digest,
-                               soft_labels_digest=soft_digest, metrics=metrics,
-                               parameters=TeacherScorer.read_manifest(model_dir).get("parameters", {}),
-                               epochs_run=len(state.history), backbone=backbone, splits=splits)
+                               soft_labels_digest=out.soft_digest, metrics=out.metrics,
+                               parameters=TeacherScorer.read_manifest(out.model_dir).get("parameters", {}),
+                               epochs_run=out.epochs, backbone=backbone, splits=out.splits, stack=out.stack)
         run.save(result, RESULT)
-    if soft_path:
+    if out.soft_path:
         print_summary(result)
     return result
 

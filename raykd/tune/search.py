@@ -115,7 +115,7 @@ def _cross_validated_trial(cfg: TuneJobConfig, scfg: StudentConfig, dcfg: Distil
                            layout: TaskLayout, teacher_model: str) -> None:
     from ray import tune
 
-    from raykd.distill.train import calibrate, fit_student, heldout_probabilities, save_fit
+    from raykd.distill.train import calibrate, fit_student, heldout_probabilities, refit_thresholds, save_fit
 
     fold = frame["fold"].to_numpy()
     unlabelled = (frame["split"] == "unlabelled").to_numpy()
@@ -136,7 +136,7 @@ def _cross_validated_trial(cfg: TuneJobConfig, scfg: StudentConfig, dcfg: Distil
     final = fit_student(scfg, dataclasses.replace(dcfg, epochs=epochs, patience=epochs),
                         frame[unlabelled | (fold >= 0)], frame[frame["split"] == "validation"], layout,
                         teacher_model)
-    final = calibrate(final, held, dcfg.review, "out-of-fold")
+    final = calibrate(refit_thresholds(final, held), held, dcfg.review, "out-of-fold")
     with tempfile.TemporaryDirectory(prefix="raykd-trial-") as tmp:
         save_fit(final, Path(tmp) / "student", extra={"kd_weight": dcfg.kd_weight, "cv_folds": cfg.folds})
         tune.report({METRIC: float(np.mean(scores)), "cv_std": float(np.std(scores)), "epoch": cfg.folds,
