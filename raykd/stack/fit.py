@@ -7,7 +7,8 @@ as a Ray task).
              features for every labelled response; fitted once on all of them, it describes every other
              response (test, unscored, new ones)
     select   forward selection over the learners, all tasks together: from none, add the learner that raises
-             the mean cross-validated score most; stop when the best adds less than `min_gain`
+             the mean cross-validated score most; stop when the best adds no more than `min_gain`; then the
+             meta-model's regularisation from `meta_c` and `meta_c_grid`, by the same score
     meta     a standardised multinomial logistic model (one per label for multi-label tasks) on the selected
              learners' out-of-fold features. Its own out-of-fold probabilities are the labelled responses'
              cross-fitted soft labels and the data the decoding and calibration are fitted on; refitted on all
@@ -123,41 +124,46 @@ def stacked(base: TaskBase, names: list[str], which: str = "oof") -> np.ndarray:
 @dataclass
 class Selection:
     """The learners kept, and the mean cross-validated score after each was added (in order), with the best
-    single-learner scores for the record."""
+    single-learner scores for the record; the meta-model's regularisation chosen for them, and the score of
+    each value tried."""
 
     chosen: list[str]
     steps: list[tuple[str, float]]
     alone: dict[str, float]
+    meta_c: float = 0.0
+    by_c: dict[str, float] = field(default_factory=dict)
 
 
 def select(bases: list[TaskBase], specs: dict[str, TaskSpec], names: list[str], cfg: StackConfig) -> Selection:
-    """Forward selection over `names` by the mean cross-validated score over tasks (see the module docstring);
-    without `cfg.select`, every learner."""
-    cache: dict[tuple[str, ...], float] = {}
+    """Forward selection over `names` by the mean cross-validated score over tasks, then the meta-model's
+    regularisation (see the module docstring); without `cfg.select`, every learner."""
+    cache: dict[tuple[tuple[str, ...], float], float] = {}
 
-    def score(chosen: list[str]) -> float:
-        key = tuple(sorted(chosen))
+    def score(chosen: list[str], c: float = cfg.meta_c) -> float:
+        key = (tuple(sorted(chosen)), c)
         if key not in cache:
             cache[key] = float(np.mean([cv_score(specs[b.task], meta_oof(specs[b.task], stacked(b, chosen), b.y,
-                                                                         b.folds, cfg.meta_c), b.y)
+                                                                         b.folds, c), b.y)
                                         for b in bases]))
         return cache[key]
 
     alone = {n: score([n]) for n in names}
-    if not cfg.select:
-        return Selection(list(names), [(n, score(names[:i + 1])) for i, n in enumerate(names)], alone)
     chosen: list[str] = []
     steps: list[tuple[str, float]] = []
+    if not cfg.select:
+        chosen, steps = list(names), [(n, score(names[:i + 1])) for i, n in enumerate(names)]
     current = -np.inf
-    while len(chosen) < len(names):
+    while cfg.select and len(chosen) < len(names):
         trials = {n: score([*chosen, n]) for n in names if n not in chosen}
         best = max(trials, key=lambda n: (trials[n], -names.index(n)))
-        if chosen and trials[best] - current < cfg.min_gain:
+        if chosen and trials[best] - current <= cfg.min_gain:
             break
         chosen.append(best)
         steps.append((best, trials[best]))
         current = trials[best]
-    return Selection(chosen, steps, alone)
+    by_c = {str(c): score(chosen, c) for c in dict.fromkeys([cfg.meta_c, *cfg.meta_c_grid])}
+    best_c = max(by_c, key=lambda c: (by_c[c], c == str(cfg.meta_c)))
+    return Selection(chosen, steps, alone, float(best_c), by_c)
 
 
 @dataclass

@@ -61,6 +61,8 @@ class StackSummary:
     cv_score: float
     decoding: dict[str, str]  # per ordinal task: "cut-points" or "argmax"
     folds: int
+    meta_c: float = 0.0  # the meta-model's inverse regularisation, chosen by cross-validation
+    by_c: dict[str, float] = field(default_factory=dict)  # the cross-validated score of each value tried
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -222,7 +224,8 @@ def fit_stack(cfg: Any, ds: ScoringDataset, layout: TaskLayout, run: StageRun, l
     t0 = time.time()
     selection = select(list(bases.values()), ds.tasks, names, scfg)
     run.say("kept " + ", ".join(f"{n} ({s:.4f})" for n, s in selection.steps) + f" of {len(names)} learner(s)")
-    fits = {name: fit_meta(ds.tasks[name], base, selection.chosen, scfg.meta_c) for name, base in bases.items()}
+    run.say(f"meta-model C {selection.meta_c:g} (cross-validated {selection.by_c})")
+    fits = {name: fit_meta(ds.tasks[name], base, selection.chosen, selection.meta_c) for name, base in bases.items()}
     thresholds, decoding = decisions(ds, bases, fits)
     seconds["select_meta"] = time.time() - t0
     crossed, insample = soft_tables(ds, layout, bases, fits)
@@ -244,7 +247,8 @@ def fit_stack(cfg: Any, ds: ScoringDataset, layout: TaskLayout, run: StageRun, l
     fit_calibration(layout.tasks, oof_probs, oof_tasks, oof_gold, "out-of-fold", thresholds).save(model_dir)
     cv_scores = {name: fit.cv_score for name, fit in fits.items()}
     summary = StackSummary(records, selection.alone, selection.chosen, selection.steps, cv_scores,
-                           float(np.mean(list(cv_scores.values()))), decoding, scfg.folds, seconds)
+                           float(np.mean(list(cv_scores.values()))), decoding, scfg.folds, selection.meta_c,
+                           selection.by_c, seconds)
     log_learners(run, lineage, selection, bases, records)
     return model_dir, summary, {f"stack_{k}_seconds": v for k, v in seconds.items()}
 

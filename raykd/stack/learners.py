@@ -10,6 +10,10 @@
                                                          responses scored s                                  (K)
     prompt:<rep>      nothing                            cosine to the question; best cosine to a reference
                                                          answer (0 where the data has none)                  (2)
+    pair:<rep>        the training responses' states     log p(score) of a logistic model on |a - r| and a * r,
+                      and their references'              a the answer's state and r its closest reference
+                                                         answer's (else the question's): how an answer meets
+                                                         its reference, which carries to new questions       (K)
 
 K: the task's scores (multi-class) or labels (multi-label: one-vs-rest models, log p(label) features, and
 neighbours among each label's positive responses). A learner is fitted on some responses and describes any:
@@ -35,21 +39,24 @@ FLOOR = 1e-4  # log-probability features are clipped here: a learner's certainty
 
 @dataclass
 class Rows:
-    """Responses as the learners read them: texts, and per representation key their L2-normalised states and
-    their two prompt similarities."""
+    """Responses as the learners read them: texts, and per representation key their L2-normalised states, their
+    two prompt similarities, and the state of the reference answer closest to them (else of the question; 0
+    where the data has neither)."""
 
     text: np.ndarray  # object array of str
     question: np.ndarray  # object array of str | None
     reference: np.ndarray
     vectors: dict[str, np.ndarray]
     prompt: dict[str, np.ndarray]
+    matched: dict[str, np.ndarray]
 
     def __len__(self) -> int:
         return len(self.text)
 
     def take(self, idx: np.ndarray) -> Rows:
         return Rows(self.text[idx], self.question[idx], self.reference[idx],
-                    {k: v[idx] for k, v in self.vectors.items()}, {k: v[idx] for k, v in self.prompt.items()})
+                    {k: v[idx] for k, v in self.vectors.items()}, {k: v[idx] for k, v in self.prompt.items()},
+                    {k: v[idx] for k, v in self.matched.items()})
 
 
 Lookup = Callable[[str, list[str]], np.ndarray]  # (representation key, strings) -> their states
@@ -62,7 +69,7 @@ def build_rows(texts: list[str], questions: list[str | None], references: list[s
     n = len(texts)
     questions = [q if isinstance(q, str) and q else None for q in questions]  # missing: None, NaN or ""
     references = [r if isinstance(r, str) and r else None for r in references]
-    vectors, prompt = {}, {}
+    vectors, prompt, matched = {}, {}, {}
     distinct_q = sorted({q for q in questions if q})
     lines = [[x.strip() for x in r.split("\n") if x.strip()] if r else [] for r in references]
     distinct_r = sorted({x for row in lines for x in row})
@@ -70,19 +77,20 @@ def build_rows(texts: list[str], questions: list[str | None], references: list[s
         v = normalise(lookup(key, list(texts)))
         vectors[key] = v
         sims = np.zeros((n, 2), dtype=np.float32)
-        if distinct_q:
-            qv = dict(zip(distinct_q, normalise(lookup(key, distinct_q)), strict=True))
-            for i, q in enumerate(questions):
-                if q:
-                    sims[i, 0] = float(v[i] @ qv[q])
-        if distinct_r:
-            rv = dict(zip(distinct_r, normalise(lookup(key, distinct_r)), strict=True))
-            for i, row in enumerate(lines):
-                if row:
-                    sims[i, 1] = max(float(v[i] @ rv[x]) for x in row)
-        prompt[key] = sims
+        best = np.zeros_like(v)
+        qv = dict(zip(distinct_q, normalise(lookup(key, distinct_q)), strict=True)) if distinct_q else {}
+        rv = dict(zip(distinct_r, normalise(lookup(key, distinct_r)), strict=True)) if distinct_r else {}
+        for i, (q, row) in enumerate(zip(questions, lines, strict=True)):
+            if q:
+                sims[i, 0] = float(v[i] @ qv[q])
+                best[i] = qv[q]
+            if row:
+                cosines = [float(v[i] @ rv[x]) for x in row]
+                sims[i, 1] = max(cosines)
+                best[i] = rv[row[int(np.argmax(cosines))]]
+        prompt[key], matched[key] = sims, best
     return Rows(np.asarray(texts, dtype=object), np.asarray(questions, dtype=object),
-                np.asarray(references, dtype=object), vectors, prompt)
+                np.asarray(references, dtype=object), vectors, prompt, matched)
 
 
 def normalise(v: np.ndarray) -> np.ndarray:
@@ -256,6 +264,27 @@ class Neighbours(Learner):
         return int(self.bank.size)
 
 
+class Pair(Learner):
+    def __init__(self, spec: TaskSpec, key: str, c: float):
+        super().__init__(spec)
+        self.key, self.c, self.name = key, c, f"pair:{key}"
+
+    def inputs(self, rows: Rows) -> np.ndarray:
+        a, r = rows.vectors[self.key], rows.matched[self.key]
+        return np.hstack([np.abs(a - r), a * r])
+
+    def fit(self, rows: Rows, y: np.ndarray) -> Pair:
+        self.model = fit_classifier(self.spec, self.c, self.inputs(rows), y, scale=True)
+        return self
+
+    def features(self, rows: Rows) -> np.ndarray:
+        return log_features(probabilities(self.model, self.spec, self.inputs(rows)))
+
+    @property
+    def coefficients(self) -> int:
+        return _coefficients(self.model)
+
+
 class Prompt(Learner):
     def __init__(self, spec: TaskSpec, key: str):
         super().__init__(spec)
@@ -296,5 +325,7 @@ def make_learner(name: str, spec: TaskSpec, cfg: StackConfig) -> Learner:
         return Neighbours(spec, key, cfg.neighbours)
     if group == "prompt":
         return Prompt(spec, key)
+    if group == "pair":
+        return Pair(spec, key, cfg.embedding_c)
     raise ValueError(f"unknown learner {name!r}")
 

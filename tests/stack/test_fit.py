@@ -16,7 +16,8 @@ SPEC = TaskSpec("t", MULTICLASS, ("0", "1"), ordinal=True)
 def rows_of(vectors: dict[str, np.ndarray], texts: list[str]) -> Rows:
     n = len(texts)
     return Rows(np.asarray(texts, dtype=object), np.full(n, None, dtype=object), np.full(n, None, dtype=object),
-                {k: normalise(v) for k, v in vectors.items()}, {k: np.zeros((n, 2)) for k in vectors})
+                {k: normalise(v) for k, v in vectors.items()}, {k: np.zeros((n, 2)) for k in vectors},
+                {k: np.zeros_like(v) for k, v in vectors.items()})
 
 
 def planted(n: int = 40, seed: int = 0) -> tuple[Rows, np.ndarray]:
@@ -84,3 +85,38 @@ def test_selection_keeps_what_predicts_and_leaves_noise() -> None:
     assert fit.oof.shape == (n, 2) and np.allclose(fit.oof.sum(1), 1)
     # out of fold is not in sample: the refitted stack is surer of the responses it learnt from
     assert np.abs(fit.final - fit.oof).max() > 0
+
+
+def test_rows_match_each_answer_with_its_closest_reference_answer() -> None:
+    from raykd.stack.learners import build_rows
+
+    states = {"a": [1.0, 0.0], "b": [0.0, 1.0], "ref one": [0.0, 1.0], "ref two": [1.0, 0.1],
+              "the question": [0.6, 0.8]}
+    rows = build_rows(["a", "b", "a"], ["the question", "the question", "the question"],
+                      ["ref one\nref two", "ref one\nref two", None], ["r"],
+                      lambda key, strings: np.array([states[s] for s in strings]))
+    # a is closest to "ref two", b to "ref one"; the third answer has no reference: its question stands in
+    np.testing.assert_allclose(rows.matched["r"][0], normalise(np.array([[1.0, 0.1]]))[0], atol=1e-6)
+    np.testing.assert_allclose(rows.matched["r"][1], [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(rows.matched["r"][2], [0.6, 0.8], atol=1e-6)
+    np.testing.assert_allclose(rows.prompt["r"][:, 0], [0.6, 0.8, 0.6], atol=1e-6)  # cosine to the question
+    np.testing.assert_allclose(rows.prompt["r"][:2, 1], [1.0 / np.hypot(1.0, 0.1), 1.0], atol=1e-6)
+
+
+def test_the_pair_learner_carries_to_answers_of_a_new_question() -> None:
+    """Answers that restate their reference answer are right, whatever the question: a pair learner fitted on
+    some questions scores the answers of another."""
+    rng = np.random.default_rng(5)
+    n, d = 240, 12
+    refs = rng.normal(size=(6, d))  # six questions' reference answers
+    question = np.repeat(np.arange(6), n // 6)
+    y = rng.integers(0, 2, n)
+    answers = np.where(y[:, None] == 1, refs[question] + 0.3 * rng.normal(size=(n, d)), rng.normal(size=(n, d)))
+    rows = rows_of({"r": answers}, [f"a{i}" for i in range(n)])
+    rows.matched["r"] = normalise(refs[question])
+    from raykd.stack.learners import Pair
+
+    seen, new = question < 5, question == 5
+    learner = Pair(SPEC, "r", 1.0).fit(rows.take(np.flatnonzero(seen)), y[seen])
+    pred = learner.features(rows.take(np.flatnonzero(new))).argmax(1)
+    assert (pred == y[new]).mean() > 0.9

@@ -113,6 +113,14 @@ def test_an_ensemble_folder_scores_as_the_weighted_mean_of_its_members(tiny_teac
     # Students are measured against all of it: the members' parameters together.
     assert scorer.num_parameters == members[0].num_parameters + members[1].num_parameters
     assert res.parameters["total"] == tiny_teacher.parameters["total"] + tiny_stack.parameters["total"]
+    # Students start from the fine-tuned member's sub-words and embeddings; from a stack alone, from the frozen
+    # backbone of its first representation.
+    from raykd.students.embeddings import token_source, tokenizer_folder
+    from raykd.teacher.model import minilm_path
+
+    assert token_source(res.model_dir) == Path(res.model_dir) / manifest["members"][0]["path"]
+    assert (tokenizer_folder(res.model_dir) / "tokenizer_config.json").is_file()
+    assert token_source(tiny_stack.model_dir) == Path(minilm_path())
     # Its soft labels are the same mixture of the members' soft labels.
     soft, _ = read_soft_labels(res.soft_labels)
     first, _ = read_soft_labels(Path(tiny_teacher.output_dir) / SOFT_LABELS)

@@ -42,9 +42,7 @@ def test_search_champion_registry_and_lineage(tiny_teacher, ray_session, trackin
     assert result.stopped_early >= 1  # ASHA cut the trials that learn nothing (lr 1e-5)
     assert result.winner.parameters <= 0.01 * result.teacher_parameters
     finished = [t for t in result.trials if t.complete]
-    # the best CV mean among the students within the size limit (1% of the teacher's parameters)
-    eligible = [t for t in finished if t.parameters <= cfg.max_param_ratio * result.teacher_parameters]
-    assert result.winner.val_score == max(t.val_score for t in eligible)  # no size or speed limit bit here
+    assert result.winner.val_score == max(t.val_score for t in finished)  # no size or speed limit bit here
     assert (tmp_path / "tune" / "search.png").stat().st_size > 10_000
     assert (tmp_path / "tune" / "champion" / "raykd_model.json").exists()
     (task,) = result.confidence  # the champion's confidence on test, beside two human raters (ASAP-SAS Score2)
@@ -169,9 +167,10 @@ def test_cross_validated_search_over_families(tiny_teacher, ray_session, trackin
         ("lstm", 0.0), ("lstm", 0.5), ("moe", 0.0), ("moe", 0.5)}  # the grid: each family, with and without KD
     finished = [t for t in result.trials if t.complete]
     assert len(finished) == 4 and all(len(t.history) == 3 for t in finished)  # no ASHA: every fold of every trial
-    # the best CV mean among the students within the size limit (1% of the teacher's parameters)
+    # the best CV mean among the students within the size limit (1% of the teacher's parameters: the MoE
+    # students of this grid are larger than that beside the tiny teacher)
     eligible = [t for t in finished if t.parameters <= cfg.max_param_ratio * result.teacher_parameters]
-    assert result.winner.val_score == max(t.val_score for t in eligible)
+    assert eligible and result.winner.val_score == max(t.val_score for t in eligible)
     manifest = json.loads((tmp_path / "cv" / "champion" / "raykd_model.json").read_text())
     assert manifest["arch"] == result.winner.params["student.arch"]
     assert manifest["cv_folds"] == 3
