@@ -116,8 +116,10 @@ def token_member(members: list[TeacherOutput]) -> int:
     return max(tuned, key=lambda i: members[i].result.parameters.get("total", 0)) if tuned else 0
 
 
-def validation_decisions(soft: pd.DataFrame, ds: Any, layout: TaskLayout, columns: list[str]
-                         ) -> tuple[dict[str, list[float]], tuple[list[np.ndarray], list[str], list[Any]]]:
+Held = tuple[list[np.ndarray], list[str], list[Any]]  # probabilities, tasks and gold labels of some responses
+
+
+def validation_decisions(soft: pd.DataFrame, ds: Any, layout: TaskLayout) -> tuple[dict[str, list[float]], Held]:
     """The combined probabilities' decision thresholds (cut-points where cross-validation prefers them, multi-label
     thresholds), fitted on validation; and the validation probabilities, tasks and labels (the calibration's)."""
     from raykd.evaluation import tuned_decisions
@@ -165,7 +167,7 @@ def run_ensemble(cfg: EnsembleJobConfig, tracking_uri: str | None = None) -> Tea
         write_soft_labels(soft, run.out / SOFT_LABELS, {"tasks": layout.to_list(), "teacher_run_id": run.run_id,
                                                         "member_run_ids": runs, "weights": weights,
                                                         "data_digest": digest})
-        thresholds, held = validation_decisions(soft, ds, layout, columns)
+        thresholds, held = validation_decisions(soft, ds, layout)
         total = sum(int(m.result.parameters.get("total", 0)) for m in members)
         model_dir = save_ensemble(run.out / "model", layout,
                                   [(m.model_dir, m.result.run_id or "", m.result.backbone) for m in members],

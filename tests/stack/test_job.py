@@ -129,3 +129,25 @@ def test_an_ensemble_folder_scores_as_the_weighted_mean_of_its_members(tiny_teac
     mixed = w[0] * first.set_index("id")[columns] + w[1] * second.set_index("id")[columns]
     np.testing.assert_allclose(soft.set_index("id")[columns].to_numpy(), mixed.loc[soft["id"]].to_numpy(),
                                atol=1e-9)
+
+
+def test_a_multi_label_stack_learns_each_criterion(ray_session, tracking_uri, tmp_path) -> None:
+    """Rubric criteria as labels (a PASTA-style file whose phrases give the labels): per-label probabilities,
+    per-label thresholds fitted out of fold, and a lexical learner that finds the phrases."""
+    from raykd.teacher.job import run_teacher
+    from tests.fixtures import CRITERIA, tiny_stack_config, write_pasta_task
+
+    data = write_pasta_task(tmp_path / "pasta", n_train=120, n_test=40)
+    cfg = tiny_stack_config(tmp_path, data={"path": str(data), "options": {}, "include_unlabelled": False,
+                                            "limit_per_task": None, "validation": 0.2},
+                            stack={"representations": [], "groups": ["lexical", "text"]})
+    res = run_teacher(cfg, tracking_uri=tracking_uri)
+    soft, _ = read_soft_labels(res.soft_labels)
+    probs = soft[[f"p_{c}" for c in CRITERIA]].to_numpy()
+    assert ((probs >= 0) & (probs <= 1)).all() and not np.allclose(probs.sum(1), 1)
+    manifest = json.loads((Path(res.model_dir) / "raykd_model.json").read_text())
+    assert len(manifest["thresholds"]["task1"]) == len(CRITERIA)
+    assert res.stack.chosen[0] == "lexical" and res.splits["test"].tasks["task1"]["micro_f1"] > 0.9
+    scorer = load_scorer(res.model_dir)
+    (p,) = scorer.predict_proba(["gas particles spread out and the pressure pushes the walls"], ["task1"])
+    assert p[0] > 0.5 and p[2] > 0.5 and p[1] < 0.5  # E1 and E3, not E2
