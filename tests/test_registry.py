@@ -35,6 +35,7 @@ def test_a_pair_student_from_mlflow_scores_like_predict(pair_student, tracking_u
     offline = pd.read_csv(tmp_path / "offline.csv", dtype={"id": str, "prediction": str}).fillna({"score_set": ""})
 
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("pair-student-registry")  # not whichever experiment an earlier test left active
     with mlflow.start_run():
         info = log_model(model)
     inputs = {c.name: c.required for c in info.signature.inputs.inputs}

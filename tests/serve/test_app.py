@@ -132,6 +132,7 @@ def test_new_champion_is_picked_up_without_dropping_requests(ray_session, asap1_
     from raykd.registry import log_model, register_champion
 
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("swap-test")  # not whichever experiment an earlier test left active
     name = f"swap-test-{os.getpid()}"
     versions = []
     for _ in range(2):

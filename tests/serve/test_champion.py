@@ -35,6 +35,8 @@ def small_student(shared_data, tmp_path_factory):
 def registered(small_student, tracking_uri, tmp_path_factory):
     """A registered model with a good version, a broken one (its vocabulary is not JSON) and a newer good one."""
     mlflow.set_tracking_uri(tracking_uri)
+    # An earlier test may leave another store's experiment active (MLflow keeps it per process): name ours.
+    mlflow.set_experiment("champion-lifecycle")
     broken = tmp_path_factory.mktemp("broken") / "model"
     shutil.copytree(small_student, broken)
     (broken / "vocab.json").write_text("{not json")
