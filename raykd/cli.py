@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from raykd import tables
-from raykd.errors import RaykdError
+from raykd.errors import ConfigError, RaykdError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -31,8 +31,12 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
         root = resolve_data_path(args.path)
         if args.format == "asap" or detect_format(root) == "asap":
             options["include_unlabelled"] = not args.no_unlabelled and (root / "private_leaderboard.tsv").is_file()
-    if args.columns:
-        options["columns"] = json.loads(args.columns)
+    for name in ("columns", "continuous"):
+        if getattr(args, name):
+            try:
+                options[name] = json.loads(getattr(args, name))
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"--{name}", f"not valid JSON: {e}") from None
     # Inspection reports every invalid row instead of stopping at the first.
     ds = load_dataset(args.path, format=args.format, skip_invalid=True, **options)
     summary = ds.summary()
@@ -254,6 +258,8 @@ def _data_commands(sub: Any) -> None:
     inspect.add_argument("--sets", help="ASAP-SAS essay sets, e.g. 1,2,5,6,10")
     inspect.add_argument("--no-unlabelled", action="store_true", help="ASAP-SAS: skip the unscored responses")
     inspect.add_argument("--columns", help='generic files: column map as JSON, e.g. {"text": "answer"}')
+    inspect.add_argument("--continuous", help='generic files: the label column is a continuous score in this '
+                                              'range, as JSON, e.g. {"low": 0, "high": 5, "step": 0.5}')
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
     inspect.add_argument("--show", type=int, default=10, help="how many invalid rows to list")
     inspect.add_argument("--strict", action="store_true", help="exit 1 when any row is invalid")

@@ -17,6 +17,18 @@ student, else the validation split), saved beside the model as `calibration.json
     review       needs_review = confidence < tau, tau the confidence cut that leaves `rate` of the
                  calibration responses to people, or the lowest cut at which the auto-scored ones still
                  reach `target` on the task's primary metric (QWK for scores)
+
+A continuous task's model gives each response a mean m and a spread s (raykd.heads); d = its decided score
+(m clipped and rounded to the step h, h = 1 without a step):
+
+    spread scale c* = sqrt(mean_i ((y_i - m_i) / s_i)^2)    the Gaussian NLL's minimiser over s -> c s (kept
+                 in `temperature`)
+    confidence   P(d - h/2 <= Y <= d + h/2),  Y ~ N(m, (c s)^2): the chance the rounded score is the true one
+                 (at an end of the range the interval is open beyond it)
+    ECE          as multi-class, with "correct" = the gold score rounds to d
+    conformal    s_i = |y_i - m_i| / (c s_i);  q as above;  interval [m - q c s, m + q c s], its ends moved in
+                 to the nearest steps (gold scores lie on them, so the steps it holds are what it covers),
+                 clipped to the range, always holding d; the score set is its two ends
 """
 
 from __future__ import annotations
@@ -31,10 +43,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax, logit, softmax
+from scipy.stats import norm
 
 from raykd import metrics
 from raykd.config import ReviewConfig
-from raykd.data.dataset import MULTICLASS, TaskSpec
+from raykd.data.dataset import CONTINUOUS, MULTICLASS, TaskSpec
 from raykd.errors import ConfigError
 from raykd.heads import decide
 from raykd.io import atomic_path, write_text_atomic
@@ -110,6 +123,10 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, kind: str = MUL
         conf, correct = probs.max(axis=-1), probs.argmax(axis=-1) == y
     else:
         conf, correct = np.maximum(probs, 1 - probs).ravel(), ((probs >= 0.5) == (y == 1)).ravel()
+    return _binned_gap(conf, correct, bins)
+
+
+def _binned_gap(conf: np.ndarray, correct: np.ndarray, bins: int) -> float:
     if not len(conf):
         return float("nan")
     which = np.minimum((conf * bins).astype(int), bins - 1)
@@ -142,6 +159,54 @@ def confidence(probs: np.ndarray, kind: str) -> np.ndarray:
     return probs.max(axis=-1) if kind == MULTICLASS else np.maximum(probs, 1 - probs).min(axis=-1)
 
 
+def fit_spread_scale(probs: np.ndarray, y: np.ndarray) -> float:
+    """c* of the module docstring: the factor on a continuous model's spreads that best explains `y`."""
+    probs = np.asarray(probs, dtype=np.float64)
+    z = (np.asarray(y, dtype=np.float64) - probs[:, 0]) / np.maximum(probs[:, 1], EPS)
+    return float(np.sqrt(np.mean(z**2))) if len(z) else 1.0
+
+
+def scale_spread(probs: np.ndarray, factor: float) -> np.ndarray:
+    probs = np.array(probs, dtype=np.float64, copy=True)
+    probs[:, 1] *= factor
+    return probs
+
+
+def continuous_confidence(probs: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    """P(the rounded score is the true one) under N(m, s^2) (the module docstring)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    half = (spec.step or 1.0) / 2
+    d, sd = decide(probs, spec), np.maximum(probs[:, 1], EPS)
+    # A score at an end of the range also stands for everything beyond it (scores are clipped there).
+    upper = np.where(d >= spec.high, np.inf, d + half)
+    lower = np.where(d <= spec.low, -np.inf, d - half)
+    return norm.cdf((upper - probs[:, 0]) / sd) - norm.cdf((lower - probs[:, 0]) / sd)
+
+
+def continuous_correct(probs: np.ndarray, y: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    return spec.steps(y) == spec.steps(decide(probs, spec))
+
+
+def continuous_threshold(probs: np.ndarray, y: np.ndarray, level: float) -> float:
+    """Split-conformal q for normalised residuals |y - m| / s; inf (the whole range) when n is too small."""
+    probs = np.asarray(probs, dtype=np.float64)
+    s = np.sort(np.abs(np.asarray(y, dtype=np.float64) - probs[:, 0]) / np.maximum(probs[:, 1], EPS))
+    k = math.ceil((len(s) + 1) * level)
+    return float(s[k - 1]) if 0 < k <= len(s) else math.inf
+
+
+def score_interval(probs: np.ndarray, q: float, spec: TaskSpec) -> tuple[float, float]:
+    """One response's conformal interval (module docstring): the steps inside it, clipped, holding d."""
+    m, sd = float(probs[0]), float(probs[1])
+    d = float(decide(np.asarray([probs]), spec)[0])
+    lo, hi = (spec.low, spec.high) if math.isinf(q) else (m - q * sd, m + q * sd)
+    if spec.step:  # gold scores lie on the steps: the steps inside [lo, hi] are the ones it covers
+        lo = spec.low + math.ceil((lo - spec.low) / spec.step - 1e-9) * spec.step
+        hi = spec.low + math.floor((hi - spec.low) / spec.step + 1e-9) * spec.step
+    lo, hi = max(spec.low, min(lo, d)), min(spec.high, max(hi, d))  # type: ignore[type-var]
+    return float(lo), float(hi)
+
+
 def review_cut(conf: np.ndarray, y: np.ndarray, pred: np.ndarray, metric: str, policy: ReviewPolicy) -> float:
     """tau: responses with confidence < tau go to a person (see the module docstring). inf sends every response
     to a person (no cut reaches the target on enough responses)."""
@@ -172,7 +237,7 @@ class TaskCalibration:
     ordinal: bool
     metric: str
     temperature: float
-    conformal_q: float | None  # multi-class only
+    conformal_q: float | None  # multi-class and continuous only
     review_below: float
     ece_before: float
     ece_after: float
@@ -195,7 +260,7 @@ class Calibration:
 
     def probabilities(self, task: str, probs: np.ndarray) -> np.ndarray:
         t = self.tasks.get(task)
-        return np.asarray(probs, dtype=np.float64) if t is None else apply_temperature(probs, t.temperature, t.kind)
+        return np.asarray(probs, dtype=np.float64) if t is None else rescale(probs, t.temperature, t.kind)
 
     def with_policy(self, policy: ReviewPolicy) -> Calibration:
         """The same calibration with review cuts chosen for another policy, from the saved evidence."""
@@ -230,21 +295,42 @@ def _plain(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def task_confidence(probs: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    """`confidence` for class tasks, `continuous_confidence` for continuous ones."""
+    return continuous_confidence(probs, spec) if spec.kind == CONTINUOUS else confidence(probs, spec.kind)
+
+
+def task_ece(probs: np.ndarray, y: np.ndarray, spec: TaskSpec) -> float:
+    """`expected_calibration_error`, or for a continuous task the same binning of its confidence against
+    whether the gold score rounds to the decided one."""
+    if spec.kind != CONTINUOUS:
+        return expected_calibration_error(probs, y, spec.kind)
+    conf, correct = continuous_confidence(probs, spec), continuous_correct(probs, np.asarray(y), spec)
+    return _binned_gap(conf, correct, ECE_BINS)
+
+
+def rescale(probs: np.ndarray, factor: float, kind: str) -> np.ndarray:
+    """Apply a fitted temperature (class tasks) or spread scale (continuous tasks)."""
+    return scale_spread(probs, factor) if kind == CONTINUOUS else apply_temperature(probs, factor, kind)
+
+
 def fit_task(spec: TaskSpec, probs: np.ndarray, y: np.ndarray, level: float, policy: ReviewPolicy,
              thresholds: Sequence[float] | None = None) -> TaskCalibration:
-    """Calibrate one task on `probs` (n x labels, the model's raw probabilities) against gold `y`."""
+    """Calibrate one task on `probs` (n x labels, the model's raw probabilities; n x (mean, sd) for a continuous
+    task) against gold `y`."""
     probs, y = np.asarray(probs, dtype=np.float64), np.asarray(y)
-    temperature = fit_temperature(probs, y, spec.kind)
-    calibrated = apply_temperature(probs, temperature, spec.kind)
+    continuous = spec.kind == CONTINUOUS
+    factor = fit_spread_scale(probs, y) if continuous else fit_temperature(probs, y, spec.kind)
+    calibrated = rescale(probs, factor, spec.kind)
     pred = decide(probs, spec, thresholds)  # decisions stay the raw model's (temperature keeps their order)
-    conf = confidence(calibrated, spec.kind)
+    conf = task_confidence(calibrated, spec)
     metric = metrics.primary_metric(spec.kind, spec.ordinal)
+    q = continuous_threshold(calibrated, y, level) if continuous else \
+        conformal_threshold(calibrated, y, level) if spec.kind == MULTICLASS else None
     return TaskCalibration(
-        kind=spec.kind, ordinal=spec.ordinal, metric=metric, temperature=temperature,
-        conformal_q=conformal_threshold(calibrated, y, level) if spec.kind == MULTICLASS else None,
-        review_below=review_cut(conf, y, pred, metric, policy),
-        ece_before=expected_calibration_error(probs, y, spec.kind),
-        ece_after=expected_calibration_error(calibrated, y, spec.kind), n=len(y),
+        kind=spec.kind, ordinal=spec.ordinal, metric=metric, temperature=factor,
+        conformal_q=q, review_below=review_cut(conf, y, pred, metric, policy),
+        ece_before=task_ece(probs, y, spec), ece_after=task_ece(calibrated, y, spec), n=len(y),
         confidences=[round(float(c), 6) for c in conf], gold=y.tolist(), predicted=pred.tolist())
 
 
@@ -269,7 +355,7 @@ class Judgement:
     """What a school sees beside one score."""
 
     confidence: float
-    score_set: tuple[str, ...]  # the conformal set's labels (multi-class; empty otherwise)
+    score_set: tuple[str, ...]  # the conformal set's labels (multi-class), its interval's ends (continuous)
     needs_review: bool
 
 
@@ -277,15 +363,19 @@ def judge(calibration: Calibration | None, spec: TaskSpec, calibrated: np.ndarra
           decided: Sequence[Any] | None = None) -> list[Judgement]:
     """Per row of one task's calibrated probabilities (and, for multi-class tasks, the scores the model decided:
     they are always in the score set). Without a calibration (or for a task it did not see) the confidence is
-    the raw one and nothing is marked for review: no cut was ever measured."""
-    conf = confidence(calibrated, spec.kind)
+    the raw one and nothing is marked for review: no cut was ever measured. A continuous task's score set is
+    its conformal interval's two ends."""
+    conf = task_confidence(calibrated, spec)
     t = calibration.tasks.get(spec.name) if calibration is not None else None
     decided = decided if decided is not None and spec.kind == MULTICLASS else [None] * len(conf)
     out = []
     for c, p, d in zip(conf, calibrated, decided, strict=True):
         labels: tuple[str, ...] = ()
         if t is not None and t.conformal_q is not None:
-            labels = tuple(spec.labels[k] for k in score_set(p, t.conformal_q, spec.ordinal, d))
+            if spec.kind == CONTINUOUS:
+                labels = tuple(f"{v:g}" for v in score_interval(p, t.conformal_q, spec))
+            else:
+                labels = tuple(spec.labels[k] for k in score_set(p, t.conformal_q, spec.ordinal, d))
         out.append(Judgement(float(c), labels, bool(t is not None and c < t.review_below)))
     return out
 
@@ -300,8 +390,8 @@ class ConfidenceReport:
     n: int
     ece_before: float
     ece_after: float
-    coverage: float | None  # share of responses whose true score is in their conformal set (multi-class)
-    mean_set_size: float | None
+    coverage: float | None  # share of responses whose true score is in their conformal set (or interval)
+    mean_set_size: float | None  # classes per set; a continuous task's mean interval width in score points
     auto_share: float  # share auto-scored at the saved review cut
     auto_metric: float  # the task's primary metric over the auto-scored responses (NaN when none)
     all_metric: float  # ... over every response
@@ -318,10 +408,14 @@ def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndar
     calibrated = calibration.probabilities(spec.name, raw)
     pred = decide(raw, spec, thresholds)
     fn = metrics.metric_fn(t.metric)
-    conf = confidence(calibrated, spec.kind)
+    conf = task_confidence(calibrated, spec)
     auto = conf >= t.review_below
     coverage = size = None
-    if t.conformal_q is not None:
+    if t.conformal_q is not None and spec.kind == CONTINUOUS:
+        ends = np.asarray([score_interval(p, t.conformal_q, spec) for p in calibrated]).reshape(-1, 2)
+        coverage = float(np.mean((ends[:, 0] - 1e-9 <= y) & (y <= ends[:, 1] + 1e-9)))
+        size = float(np.mean(ends[:, 1] - ends[:, 0]))  # the mean interval width, in score points
+    elif t.conformal_q is not None:
         sets = [score_set(p, t.conformal_q, spec.ordinal, d) for p, d in zip(calibrated, pred, strict=True)]
         coverage = float(np.mean([int(label) in s for label, s in zip(y, sets, strict=True)]))
         size = float(np.mean([len(s) for s in sets]))
@@ -329,8 +423,8 @@ def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndar
     curve = [(share, fn(y[order[:m]], pred[order[:m]])) for share in SHARES
              if (m := max(1, round(share * len(y)))) and m <= len(y)]
     return ConfidenceReport(
-        n=len(y), ece_before=expected_calibration_error(raw, y, spec.kind),
-        ece_after=expected_calibration_error(calibrated, y, spec.kind), coverage=coverage, mean_set_size=size,
+        n=len(y), ece_before=task_ece(raw, y, spec), ece_after=task_ece(calibrated, y, spec), coverage=coverage,
+        mean_set_size=size,
         auto_share=float(auto.mean()), auto_metric=fn(y[auto], pred[auto]) if auto.any() else float("nan"),
         all_metric=fn(y, pred), curve=curve)
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from raykd import metrics
-from raykd.data.dataset import MULTICLASS, TaskSpec
+from raykd.data.dataset import CONTINUOUS, MULTICLASS, MULTILABEL, TaskSpec
 from raykd.decoding import choose_decoding
 from raykd.heads import TaskLayout, decide
 
@@ -32,9 +32,12 @@ def evaluate(probs: np.ndarray, y: np.ndarray, spec: TaskSpec,
 
 
 def report(y: np.ndarray, pred: np.ndarray, spec: TaskSpec) -> dict[str, float]:
-    """The task's metrics of decisions `pred` against gold labels `y`."""
+    """The task's metrics of decisions `pred` against gold labels `y` (continuous: scores as the model gives them,
+    rounded to the task's step)."""
     if spec.kind == MULTICLASS:
         return metrics.multiclass_report(y, pred)
+    if spec.kind == CONTINUOUS:
+        return metrics.continuous_report(y, pred, spec.steps(y), spec.steps(pred))
     return metrics.multilabel_report(y, pred, spec.labels)
 
 
@@ -42,11 +45,12 @@ def tuned_decisions(probs: np.ndarray, y: np.ndarray, spec: TaskSpec) -> tuple[l
     """Decision thresholds fitted on these responses and the decisions to judge them by: per-label F1
     thresholds (multi-label); for an ordinal task, cut-points where cross-validation prefers them to argmax
     (raykd.decoding), judged by their cross-validated decisions so that fitting them on these responses does
-    not flatter the score; None and argmax for other multi-class tasks."""
-    if spec.kind != MULTICLASS:
+    not flatter the score; None and argmax for other multi-class tasks; None and the rounded mean for
+    continuous ones."""
+    if spec.kind == MULTILABEL:
         thresholds = tune_thresholds(probs, y)
         return thresholds, decide(probs, spec, thresholds)
-    if spec.ordinal:
+    if spec.kind == MULTICLASS and spec.ordinal:
         chosen = choose_decoding(probs, y)
         return chosen.cuts, chosen.held_out
     return None, decide(probs, spec)
@@ -67,6 +71,8 @@ class TaskScores:
     # Bootstrap 95% intervals of each task's primary metric and of `score` (when asked for: test evaluations).
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     score_interval: tuple[float, float] | None = None
+    # Every interval computed, per task and metric: the primary one, and RMSE beside Pearson r for continuous tasks.
+    metric_intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
     def flat(self, prefix: str = "") -> dict[str, float]:
         """`{prefix}{task}/{metric}` for every metric, and `{prefix}score`."""
@@ -87,7 +93,7 @@ def score_tasks(probs: Sequence[np.ndarray], tasks: Sequence[str], gold: Sequenc
     names = np.asarray(tasks)
     labelled = np.array([y is not None for y in gold], dtype=bool)
     per_task: dict[str, dict[str, float]] = {}
-    primaries, pairs, ranges = [], [], {}
+    primaries, pairs, ranges, every = [], [], {}, {}
     for spec in layout.tasks:
         rows = np.flatnonzero((names == spec.name) & labelled)
         if not len(rows):
@@ -104,10 +110,12 @@ def score_tasks(probs: Sequence[np.ndarray], tasks: Sequence[str], gold: Sequenc
         per_task[spec.name] = report(y, pred, spec)
         primaries.append(per_task[spec.name][primary(spec)])
         if intervals:
-            ranges[spec.name] = metrics.bootstrap_interval(primary(spec), y, pred)
+            shown = (primary(spec), "rmse") if spec.kind == CONTINUOUS else (primary(spec),)
+            every[spec.name] = {m: metrics.bootstrap_interval(m, y, pred) for m in shown}
+            ranges[spec.name] = every[spec.name][primary(spec)]
             pairs.append((y, pred, primary(spec)))
     mean_range = None
     if intervals and pairs and len({m for _, _, m in pairs}) == 1:  # one metric: a mean over tasks makes sense
         mean_range = metrics.bootstrap_mean_interval(pairs[0][2], [(y, p) for y, p, _ in pairs])
     return TaskScores(per_task, {k: list(v) for k, v in used.items()},
-                      float(np.mean(primaries)) if primaries else float("nan"), ranges, mean_range)
+                      float(np.mean(primaries)) if primaries else float("nan"), ranges, mean_range, every)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raykd.data.dataset import MULTICLASS, ScoringDataset, TaskSpec, parse_label
+from raykd.data.dataset import CONTINUOUS, MULTICLASS, MULTILABEL, ScoringDataset, TaskSpec, parse_label
 from raykd.data.files import cell, read_table
 from raykd.errors import DataError
 from raykd.io import atomic_dir, file_digest
@@ -62,13 +62,16 @@ class CorrectionsVersion:
     mlflow_run_id: str = ""
 
 
-def _label_text(spec: TaskSpec, y: int | tuple[int, ...]) -> str:
-    """A parsed label as the corrections file stores it: the score's name, or the 0/1 flags joined by `;`."""
+def _label_text(spec: TaskSpec, y: int | float | tuple[int, ...]) -> str:
+    """A parsed label as the corrections file stores it: the score's name (a continuous score as a number), or
+    the 0/1 flags joined by `;`."""
+    if spec.kind == CONTINUOUS:
+        return f"{float(y):g}"  # type: ignore[arg-type]
     return spec.labels[int(y)] if spec.kind == MULTICLASS else ";".join(str(int(f)) for f in y)  # type: ignore[union-attr]
 
 
 def _raw_label(spec: TaskSpec, value: str) -> str | list[str]:
-    return value if spec.kind == MULTICLASS else re.split(r"[;,|]", value)
+    return re.split(r"[;,|]", value) if spec.kind == MULTILABEL else value
 
 
 def read_corrections(path: str | Path, ds: ScoringDataset, tasks: dict[str, TaskSpec]) -> pd.DataFrame:

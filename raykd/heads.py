@@ -4,6 +4,13 @@ A model scores many rubric tasks through one flat output vector: each task owns 
 (`TaskLayout`). Multi-class tasks read their slice through softmax, multi-label tasks through per-label
 sigmoids; `decide` turns probabilities into a class or the labels that apply. An ordinal task's decision
 thresholds, where a model has them, are cut-points on the expected score (raykd.decoding).
+
+A continuous task owns two outputs, z = (z_mean, z_sd), learnt in units of its range w = high - low:
+
+    mean = low + w * z_mean          sd = w * exp(clip(z_sd, -LOG_SD_CLIP, LOG_SD_CLIP))
+
+Its "probability vector" is (mean, sd) in score units, and its decision is the mean clipped to the range and
+rounded to the task's step.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, softmax
 
-from raykd.data.dataset import MULTICLASS, TaskSpec
+from raykd.data.dataset import CONTINUOUS, MULTICLASS, TaskSpec
 from raykd.decoding import decode
+
+LOG_SD_CLIP = 10.0  # exp(10) ranges: a spread far beyond any range, and no overflow
 
 
 @dataclass(frozen=True)
@@ -58,14 +67,43 @@ class TaskLayout:
 
 
 def probabilities(logits: np.ndarray, spec: TaskSpec, temperature: float = 1.0) -> np.ndarray:
-    """Softmax over a multi-class task's logits (last axis), or independent sigmoids for a multi-label task."""
+    """Softmax over a multi-class task's logits (last axis), or independent sigmoids for a multi-label task; a
+    continuous task's (mean, sd) in score units (no temperature: its calibration scales the sd)."""
+    if spec.kind == CONTINUOUS:
+        return gaussian(logits, spec).astype(np.float32)
     z = np.asarray(logits, dtype=np.float64) / temperature
     return (softmax(z, axis=-1) if spec.kind == MULTICLASS else expit(z)).astype(np.float32)
 
 
+def gaussian(logits: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    """A continuous task's (mean, sd) in score units from its two outputs (the module docstring)."""
+    z = np.asarray(logits, dtype=np.float64)
+    return np.stack([spec.low + spec.width * z[..., 0],
+                     spec.width * np.exp(np.clip(z[..., 1], -LOG_SD_CLIP, LOG_SD_CLIP))], axis=-1)
+
+
+def unit_scale(values: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    """Gold scores (a vector) or teacher (mean, sd) rows of a continuous task in units of its range, the scale
+    its outputs learn in: (y - low) / w, and (mean - low) / w, sd / w. Other kinds pass through."""
+    v = np.asarray(values, dtype=np.float32 if spec.kind == CONTINUOUS else None)
+    if spec.kind != CONTINUOUS:
+        return v
+    if v.ndim == 1:
+        return (v - spec.low) / spec.width
+    return np.stack([(v[:, 0] - spec.low) / spec.width, v[:, 1] / spec.width], axis=-1).astype(np.float32)
+
+
+def point(probs: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    """A continuous task's predicted scores before rounding: the means, clipped to the range."""
+    return np.clip(np.asarray(probs, dtype=np.float64)[..., 0], spec.low, spec.high)
+
+
 def decide(probs: np.ndarray, spec: TaskSpec, thresholds: Sequence[float] | None = None) -> np.ndarray:
     """Class index for multi-class (argmax; for an ordinal task with cut-points in `thresholds`, the expected
-    score cut by them); 0/1 per label against thresholds for multi-label."""
+    score cut by them); 0/1 per label against thresholds for multi-label; for a continuous task the mean,
+    clipped and rounded to its step."""
+    if spec.kind == CONTINUOUS:
+        return spec.snap(point(probs, spec))
     if spec.kind == MULTICLASS:
         if spec.ordinal and thresholds:
             if len(thresholds) != spec.num_outputs - 1:

@@ -1,7 +1,8 @@
 """Scoring metrics from scikit-learn, and percentile bootstrap intervals.
 
 Multi-class: accuracy, macro-F1, Cohen's kappa and quadratic weighted kappa (QWK, the ASAP-SAS measure).
-Multi-label: per-label F1, micro/macro-F1 and exact match (subset accuracy). Intervals resample responses
+Multi-label: per-label F1, micro/macro-F1 and exact match (subset accuracy). Continuous: Pearson r, RMSE and
+QWK of the scores rounded to the task's steps. Intervals resample responses
 (or, through `resamples` and `percentile_interval`, whole learners); a multi-class interval computes its 1,000
 resamples' QWK / macro-F1 / accuracy at once from their confusion matrices (`batched`), with scikit-learn's
 formulas (tests check they agree resample by resample): one scikit-learn call per resample costs 1.7 ms here,
@@ -14,7 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+from scipy.stats import pearsonr
+from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, root_mean_squared_error
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
@@ -71,14 +73,52 @@ def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[s
     return out
 
 
+def pearson(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    """Pearson's r; 0 where either side is constant (no linear agreement can be measured)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    if len(y_true) < 2 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+        return 0.0
+    return float(pearsonr(y_true, y_pred).statistic)
+
+
+def rmse(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    return float(root_mean_squared_error(y_true, y_pred))
+
+
+def continuous_report(y_true: Sequence[float], y_pred: Sequence[float], steps_true: Sequence[int],
+                      steps_pred: Sequence[int]) -> dict[str, float]:
+    """Scores against gold scores (Pearson r, RMSE), and QWK of both rounded to the task's steps."""
+    return {"pearson": pearson(y_true, y_pred), "rmse": rmse(y_true, y_pred), "qwk": qwk(steps_true, steps_pred)}
+
+
 def metric_fn(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
     """The function behind a primary metric's name."""
-    return {"qwk": qwk, "macro_f1": macro_f1, "accuracy": accuracy}[name]
+    return {"qwk": qwk, "macro_f1": macro_f1, "accuracy": accuracy, "pearson": pearson}[name]
 
 
 def primary_metric(kind: str, ordinal: bool) -> str:
-    """The metric a task is judged by: QWK for ordinal scores, macro-F1 otherwise."""
+    """The metric a task is judged by: QWK for ordinal scores, Pearson r for continuous ones, macro-F1 otherwise."""
+    if kind == "continuous":
+        return "pearson"
     return "qwk" if kind == "multiclass" and ordinal else "macro_f1"
+
+
+CONTINUOUS_METRICS = ("pearson", "rmse")
+# How a report or plot names a metric.
+METRIC_NAMES = {"qwk": "QWK", "macro_f1": "macro-F1", "accuracy": "accuracy", "pearson": "Pearson r", "rmse": "RMSE"}
+
+
+def batched_continuous(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Pearson r (0 where a side is constant, as `pearson`) or RMSE of each row pair of (B, n) resamples."""
+    if name == "rmse":
+        return np.sqrt(((y_true - y_pred) ** 2).mean(1))
+    if name != "pearson":
+        raise ValueError(f"no batched continuous form of {name!r}")
+    a = y_true - y_true.mean(1, keepdims=True)
+    b = y_pred - y_pred.mean(1, keepdims=True)
+    denom = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (a * b).sum(1) / denom, 0.0)
 
 
 def confusions(y_true: np.ndarray, y_pred: np.ndarray, samples: np.ndarray, k: int) -> np.ndarray:
@@ -135,13 +175,16 @@ def bootstrap_interval(name: str, y_true: Sequence[Any], y_pred: Sequence[Any], 
 def bootstrap_mean_interval(name: str, groups: Sequence[tuple[Sequence[Any], Sequence[Any]]], n: int = 1000,
                             level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Interval of the mean of metric `name` over several tasks, each task's responses resampled within it.
-    Class labels are integer indices (multi-class); multi-label matrices are resampled one by one."""
+    Class labels are integer indices (multi-class); continuous scores go with Pearson r or RMSE; multi-label
+    matrices are resampled one by one."""
     rng = np.random.default_rng(seed)
     totals = np.zeros(n)
     for t, p in groups:
         t, p = np.asarray(t), np.asarray(p)
         samples = resamples(rng, len(t), n)
-        if t.ndim == 1:
+        if name in CONTINUOUS_METRICS:
+            totals += batched_continuous(name, t.astype(np.float64)[samples], p.astype(np.float64)[samples])
+        elif t.ndim == 1:
             k = int(max(t.max(), p.max())) + 1
             totals += batched(name, confusions(t.astype(np.int64), p.astype(np.int64), samples, k))
         else:

@@ -8,6 +8,7 @@ picked. Per response, with p its calibrated probabilities (raykd.confidence):
     | ordinal scores     | sum_k p_k (k - E[k])^2 (variance of the score)   | QWK charges squared distance   |
     | categories         | 1 - max_k p_k                                    | chance the top class is wrong  |
     | multi-label        | mean_l 2 min(p_l, 1 - p_l)                       | per criterion, 1 at p = 0.5    |
+    | continuous scores  | sd^2 (the predicted spread, calibrated)          | squared error, as for ordinal  |
 
 u is turned into its rank within the task (0..1], so tasks of different kinds share one queue. A response unlike
 any other is a poor use of a person's time even when the model is unsure of it: what the next model learns from
@@ -40,12 +41,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from raykd.data.dataset import MULTICLASS, ScoringDataset, TaskSpec
+from raykd.data.dataset import CONTINUOUS, MULTICLASS, ScoringDataset, TaskSpec
 
 
 def uncertainty(probs: np.ndarray, spec: TaskSpec) -> np.ndarray:
     """Per row of `probs` (rows, labels): the uncertainty in the table above."""
     p = np.asarray(probs, dtype=np.float64)
+    if spec.kind == CONTINUOUS:
+        return p[:, 1] ** 2
     if spec.kind != MULTICLASS:
         return (2 * np.minimum(p, 1 - p)).mean(axis=1)
     if spec.ordinal:

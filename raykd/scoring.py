@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from raykd.confidence import Calibration, Judgement, ReviewPolicy, judge
+from raykd.data.dataset import CONTINUOUS, MULTICLASS
 from raykd.errors import RaykdError
 from raykd.heads import TaskLayout, decide
 
@@ -98,14 +99,18 @@ def load_model(path: str | Path, device: str | None = None) -> Any:
 
 
 def predictions(scorer: Any, tasks: list[str], probs: list[np.ndarray]) -> list[Any]:
-    """Per response: the class label (multi-class) or the list of labels that apply (multi-label)."""
+    """Per response: the class label (multi-class), the list of labels that apply (multi-label) or the score as
+    text (continuous: "3.5")."""
     out: list[Any] = [None] * len(tasks)
     for task, rows in _rows_by_task(tasks).items():
         spec = scorer.layout.spec(task)
         decision = decide(np.stack([probs[i] for i in rows]), spec, scorer.thresholds.get(task))
         for i, d in zip(rows, decision, strict=True):
-            out[i] = spec.labels[int(d)] if spec.kind == "multiclass" else [
-                lab for lab, flag in zip(spec.labels, d, strict=True) if flag]
+            if spec.kind == CONTINUOUS:
+                out[i] = f"{float(d):g}"
+            else:
+                out[i] = spec.labels[int(d)] if spec.kind == MULTICLASS else [
+                    lab for lab, flag in zip(spec.labels, d, strict=True) if flag]
     return out
 
 
@@ -126,7 +131,8 @@ def judged(scorer: Any, tasks: list[str], probs: list[np.ndarray]) -> tuple[list
 
 
 def set_text(labels: tuple[str, ...], ordinal: bool) -> str:
-    """A score set as a teacher reads it: `1-3` for a range of scores, `a;b` for categories, "" for none."""
+    """A score set as a teacher reads it: `1-3` for a range of scores (a continuous task's interval: its two
+    ends), `a;b` for categories, "" for none."""
     if ordinal and len(labels) > 1:
         return f"{labels[0]}-{labels[-1]}"
     return ";".join(labels)
@@ -157,7 +163,7 @@ def scores_frame(scorer: Any, ids: list[str], tasks: list[str], probs: list[np.n
     out = pd.DataFrame({"id": ids, "task": tasks,
                         "prediction": [p if isinstance(p, str) else ";".join(p) for p in preds],
                         "confidence": np.array([v.confidence for v in verdicts], dtype=np.float64),
-                        "score_set": [set_text(v.score_set, layout.spec(t).ordinal)
+                        "score_set": [set_text(v.score_set, layout.spec(t).ranged)
                                       for v, t in zip(verdicts, tasks, strict=True)],
                         "needs_review": np.array([v.needs_review for v in verdicts], dtype=bool)})
     matrix = prob_matrix(layout, tasks, calibrated)

@@ -10,11 +10,16 @@ from raykd.confidence import (
     ReviewPolicy,
     apply_temperature,
     conformal_threshold,
+    continuous_confidence,
+    continuous_threshold,
     expected_calibration_error,
     fit_calibration,
+    fit_spread_scale,
     fit_temperature,
     judge,
     review_cut,
+    scale_spread,
+    score_interval,
     score_set,
 )
 from raykd.data.dataset import TaskSpec
@@ -107,3 +112,54 @@ def test_uncalibrated_models_mark_nothing(tmp_path):
     assert Calibration.load(tmp_path) is None
     [j] = judge(None, SCORES, np.array([[0.4, 0.3, 0.3]]))
     assert j == j.__class__(0.4, (), False)
+
+
+# Continuous scores 0-3 in halves: the model gives each response a mean and an sd (raykd.heads).
+HALVES = TaskSpec("c", "continuous", low=0, high=3, step=0.5)
+
+
+def test_spread_scale_is_the_root_mean_squared_standardised_residual():
+    # Residuals (y - m) / s = 2, -2, 1, -1 at s = 0.5: c* = sqrt((4 + 4 + 1 + 1) / 4) = sqrt(2.5).
+    probs = np.array([[1.0, 0.5], [2.0, 0.5], [1.5, 0.5], [1.5, 0.5]])
+    y = np.array([2.0, 1.0, 2.0, 1.0])
+    assert fit_spread_scale(probs, y) == pytest.approx(math.sqrt(2.5))
+    assert scale_spread(probs, 2.0)[:, 1].tolist() == [1.0] * 4 and probs[0, 1] == 0.5  # a copy
+
+
+def test_continuous_confidence_is_the_chance_the_rounded_score_is_right():
+    # m 1.5, s 0.25: the rounded score 1.5 is right for Y in [1.25, 1.75], z = +-1: P = 0.6827.
+    # m 3.2 (clipped to 3), s 0.5: at the top end the interval is open above: P(Y >= 2.75) = Phi(0.9) = 0.8159.
+    probs = np.array([[1.5, 0.25], [3.2, 0.5]])
+    conf = continuous_confidence(probs, HALVES)
+    assert conf[0] == pytest.approx(0.682689, abs=1e-5)
+    assert conf[1] == pytest.approx(0.815940, abs=1e-5)
+
+
+def test_continuous_conformal_interval_by_hand():
+    # |y - m| / s = 0.5, 1, ..., 4.5 over 9 responses; level 0.8: the 8th smallest, 4.
+    probs = np.stack([[0.0, 1.0]] * 9)
+    y = np.arange(1, 10) / 2
+    assert continuous_threshold(probs, y, 0.8) == pytest.approx(4.0)
+    assert continuous_threshold(probs, y, 0.95) == math.inf  # too few for the level: the whole range
+    # m 1.3, s 0.2, q 2: [0.9, 1.7] holds the halves 1 and 1.5 -> [1, 1.5]; the decided 1.5 is inside.
+    assert score_interval(np.array([1.3, 0.2]), 2.0, HALVES) == (1.0, 1.5)
+    # [1.15, 1.25] holds no half: the interval is the decided score alone.
+    assert score_interval(np.array([1.2, 0.05]), 1.0, HALVES) == (1.0, 1.0)
+    # Clipped to the range; the decided score (3, from m 3.4) always inside.
+    assert score_interval(np.array([3.4, 0.1]), 1.0, HALVES) == (3.0, 3.0)
+    assert score_interval(np.array([1.0, 1.0]), math.inf, HALVES) == (0.0, 3.0)
+
+
+def test_a_continuous_task_is_calibrated_judged_and_covered():
+    rng = np.random.default_rng(0)
+    y = rng.choice(np.arange(0, 3.5, 0.5), 600)
+    probs = np.stack([y + rng.normal(0, 0.4, 600), np.full(600, 0.1)], axis=1)  # spreads 4x too narrow
+    fitted = fit_calibration([HALVES], list(probs[:300]), ["c"] * 300, list(y[:300]), "validation",
+                             level=0.9, policy=ReviewPolicy(rate=0.2))
+    t = fitted.tasks["c"]
+    assert t.metric == "pearson" and 3.0 < t.temperature < 5.0 and t.ece_after < t.ece_before
+    verdicts = judge(fitted, HALVES, fitted.probabilities("c", probs[300:]))
+    ends = np.array([[float(v) for v in j.score_set] for j in verdicts])
+    covered = np.mean((ends[:, 0] <= y[300:]) & (y[300:] <= ends[:, 1]))
+    assert 0.86 <= covered <= 0.95
+    assert 0.1 <= np.mean([j.needs_review for j in verdicts]) <= 0.3

@@ -59,3 +59,29 @@ def test_batched_bootstrap_metrics_equal_scikit_learn():
     assert low < metric_fn("qwk")(t, p) < high
     wide = bootstrap_interval("qwk", t[:15], p[:15])
     assert wide[1] - wide[0] > high - low  # fewer responses, a wider interval
+
+
+def test_continuous_report_hand_computed():
+    # y = (0, 1, 2, 3), pred = (0, 1, 3, 2): deviations (-1.5, -.5, .5, 1.5) and (-1.5, -.5, 1.5, .5);
+    # r = (2.25 + .25 + .75 + .75) / 5 = 0.8; RMSE = sqrt(2 / 4); QWK on the same steps as classes 0..3.
+    y, pred = [0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 3.0, 2.0]
+    report = metrics.continuous_report(y, pred, [0, 1, 2, 3], [0, 1, 3, 2])
+    assert report["pearson"] == pytest.approx(0.8)
+    assert report["rmse"] == pytest.approx(np.sqrt(0.5))
+    assert report["qwk"] == pytest.approx(metrics.qwk([0, 1, 2, 3], [0, 1, 3, 2]))
+    assert metrics.pearson([1.0, 1.0], [0.0, 2.0]) == 0.0  # a constant side: no correlation to measure
+    assert metrics.primary_metric("continuous", False) == "pearson"
+
+
+def test_batched_continuous_metrics_equal_the_plain_ones():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=40)
+    p = y + rng.normal(size=40)
+    samples = metrics.resamples(rng, 40, 50)
+    r = metrics.batched_continuous("pearson", y[samples], p[samples])
+    e = metrics.batched_continuous("rmse", y[samples], p[samples])
+    for k, idx in enumerate(samples):
+        assert r[k] == pytest.approx(metrics.pearson(y[idx], p[idx]))
+        assert e[k] == pytest.approx(metrics.rmse(y[idx], p[idx]))
+    low, high = metrics.bootstrap_interval("pearson", y, p)
+    assert low < metrics.pearson(y, p) < high

@@ -5,7 +5,8 @@ A dataset is a table of responses plus the rubric tasks they answer. Each row is
     id, task, text, question, reference, y, split
 
 `y` is the gold label: for a multi-class task the class index (an ordinal score 0..K is its own index),
-for a multi-label task a tuple of 0/1 flags (one per rubric label), and None when unscored. `split` is
+for a multi-label task a tuple of 0/1 flags (one per rubric label), for a continuous task the score itself
+(a float in the task's range, on its step where it has one), and None when unscored. `split` is
 one of train / validation / test / unlabelled. Readers build datasets through `build_dataset`, which
 validates every row and either raises a `DataError` naming file, row and reason or, with
 `skip_invalid`, drops the row and records why.
@@ -27,7 +28,11 @@ from raykd.errors import DataError
 
 MULTICLASS = "multiclass"
 MULTILABEL = "multilabel"
-TaskKind = Literal["multiclass", "multilabel"]
+CONTINUOUS = "continuous"
+KINDS = (MULTICLASS, MULTILABEL, CONTINUOUS)
+TaskKind = Literal["multiclass", "multilabel", "continuous"]
+# A continuous task's model outputs: the predicted score and its spread (a standard deviation), in score units.
+CONTINUOUS_OUTPUTS = ("mean", "sd")
 SPLITS = ("train", "validation", "test", "unlabelled")
 SKIP_HINT = "  (pass --skip-invalid to drop invalid rows)"
 COLUMNS = ("id", "task", "text", "question", "reference", "y", "split")
@@ -35,31 +40,78 @@ COLUMNS = ("id", "task", "text", "question", "reference", "y", "split")
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A rubric task: its name, kind and label names (class names, or binary rubric criteria)."""
+    """A rubric task: its name, kind and label names (class names, or binary rubric criteria). A continuous
+    task has a score range [low, high] and an optional step (0.5: scores in halves); its two "labels" are the
+    outputs a model gives for it, the predicted score and its spread (`CONTINUOUS_OUTPUTS`)."""
 
     name: str
     kind: TaskKind
-    labels: tuple[str, ...]
+    labels: tuple[str, ...] = ()
     ordinal: bool = False
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in (MULTICLASS, MULTILABEL):
-            raise ValueError(f"task {self.name!r}: kind must be {MULTICLASS!r} or {MULTILABEL!r}, got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {', '.join(map(repr, KINDS))}, "
+                             f"got {self.kind!r}")
+        if self.kind == CONTINUOUS:
+            self._check_range()
+            return
         if len(self.labels) < (2 if self.kind == MULTICLASS else 1):
             raise ValueError(f"task {self.name!r}: too few labels {self.labels!r}")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"task {self.name!r}: duplicate label names {self.labels!r}")
 
+    def _check_range(self) -> None:
+        object.__setattr__(self, "labels", CONTINUOUS_OUTPUTS)
+        if self.low is None or self.high is None or not float(self.low) < float(self.high):
+            raise ValueError(f"task {self.name!r}: a continuous task needs a range low < high, "
+                             f"got low={self.low!r} high={self.high!r}")
+        object.__setattr__(self, "low", float(self.low))
+        object.__setattr__(self, "high", float(self.high))
+        if self.step is not None:
+            steps = (self.high - self.low) / float(self.step)
+            if not float(self.step) > 0 or abs(steps - round(steps)) > 1e-6:
+                raise ValueError(f"task {self.name!r}: step {self.step!r} must be positive and divide the range "
+                                 f"[{self.low:g}, {self.high:g}]")
+            object.__setattr__(self, "step", float(self.step))
+
     @property
     def num_outputs(self) -> int:
         return len(self.labels)
 
+    @property
+    def ranged(self) -> bool:
+        """Whether a set of this task's scores reads as a range (ordinal and continuous scores)."""
+        return self.ordinal or self.kind == CONTINUOUS
+
+    @property
+    def width(self) -> float:
+        """A continuous task's score range, high - low (the unit its models learn in)."""
+        return float(self.high) - float(self.low)  # type: ignore[arg-type]
+
+    def snap(self, values: Any) -> np.ndarray:
+        """Continuous scores clipped to the range and rounded to the step (when the task has one)."""
+        v = np.clip(np.asarray(values, dtype=np.float64), self.low, self.high)
+        return v if self.step is None else np.round((v - self.low) / self.step) * self.step + self.low
+
+    def steps(self, values: Any) -> np.ndarray:
+        """Continuous scores as step indices 0..K (rounded to the step, or to whole points without one): the
+        classes QWK compares."""
+        return np.round((self.snap(values) - self.low) / (self.step or 1.0)).astype(np.int64)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "labels": list(self.labels), "ordinal": self.ordinal}
+        out = {"name": self.name, "kind": self.kind, "labels": list(self.labels), "ordinal": self.ordinal}
+        if self.kind == CONTINUOUS:
+            out.update(low=self.low, high=self.high, step=self.step)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TaskSpec:
-        return cls(name=d["name"], kind=d["kind"], labels=tuple(d["labels"]), ordinal=bool(d.get("ordinal")))
+        return cls(name=d["name"], kind=d["kind"], labels=tuple(d.get("labels") or ()), ordinal=bool(d.get("ordinal")),
+                   low=d.get("low"), high=d.get("high"), step=d.get("step"))
 
 
 @dataclass(frozen=True)
@@ -95,11 +147,14 @@ class ScoringDataset:
         return self.subset(self.frame["split"] == name, f"{self.name}:{name}")
 
     def targets(self, task: str) -> np.ndarray:
-        """Gold labels of one task's labelled rows: int vector (multi-class) or 0/1 matrix (multi-label)."""
+        """Gold labels of one task's labelled rows: int vector (multi-class), 0/1 matrix (multi-label) or float
+        vector (continuous)."""
         spec = self.tasks[task]
         ys = [y for t, y in zip(self.frame["task"], self.frame["y"], strict=True) if t == task and y is not None]
         if spec.kind == MULTICLASS:
             return np.asarray(ys, dtype=np.int64)
+        if spec.kind == CONTINUOUS:
+            return np.asarray(ys, dtype=np.float64)
         return np.asarray(ys, dtype=np.int64).reshape(len(ys), spec.num_outputs)
 
     def digest(self) -> str:
@@ -123,6 +178,9 @@ class ScoringDataset:
             if spec.kind == MULTICLASS:
                 counts = Counter(int(y) for y in labelled)
                 dist = {spec.labels[i]: counts.get(i, 0) for i in range(spec.num_outputs)}
+            elif spec.kind == CONTINUOUS:
+                counts = Counter(float(y) for y in labelled)
+                dist = {f"{v:g}": counts[v] for v in sorted(counts)}
             else:
                 arr = np.asarray(labelled, dtype=np.int64).reshape(len(labelled), spec.num_outputs)
                 dist = {lab: int(arr[:, i].sum()) for i, lab in enumerate(spec.labels)}
@@ -141,6 +199,8 @@ def _plain(v: Any) -> Any:
         return [int(x) for x in v]
     if isinstance(v, np.integer):
         return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return None
     return v
@@ -160,8 +220,10 @@ class RawRow:
     reference: str | None = None
 
 
-def parse_label(spec: TaskSpec, raw: str | list[str]) -> int | tuple[int, ...]:
+def parse_label(spec: TaskSpec, raw: str | list[str]) -> int | float | tuple[int, ...]:
     """Turn a raw label into `y`; raise ValueError with a user-facing reason if it does not fit the task."""
+    if spec.kind == CONTINUOUS:
+        return parse_score(spec, raw)
     if spec.kind == MULTICLASS:
         value = str(raw).strip()
         if not value:
@@ -187,6 +249,23 @@ def parse_label(spec: TaskSpec, raw: str | list[str]) -> int | tuple[int, ...]:
         else:
             raise ValueError(f"label {name!r} must be 0 or 1, got {s!r}")
     return tuple(flags)
+
+
+def parse_score(spec: TaskSpec, raw: Any) -> float:
+    """A continuous task's score: a finite number in [low, high], on the task's step when it has one."""
+    value = str(raw).strip()
+    if not value:
+        raise ValueError(f"missing score for task {spec.name!r}")
+    try:
+        score = float(value)
+    except ValueError:
+        raise ValueError(f"score {value!r} for task {spec.name!r} is not a number") from None
+    allowed = f"[{spec.low:g}, {spec.high:g}]" + (f" in steps of {spec.step:g}" if spec.step else "")
+    if not np.isfinite(score) or not spec.low <= score <= spec.high:  # type: ignore[operator]
+        raise ValueError(f"score {value!r} out of range for task {spec.name!r} (allowed: {allowed})")
+    if spec.step and abs(float(spec.snap(score)) - score) > 1e-6:
+        raise ValueError(f"score {value!r} is not on the step of task {spec.name!r} (allowed: {allowed})")
+    return score
 
 
 @dataclass

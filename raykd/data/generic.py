@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from raykd.data.dataset import MULTICLASS, MULTILABEL, RawRow, ScoringDataset, TaskSpec, build_dataset
+from raykd.data.dataset import CONTINUOUS, MULTICLASS, MULTILABEL, RawRow, ScoringDataset, TaskSpec, build_dataset
 from raykd.data.files import cell, read_table, require_columns
 from raykd.errors import DataError
 
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which columns hold what. Give `label` (multi-class) or `label_columns` (multi-label), or neither
-    for unscored data. `task` is a column name; `task_name` a fixed task for the whole file."""
+    """Which columns hold what. Give `label` (multi-class, or continuous: a float column) or `label_columns`
+    (multi-label), or neither for unscored data. `task` is a column name; `task_name` a fixed task for the
+    whole file."""
 
     text: str = "text"
     id: str | None = "id"
@@ -29,10 +31,14 @@ class ColumnMap:
 
 def read_generic(path: str | Path, columns: ColumnMap, labels: Sequence[str] | None = None,
                  ordinal: bool = False, skip_invalid: bool = False,
-                 tasks: dict[str, TaskSpec] | None = None, default_split: str = "train") -> ScoringDataset:
+                 tasks: dict[str, TaskSpec] | None = None, default_split: str = "train",
+                 continuous: Mapping[str, Any] | None = None) -> ScoringDataset:
     """Read `path` through `columns`. Multi-class label names are `labels`, or the sorted distinct values
-    found (numeric order for scores). `tasks` (e.g. from a trained model) overrides both."""
+    found (numeric order for scores). `continuous` ({low, high, step}) reads the label column as a score in
+    that range instead. `tasks` (e.g. from a trained model) overrides all of these."""
     path = Path(path)
+    if continuous is not None and (columns.label_columns or labels):
+        raise DataError(str(path), "continuous scores come from one label column: drop label_columns and labels")
     frame = read_table(path)
     needed = [c for c in (columns.text, columns.id, columns.task, columns.label, columns.question,
                           columns.reference, columns.split) if c] + list(columns.label_columns)
@@ -44,6 +50,8 @@ def read_generic(path: str | Path, columns: ColumnMap, labels: Sequence[str] | N
         for name in sorted({task_of(r) for r in records} - {""}):
             if columns.label_columns:
                 tasks[name] = TaskSpec(name, MULTILABEL, tuple(columns.label_columns))
+            elif continuous is not None:
+                tasks[name] = continuous_task(name, continuous, str(path))
             else:
                 found = [cell(r[columns.label]) for r in records if task_of(r) == name] if columns.label else []
                 names = list(labels) if labels else _sorted_labels({v for v in found if v is not None})
@@ -69,6 +77,22 @@ def read_generic(path: str | Path, columns: ColumnMap, labels: Sequence[str] | N
             )
 
     return build_dataset(path.name, str(path), tasks, rows(), skip_invalid)
+
+
+def continuous_task(name: str, scale: Mapping[str, Any], where: str) -> TaskSpec:
+    """A continuous task from a `{low, high, step}` mapping; a bad range is a DataError naming `where`."""
+    unknown = sorted(set(scale) - {"low", "high", "step"})
+    if unknown:
+        raise DataError(where, f"continuous: unknown key {unknown[0]!r} (expected low, high and optionally step)")
+    try:
+        return TaskSpec(name, CONTINUOUS, low=_number(scale.get("low")), high=_number(scale.get("high")),
+                        step=_number(scale.get("step")))
+    except (TypeError, ValueError) as e:
+        raise DataError(where, f"continuous: {e}") from None
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _sorted_labels(values: Iterable[str]) -> list[str]:

@@ -4,6 +4,10 @@ Hard (gold) term, per task:
   hard_loss        CE(softmax(z), y) for multi-class, mean per-label BCE(sigmoid(z), y) for multi-label
                    (optional weight: per-class w_c, CE = sum_i w_yi CE_i / sum_i w_yi, for skewed scores;
                    per-label pos_weight = negatives / positives for multi-label)
+  gaussian_hard    continuous tasks, outputs z = (mu, log s), gold y, all in units of the task's range:
+                   (mu - y)^2 + log s + (y - sg(mu))^2 / (2 s^2)
+                   squared error for the score, the Gaussian NLL for the spread against the mean held fixed
+                   (sg: stop-gradient), so a wide spread cannot excuse a wrong mean
 
 Soft terms (`p` teacher, `q` student, both over a task's classes; all averaged over the batch):
   soft_ce          -sum p_T log q_T                       cross-entropy against tempered teacher probs
@@ -12,7 +16,9 @@ Soft terms (`p` teacher, `q` student, both over a task's classes; all averaged o
   skew_kl          KL(p_T || a p_T + (1-a) q_T)           DistiLLM's skew KL (alpha = a)
   skew_reverse_kl  KL(q_T || a q_T + (1-a) p_T)           DistiLLM's skew reverse KL
   bernoulli_kd     per-label BCE(sigmoid(z/T), p_T)        multi-label tasks: each label its own Bernoulli
-Every soft term is multiplied by T^2 so its gradients keep their scale as T changes (Hinton et al.).
+  gaussian_kd      (mu - m_T)^2 + KL(N(m_T, s_T^2) || N(sg(mu), s^2))      continuous tasks, the teacher's
+                   mean and spread: KL = log(s / s_T) + (s_T^2 + (m_T - sg(mu))^2) / (2 s^2) - 1/2; no T
+Every soft term but gaussian_kd is multiplied by T^2 so its gradients keep their scale as T changes (Hinton et al.).
 Teacher probabilities are tempered as softmax(log p / T) (multi-class) or sigmoid(logit(p) / T) (labels).
 
 Knowledge tracing (per step t of a learner's sequence, over the valid steps V; z_t the student's next-step
@@ -34,14 +40,17 @@ import torch
 import torch.nn.functional as F
 
 EPS = 1e-7
+LOG_SD_CLIP = 10.0  # as raykd.heads: spreads of exp(+-10) ranges at most
 
 
 def hard_loss(logits: torch.Tensor, target: torch.Tensor, kind: str,
               weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy against gold: softmax CE (class index; `weight` per class) or per-label BCE (0/1 matrix;
-    `weight` is the per-label pos_weight)."""
+    `weight` is the per-label pos_weight); for a continuous task `gaussian_hard` (gold in units of its range)."""
     if kind == "multiclass":
         return F.cross_entropy(logits, target.long(), weight=weight)
+    if kind == "continuous":
+        return gaussian_hard(logits, target)
     return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=weight)
 
 
@@ -103,6 +112,26 @@ def bernoulli_kd(logits: torch.Tensor, teacher: torch.Tensor, temperature: float
     return F.binary_cross_entropy_with_logits(logits / temperature, p) * temperature**2
 
 
+def _mean_and_log_sd(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return outputs[:, 0], outputs[:, 1].clamp(-LOG_SD_CLIP, LOG_SD_CLIP)
+
+
+def gaussian_hard(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Continuous gold loss of the module docstring; `outputs` [B, 2] (mu, log s), `target` [B]."""
+    mu, log_s = _mean_and_log_sd(outputs)
+    y = target.to(mu.dtype)
+    nll = log_s + (y - mu.detach()) ** 2 / (2 * torch.exp(2 * log_s))
+    return ((mu - y) ** 2 + nll).mean()
+
+
+def gaussian_kd(outputs: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Continuous KD term of the module docstring; `teacher` [B, 2] holds (m_T, s_T) in units of the range."""
+    mu, log_s = _mean_and_log_sd(outputs)
+    m_t, s_t = teacher[:, 0].to(mu.dtype), teacher[:, 1].to(mu.dtype).clamp_min(EPS)
+    kl = log_s - torch.log(s_t) + (s_t**2 + (m_t - mu.detach()) ** 2) / (2 * torch.exp(2 * log_s)) - 0.5
+    return ((mu - m_t) ** 2 + kl).mean()
+
+
 def sequence_kd(next_logits: torch.Tensor, gold: torch.Tensor, valid: torch.Tensor, lam: float = 0.0,
                 teacher_next: torch.Tensor | None = None, mastery_logits: torch.Tensor | None = None,
                 teacher_mastery: torch.Tensor | None = None, temperature: float = 1.0,
@@ -124,9 +153,12 @@ OBJECTIVES = {"soft_ce": soft_ce, "forward_kl": forward_kl, "reverse_kl": revers
 
 def soft_loss(logits: torch.Tensor, teacher: torch.Tensor, kind: str, objective: str = "soft_ce",
               temperature: float = 1.0, skew_alpha: float = 0.1) -> torch.Tensor:
-    """The KD term for one task: `objective` for multi-class tasks, Bernoulli KD for multi-label ones."""
+    """The KD term for one task: `objective` for multi-class tasks, Bernoulli KD for multi-label ones, Gaussian
+    KD for continuous ones (teacher in units of the range)."""
     if kind == "multilabel":
         return bernoulli_kd(logits, teacher, temperature)
+    if kind == "continuous":
+        return gaussian_kd(logits, teacher)
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown KD objective {objective!r}; choose one of {sorted(OBJECTIVES)}")
     if objective.startswith("skew"):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from raykd.data import ScoringDataset
+from raykd.data.dataset import CONTINUOUS
 from raykd.data.preparation import text_digest
 from raykd.errors import DataError
 from raykd.heads import TaskLayout
@@ -83,11 +84,16 @@ def _vectors(ds: ScoringDataset, frame: pd.DataFrame, soft: pd.DataFrame, presen
         if not len(rows):
             continue
         block = soft.loc[frame["id"].iloc[rows], [f"p_{lab}" for lab in spec.labels]].to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(block).all(1) | (block < 0).any(1) | (block > 1).any(1)
+        if spec.kind == CONTINUOUS:  # (mean, sd): a finite score and a positive spread
+            bad = ~np.isfinite(block).all(1) | (block[:, 1] <= 0)
+            what = "is not a finite mean and a positive sd"
+        else:
+            bad = ~np.isfinite(block).all(1) | (block < 0).any(1) | (block > 1).any(1)
+            what = "are not in [0, 1]"
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             raise DataError(where, f"response {frame['id'].iloc[rows[k]]!r}: probabilities {block[k].tolist()} "
-                                  "are not in [0, 1]")
+                                  + what)
         if spec.kind == "multiclass":
             sums = block.sum(1)
             off = np.abs(sums - 1.0) > SUM_TOLERANCE

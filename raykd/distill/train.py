@@ -25,7 +25,7 @@ from raykd.config import ReviewConfig
 from raykd.distill.config import DistillConfig, StudentConfig
 from raykd.distill.losses import hard_loss, load_balance, mix, soft_loss
 from raykd.evaluation import TaskScores, score_tasks
-from raykd.heads import TaskLayout, row_probabilities
+from raykd.heads import TaskLayout, row_probabilities, unit_scale
 from raykd.inputs import SEP, InputFormat
 from raykd.students.architectures import make_model
 from raykd.students.artifact import save_student
@@ -124,12 +124,12 @@ def batch_objective(out: dict[str, torch.Tensor], data: Encoded, rows: np.ndarra
         lg = logits[torch.as_tensor(local), layout.span(task)]
         gold = [k for k in local if data.y[rows[k]] is not None]
         if gold:
-            target = torch.tensor([data.y[rows[k]] for k in gold])
+            target = torch.as_tensor(unit_scale(np.asarray([data.y[rows[k]] for k in gold]), spec))
             pos = torch.as_tensor(np.searchsorted(local, gold))
             hard_terms.append((hard_loss(lg[pos], target, spec.kind), len(gold)))
         taught = [k for k in local if data.soft[rows[k]] is not None]
         if taught and cfg.kd_weight > 0:
-            teacher = torch.as_tensor(np.stack([data.soft[rows[k]] for k in taught]))
+            teacher = torch.as_tensor(unit_scale(np.stack([data.soft[rows[k]] for k in taught]), spec))
             pos = torch.as_tensor(np.searchsorted(local, taught))
             soft_terms.append((soft_loss(lg[pos], teacher, spec.kind, cfg.objective, cfg.temperature,
                                          cfg.skew_alpha), len(taught)))

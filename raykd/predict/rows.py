@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raykd.data.dataset import MULTICLASS, RawColumns, ScoringDataset, build_dataset
+from raykd.data.dataset import CONTINUOUS, MULTICLASS, MULTILABEL, RawColumns, ScoringDataset, build_dataset
 from raykd.data.files import read_table
 from raykd.errors import DataError
 from raykd.evaluation import evaluate
@@ -65,11 +65,11 @@ def scoring_dataset(frame: pd.DataFrame, layout: TaskLayout, path: str | Path, s
     labels: list[Any] = [None] * len(frame)
     for spec in layout.tasks:
         mine = np.flatnonzero((tasks == spec.name).to_numpy())
-        if spec.kind == MULTICLASS and label_col:
+        if spec.kind in (MULTICLASS, CONTINUOUS) and label_col:
             values = cells(frame[label_col])
             for i in mine:
                 labels[i] = values.iat[i] or None
-        elif spec.kind != MULTICLASS and all(lab in frame.columns for lab in spec.labels):
+        elif spec.kind == MULTILABEL and all(lab in frame.columns for lab in spec.labels):
             flags = [cells(frame[lab]) for lab in spec.labels]
             for i in mine:
                 labels[i] = [f.iat[i] for f in flags]

@@ -321,7 +321,8 @@ class ScoringDeployment:
         for t in served.scorer.layout.tasks:
             numeric = t.ordinal and all(lab.lstrip("-").isdigit() for lab in t.labels)
             out.append(TaskInfo(name=t.name, kind=t.kind, labels=list(t.labels), ordinal=t.ordinal,
-                                score_range=[int(t.labels[0]), int(t.labels[-1])] if numeric else None))
+                                score_range=[int(t.labels[0]), int(t.labels[-1])] if numeric else None,
+                                low=t.low, high=t.high, step=t.step))
         return TasksResponse(model=served.info, tasks=out)
 
     @app.get("/healthz", response_model=Health)

@@ -64,7 +64,7 @@ def score_file(url: str, input_path: str, output_path: str | None = None, token:
 
     client = ScoringClient(url, token)
     info = client.tasks()
-    layout = TaskLayout.of([TaskSpec(t["name"], t["kind"], tuple(t["labels"]), t["ordinal"]) for t in info["tasks"]])
+    layout = TaskLayout.of([TaskSpec.from_dict(t) for t in info["tasks"]])
     ds = read_for_scoring(input_path, layout)
     frame = ds.frame
     results: list[dict[str, Any]] = []
@@ -83,7 +83,7 @@ def score_file(url: str, input_path: str, output_path: str | None = None, token:
                         "prediction": [r["prediction"] if isinstance(r["prediction"], str)
                                        else ";".join(r["prediction"]) for r in results],
                         "confidence": np.array([r["confidence"] for r in results], dtype=np.float64),
-                        "score_set": [set_text(tuple(r["score_set"]), layout.spec(r["task"]).ordinal)
+                        "score_set": [set_text(tuple(r["score_set"]), layout.spec(r["task"]).ranged)
                                       for r in results],
                         "needs_review": np.array([r["needs_review"] for r in results], dtype=bool)})
     matrix = prob_matrix(layout, tasks, probs)

@@ -66,11 +66,15 @@ class ModelInfo(BaseModel):
 class ScoredResponse(BaseModel):
     id: str | None
     task: str
-    prediction: str | list[str] = Field(description="the score/category, or the rubric labels that apply")
-    probabilities: dict[str, float] = Field(description="calibrated, when the model was saved with a calibration")
-    confidence: float = Field(description="the top score's probability (multi-label: the least sure label's)")
+    prediction: str | list[str] = Field(description="the score/category, or the rubric labels that apply "
+                                                    "(a continuous score as text: \"3.5\")")
+    probabilities: dict[str, float] = Field(description="calibrated, when the model was saved with a calibration "
+                                                        "(a continuous task: its predicted mean and sd)")
+    confidence: float = Field(description="the top score's probability (multi-label: the least sure label's; "
+                                          "continuous: the chance the rounded score is the true one)")
     score_set: list[str] = Field(description="the scores the response may deserve at the model's conformal "
-                                             "level (empty for multi-label tasks and uncalibrated models)")
+                                             "level (a continuous task: the interval's two ends; empty for "
+                                             "multi-label tasks and uncalibrated models)")
     needs_review: bool = Field(description="a person should score it: its confidence is below the review cut")
 
 
@@ -85,6 +89,10 @@ class TaskInfo(BaseModel):
     labels: list[str]
     ordinal: bool
     score_range: list[int] | None = None
+    # A continuous task's range and step, so a client can rebuild the task (raykd.serve.client).
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
 
 
 class TasksResponse(BaseModel):

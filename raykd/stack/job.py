@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from raykd.data import ScoringDataset
+from raykd.data.dataset import CONTINUOUS
+from raykd.errors import ConfigError
 from raykd.heads import TaskLayout
 from raykd.pipeline import Lineage, StageRun, say
 from raykd.stack.config import RepresentationConfig, StackConfig
@@ -207,6 +209,10 @@ def fit_stack(cfg: Any, ds: ScoringDataset, layout: TaskLayout, run: StageRun, l
     from raykd.teacher.export import write_soft_labels
 
     scfg: StackConfig = cfg.stack
+    continuous = [name for name, spec in ds.tasks.items() if spec.kind == CONTINUOUS]
+    if continuous:  # its learners and meta-model are classifiers
+        raise ConfigError("model.kind", f"the stack scores class tasks; task {continuous[0]!r} is continuous: "
+                                        "train it with model.kind: model")
     seconds: dict[str, float] = {}
     t0 = time.time()
     frame = ds.frame

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raykd.data.dataset import MULTICLASS
+from raykd.data.dataset import CONTINUOUS, MULTICLASS
 from raykd.errors import ConfigError, DataError
 from raykd.heads import TaskLayout
 from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
@@ -69,12 +69,15 @@ def aligned(members: list[TeacherOutput]) -> tuple[pd.DataFrame, list[np.ndarray
 
 
 def fit_weights(probs: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
-    """Convex weights over teachers minimising the log-loss of the weighted mean on labelled rows.
-    `probs`: (teachers, rows, labels); `y`: class indices (multi-class) or a 0/1 matrix (multi-label)."""
+    """Convex weights over teachers minimising the log-loss of the weighted mean on labelled rows (a continuous
+    task: the squared error of the weighted mean score). `probs`: (teachers, rows, labels); `y`: class indices
+    (multi-class), a 0/1 matrix (multi-label) or scores (continuous, `probs` holding (mean, sd))."""
     from scipy.optimize import minimize
     from scipy.special import softmax
 
     def loss(theta: np.ndarray) -> float:
+        if kind == CONTINUOUS:
+            return float(((np.tensordot(softmax(theta), probs[:, :, 0], axes=1) - y) ** 2).mean())
         p = np.tensordot(softmax(theta), probs, axes=1).clip(EPS, 1 - EPS)
         if kind == MULTICLASS:
             return float(-np.log(p[np.arange(len(y)), y]).mean())

@@ -29,11 +29,11 @@ import pandas as pd
 import torch
 
 from raykd.config import from_dict
-from raykd.data.dataset import MULTICLASS
+from raykd.data.dataset import MULTICLASS, MULTILABEL
 from raykd.distill.losses import hard_loss
 from raykd.errors import ConfigError
 from raykd.evaluation import TaskScores, score_tasks
-from raykd.heads import TaskLayout, row_probabilities
+from raykd.heads import TaskLayout, row_probabilities, unit_scale
 from raykd.io import copy_dir_atomic
 from raykd.pipeline import say
 from raykd.teacher.config import TeacherJobConfig, TrainConfig
@@ -93,7 +93,7 @@ def batch_loss(logits: torch.Tensor, sub: pd.DataFrame, layout: TaskLayout,
     for task in np.unique(tasks):
         idx = np.flatnonzero(tasks == task)
         spec = layout.spec(task)
-        target = torch.tensor(sub["y"].iloc[idx].tolist(), device=logits.device)
+        target = torch.as_tensor(unit_scale(np.asarray(sub["y"].iloc[idx].tolist()), spec), device=logits.device)
         lg = logits[torch.as_tensor(idx, device=logits.device), layout.span(task)].float()
         total = total + hard_loss(lg, target, spec.kind, weights.get(task)) * (len(idx) / len(sub))
     return total
@@ -113,7 +113,7 @@ def loss_weights(frame: pd.DataFrame, layout: TaskLayout, train: TrainConfig,
         rows = frame["task"] == spec.name
         if not rows.any():
             continue
-        if spec.kind != MULTICLASS and train.pos_weight:
+        if spec.kind == MULTILABEL and train.pos_weight:
             y = np.asarray(frame.loc[rows, "y"].tolist(), dtype=np.float32)
             pos = y.sum(axis=0)
             out[spec.name] = torch.tensor((len(y) - pos) / np.maximum(pos, 1.0), device=device)
@@ -329,7 +329,7 @@ def evaluate_validation(w: Worker) -> TaskScores:
     """Per-task validation metrics; multi-label thresholds tuned here (or the configured one for all labels)."""
     frame = w.validation
     tasks = frame["task"].tolist()
-    fixed = {t.name: [w.cfg.train.threshold] * t.num_outputs for t in w.layout.tasks if t.kind != MULTICLASS}
+    fixed = {t.name: [w.cfg.train.threshold] * t.num_outputs for t in w.layout.tasks if t.kind == MULTILABEL}
     return score_tasks(row_probabilities(predict_logits(w, frame), tasks, w.layout), tasks, frame["y"].tolist(),
                        w.layout, thresholds=fixed, tune=w.cfg.train.tune_thresholds)
 

@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 
 from raykd.confidence import Calibration, ConfidenceReport, assess_all, plot_coverage
-from raykd.evaluation import TaskScores
+from raykd.evaluation import TaskScores, primary
 from raykd.heads import TaskLayout
 from raykd.io import write_text_atomic
+from raykd.metrics import METRIC_NAMES
 from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
 from raykd.tune.config import TuneJobConfig
 from raykd.tune.search import METRIC, TrialResult, can_restore, choose, no_kd_rival, search, trial_configs
@@ -205,7 +206,9 @@ def plot_search(trials: list[TrialResult], winner: TrialResult, teacher: Any, la
         ax.axhline(teacher_val, color="black", linestyle="--", label=f"teacher ({teacher_val:.3f})")
     ax.set_xscale("log")
     ax.set_xlabel("student parameters")
-    ax.set_ylabel("validation " + ("QWK" if all(t.ordinal for t in layout.tasks) else "macro-F1"))
+    used = sorted({primary(t) for t in layout.tasks})
+    ax.set_ylabel("validation " + (METRIC_NAMES[used[0]] if len(used) == 1
+                                   else "score (mean of each task's metric)"))
     ax.set_title(f"Ray Tune search: {len(trials)} trials")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -134,3 +134,26 @@ def test_sequence_kd_hand_computed():
     assert losses.sequence_kd(z, y, valid, 0.5, p).item() == pytest.approx(gold + 0.5 * kd_next, rel=1e-5)
     value = losses.sequence_kd(z, y, valid, 0.5, p, m, pm, mu=0.1)
     assert value.item() == pytest.approx(gold + 0.5 * (kd_next + 0.1 * kd_mastery), rel=1e-5)
+
+
+def test_gaussian_hard_by_hand():
+    # mu 0.5, log s 0 (s 1), y 0.7: (0.2)^2 + 0 + 0.2^2 / 2 = 0.04 + 0.02 = 0.06.
+    # mu 0.1, log s ln 0.5, y 0.1: 0 + ln 0.5 + 0 = -0.6931. Mean: (0.06 - 0.6931) / 2.
+    out = torch.tensor([[0.5, 0.0], [0.1, math.log(0.5)]], requires_grad=True)
+    loss = losses.gaussian_hard(out, torch.tensor([0.7, 0.1]))
+    assert loss.item() == pytest.approx((0.06 + math.log(0.5)) / 2, abs=1e-6)
+    loss.backward()
+    # The mean learns from the squared error alone: d/dmu0 of the batch mean = 2 (0.5 - 0.7) / 2 = -0.2.
+    assert out.grad[0, 0].item() == pytest.approx(-0.2, abs=1e-6)
+    assert losses.hard_loss(out, torch.tensor([0.7, 0.1]), "continuous").item() == pytest.approx(loss.item())
+
+
+def test_gaussian_kd_by_hand():
+    # Student mu 0.4, s 1; teacher m 0.6, s 0.5: (0.2)^2 + [ln(1/0.5) + (0.25 + 0.04) / 2 - 0.5] = 0.04 + 0.3381.
+    out = torch.tensor([[0.4, 0.0]])
+    teacher = torch.tensor([[0.6, 0.5]])
+    expected = 0.04 + math.log(2) + 0.29 / 2 - 0.5
+    assert losses.gaussian_kd(out, teacher).item() == pytest.approx(expected, abs=1e-6)
+    assert losses.soft_loss(out, teacher, "continuous").item() == pytest.approx(expected, abs=1e-6)
+    # A student equal to its teacher pays nothing.
+    assert losses.gaussian_kd(torch.tensor([[0.6, math.log(0.5)]]), teacher).item() == pytest.approx(0.0, abs=1e-6)
