@@ -4,12 +4,12 @@
 
 The mean of Score1 and Score2 is a continuous score of the kind the Mohler/Texas set has (the mean of two
 graders). This writes it as a file in the generic format (id, task, text, score, split: the project's GOLD
-train/test split), then runs the stages a user runs on such a file: a teacher (`model.kind: encoder`, regression
-heads, Ray Train + DeepSpeed), its soft labels (mean and sd per response), LSTM students with and without KD
-(Gaussian KD, raykd.distill.losses), and one KD student served on 127.0.0.1 and scored over HTTP and by
-`raykd predict` on the test responses. Reported per task: Pearson r and RMSE with bootstrap 95% intervals, QWK of
-the scores rounded to halves, and the share of identical HTTP and offline answers. Results go to
-`--workdir/continuous.json` and `continuous.md`.
+train/test split, and the unscored responses as `unlabelled`), then runs the stages a user runs on such a
+file: a teacher (`model.kind: encoder`, regression heads, Ray Train + DeepSpeed), its soft labels (mean and sd
+per response), LSTM students with and without KD (Gaussian KD, raykd.distill.losses), and one KD student served
+on 127.0.0.1 and scored over HTTP and by `raykd predict` on the test responses. Reported per task: Pearson r and
+RMSE with bootstrap 95% intervals, QWK of the scores rounded to halves, and the share of identical HTTP and
+offline answers. Results go to `--workdir/continuous.json` and `continuous.md`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ SCALE = {"low": 0, "high": 3, "step": 0.5}  # the science sets' 0-3 scores, aver
 
 def write_mean_scores(asap_dir: Path, path: Path, sets: list[int], rows: int | None = None) -> Path:
     """Per set, the GOLD train and test responses with score = (Score1 + Score2) / 2, task `asap_<set>_mean`,
-    in the generic format (`rows`: the first N training responses of each set only, for tests)."""
+    and the set's unscored responses (`private_leaderboard.tsv`, split `unlabelled`, no score), in the generic
+    format. `rows`: the first N training responses of each set and N / 6 unscored ones only, for tests."""
+    unscored = pd.read_csv(asap_dir / "private_leaderboard.tsv", sep="\t")
     parts = []
     for s in sets:
         for split in ("train", "test"):
@@ -48,6 +50,10 @@ def write_mean_scores(asap_dir: Path, path: Path, sets: list[int], rows: int | N
             parts.append(pd.DataFrame({"id": source["Id"].astype(str), "task": f"asap_{s}_mean",
                                        "text": source["EssayText"], "score": (source["Score1"] + source["Score2"]) / 2,
                                        "split": split}))
+        mine = unscored[unscored["EssaySet"] == s]
+        mine = mine.head(rows // 6) if rows is not None else mine
+        parts.append(pd.DataFrame({"id": mine["Id"].astype(str), "task": f"asap_{s}_mean", "text": mine["EssayText"],
+                                   "score": None, "split": "unlabelled"}))
     write_table_atomic(pd.concat(parts, ignore_index=True), path)
     return path
 

@@ -92,6 +92,22 @@ def tiny_teacher(shared_data, ray_session, tracking_uri, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def continuous_teacher(shared_data, ray_session, tracking_uri, tmp_path_factory):
+    """tiny_teacher's recipe on a continuous task: ASAP-SAS set 1 scored by the mean of its two raters (0-3 in
+    halves, bench/continuous.py), 240 responses in the generic format. Returns the result and the file."""
+    from bench.continuous import data_options, write_mean_scores
+    from raykd.teacher.job import run_teacher
+    from tests.fixtures import tiny_teacher_config
+
+    out = tmp_path_factory.mktemp("continuous")
+    data = write_mean_scores(shared_data / "asap_sas", out / "mean_scores.csv", [1], rows=240)
+    cfg = tiny_teacher_config(out, data={"path": str(data), "format": "generic", "options": data_options(),
+                                         "include_unlabelled": True, "limit_per_task": None},
+                              model={"max_length": 48}, train={"epochs": 2, "batch_size": 8})
+    return run_teacher(cfg, tracking_uri=tracking_uri), data
+
+
+@pytest.fixture(scope="session")
 def tiny_stack(shared_data, ray_session, tracking_uri, tmp_path_factory):
     """A stacked teacher (MiniLM representation, every learner group, 3 folds) on the same ASAP-SAS set 1 slice
     as `tiny_teacher`, so that the two can form an ensemble."""

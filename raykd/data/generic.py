@@ -62,16 +62,18 @@ def read_generic(path: str | Path, columns: ColumnMap, labels: Sequence[str] | N
 
     def rows() -> Iterable[RawRow]:
         for i, rec in enumerate(records, start=2):
-            if columns.label_columns:
+            split = (cell(rec[columns.split]) or default_split) if columns.split else default_split
+            if split == "unlabelled":  # unscored responses (for the teacher's soft labels, the review queue)
+                label = None
+            elif columns.label_columns:
                 label = [cell(rec[c]) or "" for c in columns.label_columns]
             elif columns.label:
-                label = cell(rec[columns.label]) or ""  # a labelled file may not have gaps
+                label = cell(rec[columns.label]) or ""  # a labelled row may not have gaps
             else:
                 label = None
             yield RawRow(
                 row=i, id=(cell(rec[columns.id]) or "") if columns.id else f"{path.stem}-{i}",
-                task=task_of(rec), text=cell(rec[columns.text]) or "", label=label,
-                split=(cell(rec[columns.split]) or default_split) if columns.split else default_split,
+                task=task_of(rec), text=cell(rec[columns.text]) or "", label=label, split=split,
                 question=cell(rec[columns.question]) if columns.question else None,
                 reference=cell(rec[columns.reference]) if columns.reference else None,
             )

@@ -47,17 +47,17 @@ def load_unsplit(cfg: DataConfig, corrected: bool = True) -> ScoringDataset:
     if fmt == "asap" and (cfg.include_unlabelled or cfg.corrections):
         options["include_unlabelled"] = True
     ds = load_dataset(cfg.path, cfg.format, cfg.skip_invalid, **options)
-    return with_corrections(ds, cfg, fmt) if corrected else ds
+    return with_corrections(ds, cfg) if corrected else ds
 
 
-def with_corrections(ds: ScoringDataset, cfg: DataConfig, fmt: str) -> ScoringDataset:
-    """`ds` with the corrections version `cfg.corrections` applied (raykd.feedback); unchanged without one."""
-    if not cfg.corrections:
-        return ds
-    from raykd.feedback import apply_corrections
+def with_corrections(ds: ScoringDataset, cfg: DataConfig) -> ScoringDataset:
+    """`ds` with the corrections version `cfg.corrections` applied (raykd.feedback), and without the unscored
+    responses left unless `cfg.include_unlabelled` (a generic file may hold them: split `unlabelled`)."""
+    if cfg.corrections:
+        from raykd.feedback import apply_corrections
 
-    ds = apply_corrections(ds, cfg.corrections)
-    if fmt == "asap" and not cfg.include_unlabelled:
+        ds = apply_corrections(ds, cfg.corrections)
+    if not cfg.include_unlabelled and (ds.frame["split"] == "unlabelled").any():
         ds = ds.subset(ds.frame["split"] != "unlabelled")
     return ds
 
@@ -66,9 +66,8 @@ def prepare_dataset(cfg: DataConfig) -> ScoringDataset:
     """Read, split (seeded, stratified), apply corrections and, for small runs, keep the first `limit_per_task`
     rows per task and split. The split is drawn before corrections so that a new corrections version leaves
     every other response where it was (a corrected unscored response joins train)."""
-    fmt = cfg.format if cfg.format != "auto" else detect_format(resolve_data_path(cfg.path))
     ds = make_splits(load_unsplit(cfg, corrected=False), cfg.validation, cfg.test, cfg.seed)
-    ds = with_corrections(ds, cfg, fmt)
+    ds = with_corrections(ds, cfg)
     if cfg.limit_per_task:
         frame = ds.frame.groupby(["task", "split"], group_keys=False, sort=False).head(cfg.limit_per_task)
         ds = ds.subset(ds.frame.index.isin(frame.index) | ds.frame["id"].astype(str).isin(corrected_ids(cfg)))

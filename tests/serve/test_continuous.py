@@ -9,29 +9,21 @@ import pandas as pd
 import pytest
 import requests
 
-from bench.continuous import data_options, write_mean_scores
 from raykd.cli import main
 from raykd.serve.config import ServeConfig
 from raykd.serve.launch import build_app
-from tests.fixtures import tiny_teacher_config
 
 TASK = "asap_1_mean"
 
 
 @pytest.fixture(scope="module")
-def continuous_run(shared_data, ray_session, tracking_uri, tmp_path_factory):
+def continuous_run(continuous_teacher, tracking_uri, tmp_path_factory):
     from raykd.distill.config import DistillConfig, DistillJobConfig, StudentConfig
     from raykd.distill.job import run_distill
-    from raykd.teacher.job import run_teacher
 
-    out = tmp_path_factory.mktemp("continuous")
-    data = write_mean_scores(shared_data / "asap_sas", out / "mean_scores.csv", [1], rows=240)
-    cfg = tiny_teacher_config(out, data={"path": str(data), "format": "generic", "options": data_options(),
-                                         "include_unlabelled": False, "limit_per_task": None},
-                              model={"max_length": 48}, train={"epochs": 2, "batch_size": 8})
-    teacher = run_teacher(cfg, tracking_uri=tracking_uri)
+    teacher, data = continuous_teacher
     distilled = run_distill(DistillJobConfig(
-        name="c", output_dir=str(out / "distill"), teacher=str(teacher.output_dir),
+        name="c", output_dir=str(tmp_path_factory.mktemp("continuous_distill")), teacher=str(teacher.output_dir),
         students={"lstm": StudentConfig(min_freq=1, hidden=16, embed_dim=16)},
         distill=DistillConfig(epochs=4, patience=2)), tracking_uri=tracking_uri)
     return teacher, distilled, data

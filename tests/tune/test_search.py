@@ -1,6 +1,7 @@
 """Ray Tune over students on the tiny teacher's soft labels: ASHA, champion, registry lineage, resume."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -197,3 +198,32 @@ def test_cv_folds_are_stratified_and_stable():
     for y in (0, 1):  # each score is spread evenly over the folds
         assert np.bincount(folds[:36][np.arange(36) % 2 == y]).tolist() == [6, 6, 6]
     assert (cv_folds(frame, 3, seed=0) == folds).all()
+
+
+def test_a_continuous_search_registers_a_champion_that_takes_corrections(continuous_teacher, ray_session,
+                                                                          tracking_uri, tmp_path, capsys):
+    """Tune selects continuous students by Pearson r; the champion queues responses by their spread, and a
+    correction is a score in the task's range, on its step (anything else is refused, naming the row)."""
+    teacher, _ = continuous_teacher
+    cfg = from_dict(TuneJobConfig, tune_dict(teacher, tmp_path / "tune", num_samples=2, asha={"enabled": False},
+                                             register_as=f"tune-continuous-{os.getpid()}"))
+    result = run_tune(cfg, tracking_uri=tracking_uri)
+    assert len(result.trials) == 2 and math.isfinite(result.winner.val_score)
+    (task,) = result.confidence
+    assert result.confidence[task].coverage is not None  # the conformal intervals' coverage on test
+
+    ref = f"models:/{result.registered.name}@champion"
+    queue = tmp_path / "queue.csv"
+    assert main(["review-queue", "--model", ref, "--output", str(queue), "--count", "4",
+                 "--tracking-uri", tracking_uri]) == 0
+    picked = pd.read_csv(queue, dtype={"id": str})
+    corrections = tmp_path / "corrections.csv"
+    args = ["feedback", "--model", ref, "--corrections", str(corrections), "--store", str(tmp_path / "store"),
+            "--tracking-uri", tracking_uri]
+    pd.DataFrame({"id": picked["id"], "task": task, "score": [1.5, 2.25, 3, 0]}).to_csv(corrections, index=False)
+    capsys.readouterr()
+    assert main(args) == 2
+    assert f"{corrections}, row 3: " in capsys.readouterr().err and not (tmp_path / "store").exists()
+    pd.DataFrame({"id": picked["id"], "task": task, "score": [1.5, 2.5, 3, 0]}).to_csv(corrections, index=False)
+    assert main(args) == 0
+    assert json.loads((tmp_path / "store" / "v0001" / "version.json").read_text())["corrected"] == 4
