@@ -355,7 +355,8 @@ class Judgement:
     """What a school sees beside one score."""
 
     confidence: float
-    score_set: tuple[str, ...]  # the conformal set's labels (multi-class), its interval's ends (continuous)
+    score_set: tuple[str, ...]  # the conformal set's labels (multi-class), its interval's ends (continuous: one
+    # when they meet)
     needs_review: bool
 
 
@@ -373,7 +374,7 @@ def judge(calibration: Calibration | None, spec: TaskSpec, calibrated: np.ndarra
         labels: tuple[str, ...] = ()
         if t is not None and t.conformal_q is not None:
             if spec.kind == CONTINUOUS:
-                labels = tuple(f"{v:g}" for v in score_interval(p, t.conformal_q, spec))
+                labels = tuple(dict.fromkeys(f"{v:g}" for v in score_interval(p, t.conformal_q, spec)))
             else:
                 labels = tuple(spec.labels[k] for k in score_set(p, t.conformal_q, spec.ordinal, d))
         out.append(Judgement(float(c), labels, bool(t is not None and c < t.review_below)))
