@@ -51,7 +51,7 @@ def test_curl_and_score_client_equal_offline_predict(endpoint, asap1_student, tm
 def test_tasks_and_health(endpoint):
     tasks = requests.get(f"{endpoint}/v1/tasks", timeout=30).json()
     assert tasks["tasks"] == [{"name": "asap_1", "kind": "multiclass", "labels": ["0", "1", "2", "3"],
-                               "ordinal": True, "score_range": [0, 3]}]
+                               "ordinal": True, "score_range": [0, 3], "low": None, "high": None, "step": None}]
     assert requests.get(f"{endpoint}/healthz", timeout=30).json()["status"] == "ok"
     assert "/v1/score" in requests.get(f"{endpoint}/openapi.json", timeout=30).json()["paths"]
 
