@@ -93,17 +93,12 @@ def unit_scale(values: np.ndarray, spec: TaskSpec) -> np.ndarray:
     return np.stack([(v[:, 0] - spec.low) / spec.width, v[:, 1] / spec.width], axis=-1).astype(np.float32)
 
 
-def point(probs: np.ndarray, spec: TaskSpec) -> np.ndarray:
-    """A continuous task's predicted scores before rounding: the means, clipped to the range."""
-    return np.clip(np.asarray(probs, dtype=np.float64)[..., 0], spec.low, spec.high)
-
-
 def decide(probs: np.ndarray, spec: TaskSpec, thresholds: Sequence[float] | None = None) -> np.ndarray:
     """Class index for multi-class (argmax; for an ordinal task with cut-points in `thresholds`, the expected
     score cut by them); 0/1 per label against thresholds for multi-label; for a continuous task the mean,
     clipped and rounded to its step."""
     if spec.kind == CONTINUOUS:
-        return spec.snap(point(probs, spec))
+        return spec.snap(np.asarray(probs)[..., 0])  # snap clips to the range
     if spec.kind == MULTICLASS:
         if spec.ordinal and thresholds:
             if len(thresholds) != spec.num_outputs - 1:
