@@ -57,16 +57,16 @@ class SettingReport:
 def run_setting(config: str, workdir: Path, tracking_uri: str | None) -> KTJobConfig:
     cfg = load_config(config, KTJobConfig)
     cfg = dataclasses.replace(cfg, output_dir=str(workdir / cfg.name))
-    done = [teacher_dir(cfg) / "kt_teacher_result.json", distill_dir(cfg) / "kt_distill_result.json",
-            distill_dir(cfg) / "kt_simulate_result.json"]
+    done = [Path(teacher_dir(cfg)) / "kt_teacher_result.json", Path(distill_dir(cfg)) / "kt_distill_result.json",
+            Path(distill_dir(cfg)) / "kt_simulate_result.json"]
     if not all(p.is_file() for p in done):
         run_kt(cfg, tracking_uri=tracking_uri)
     return cfg
 
 
 def report(cfg: KTJobConfig) -> SettingReport:
-    teacher = load_result(KTTeacherResult, teacher_dir(cfg) / "kt_teacher_result.json")
-    distill = load_result(KTDistillResult, distill_dir(cfg) / "kt_distill_result.json")
+    teacher = load_result(KTTeacherResult, Path(teacher_dir(cfg)) / "kt_teacher_result.json")
+    distill = load_result(KTDistillResult, Path(distill_dir(cfg)) / "kt_distill_result.json")
     no_kd = [s for s in distill.settings if s.kd_weight == 0]
     kd = [s for s in distill.settings if s.kd_weight > 0]
     rows = [["teacher: " + teacher.description, teacher.parameters, f"{teacher.val_auc:.4f}",

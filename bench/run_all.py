@@ -282,9 +282,9 @@ def kt_stage(cfg: dict, work: Path, tracking: str) -> dict:
 
     kt = load_config(cfg["config"], KTJobConfig, [*cfg.get("set", []), f"output_dir={work / 'kt'}"])
     simulation = run_kt(kt, tracking_uri=tracking)
-    return {"teacher": asdict(load_result(KTTeacherResult, teacher_dir(kt) / "kt_teacher_result.json")),
-            "distill": asdict(load_result(KTDistillResult, distill_dir(kt) / "kt_distill_result.json")),
-            "simulation": asdict(simulation), "plot": str(distill_dir(kt) / "simulation.png"),
+    return {"teacher": asdict(load_result(KTTeacherResult, Path(teacher_dir(kt)) / "kt_teacher_result.json")),
+            "distill": asdict(load_result(KTDistillResult, Path(distill_dir(kt)) / "kt_distill_result.json")),
+            "simulation": asdict(simulation), "plot": str(Path(distill_dir(kt)) / "simulation.png"),
             "config": cfg["config"]}
 
 

@@ -15,11 +15,21 @@ import os
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 from pydantic_core import PydanticCustomError
 
@@ -51,6 +61,19 @@ NonNegativeInt = Annotated[Int, Field(ge=0)]
 PositiveNumber = Annotated[Number, Field(gt=0)]
 NonNegativeNumber = Annotated[Number, Field(ge=0)]
 Fraction = Annotated[Number, Field(ge=0, lt=1)]  # a share of the data, e.g. a validation split
+
+
+def _location(value: str) -> str:
+    from raykd.storage import location_problem
+
+    problem = location_problem(value)
+    if problem:
+        raise PydanticCustomError("raykd_location", "{reason}", {"reason": problem})
+    return value
+
+
+# Where a stage keeps its outputs, or reads an earlier stage's: a folder or an object store (raykd.storage).
+Location = Annotated[Str, AfterValidator(_location)]
 
 STRICT = ConfigDict(extra="forbid")  # every config class: unknown keys are errors
 
@@ -107,6 +130,16 @@ class ScalingConfig:
     cpus_per_worker: PositiveNumber = 0.5  # leave CPU room for the Ray Train controller on small machines
     gpus_per_worker: PositiveNumber = 1.0
     max_failures: NonNegativeInt = 2
+    # Custom resources each worker needs (Ray's `resources_per_worker`): {"trainer": 1} puts the workers on the
+    # nodes started with that resource (`ray start --resources`, the chart's worker group `rayStartParams`).
+    resources_per_worker: dict[Str, PositiveNumber] = field(default_factory=dict)
+
+    @rules
+    def _rules(self) -> None:
+        reserved = sorted(set(self.resources_per_worker) & {"CPU", "GPU", "memory"})
+        if reserved:
+            raise rule("resources_per_worker", f"{', '.join(reserved)}: give these as cpus_per_worker / "
+                                               f"gpus_per_worker, not as custom resources")
 
 
 @config
@@ -140,6 +173,8 @@ def _config_error(cls: type, where: str, error: dict[str, Any]) -> ConfigError:
         return ConfigError(path.rsplit("[", 1)[0], f"expected {expected} items, got {loc[-1]}")
     if kind == "literal_error":
         return ConfigError(path, f"expected one of {list(typing.get_args(_type_at(cls, loc)))}, got {given!r}")
+    if kind == "raykd_location":
+        return ConfigError(path, error["ctx"]["reason"])
     if kind == "raykd_rule":
         key = error["ctx"]["key"]
         return ConfigError(f"{path}.{key}" if key else path, error["ctx"]["reason"])

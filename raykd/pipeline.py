@@ -57,9 +57,17 @@ def resolve_tracking_uri(explicit: str | None, tracking: TrackingConfig, upstrea
 class StageRun:
     """One stage's MLflow run and output folder (see the module docstring)."""
 
-    def __init__(self, stage: str, out: Path, tracking_uri: str, experiment_id: str, run: Any):
+    def __init__(self, stage: str, out: Path, tracking_uri: str, experiment_id: str, run: Any,
+                 location: str | None = None):
         self.stage, self.out, self.tracking_uri, self.experiment_id, self.run = (stage, out, tracking_uri,
                                                                                 experiment_id, run)
+        self.location = location or str(out)  # where `out` is kept: itself, or an object store (raykd.storage)
+
+    def locate(self, path: str | Path) -> str:
+        """Where a file or folder under `out` is kept once the stage has finished (its path, or its URI)."""
+        from raykd import storage
+
+        return storage.join(self.location, *Path(path).relative_to(self.out).parts)
 
     @property
     def run_id(self) -> str:
@@ -71,13 +79,32 @@ class StageRun:
              lineage: Lineage, params: dict[str, Any], dataset: Any = None, data_source: str = "",
              parent_run_id: str | None = None, tags: dict[str, str] | None = None,
              resume_run_id: str | None = None) -> Iterator[StageRun]:
-        """`resume_run_id`: carry on an interrupted stage's run (its params and inputs are already logged)."""
+        """`out`: a folder or an object-store location (raykd.storage; the stage writes into a local folder
+        uploaded there when it succeeds). `resume_run_id`: carry on an interrupted stage's run (its params and
+        inputs are already logged)."""
+        from raykd import storage
+
+        location = storage.normalise(out)
+        folder = storage.stage_folder(location)
+        try:
+            with cls._open(stage, name, folder, tracking, tracking_uri, lineage, params, dataset, data_source,
+                           parent_run_id, tags, resume_run_id) as run:
+                run.location = location
+                yield run
+                storage.publish(folder, location)  # inside the MLflow run: a failed upload fails the run
+        finally:
+            storage.discard(folder, location)
+
+    @classmethod
+    @contextlib.contextmanager
+    def _open(cls, stage: str, name: str, out: Path, tracking: TrackingConfig, tracking_uri: str,
+              lineage: Lineage, params: dict[str, Any], dataset: Any, data_source: str,
+              parent_run_id: str | None, tags: dict[str, str] | None, resume_run_id: str | None
+              ) -> Iterator[StageRun]:
         import mlflow
 
         from raykd.tracking import flatten, log_dataset_input, setup_experiment
 
-        out = Path(out).expanduser().resolve()
-        out.mkdir(parents=True, exist_ok=True)
         experiment_id = setup_experiment(tracking_uri, tracking.experiment)
         if resume_run_id:
             with mlflow.start_run(run_id=resume_run_id) as run:

@@ -49,8 +49,9 @@ def _score_both_ways(work: Path, teacher_dir: str, url: str, champion_dir: str) 
     from raykd.data.preparation import reuse
     from raykd.predict.file import predict_file
     from raykd.serve.client import score_file
+    from raykd.storage import localize
 
-    test = reuse(teacher_dir, None, "quickstart").frame
+    test = reuse(localize(teacher_dir), None, "quickstart").frame
     test = test[test["split"] == "test"]
     infile = work / "test_responses.csv"
     pd.DataFrame({"Id": test["id"], "EssaySet": 1, "EssayText": test["text"],

@@ -34,8 +34,19 @@ class Scorer(Protocol):
 
 
 def resolve_model(uri: str, tracking_uri: str | None = None, dst_path: Path | None = None) -> Path:
-    """A local model folder for a path, `runs:/ID/model`, or `models:/NAME@ALIAS` (downloaded into `dst_path`,
+    """A local model folder for a path, a folder in an object store (`s3://bucket/runs/tune/champion`, fetched into
+    this node's cache, raykd.storage), `runs:/ID/model`, or `models:/NAME@ALIAS` (downloaded into `dst_path`,
     default a new temporary folder)."""
+    from raykd import storage
+
+    if storage.is_remote(uri):
+        try:
+            path = storage.localize(uri)
+        except OSError as e:  # pyarrow: missing, unreachable or refused
+            raise RaykdError(f"{uri}: cannot fetch the model folder ({e})") from None
+        if not (path / MANIFEST).is_file():
+            raise RaykdError(f"{uri}: not a raykd model folder ({MANIFEST} missing)")
+        return path
     if "://" not in uri and ":/" not in uri:
         path = Path(uri)
         if not (path / MANIFEST).is_file():

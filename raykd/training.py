@@ -52,19 +52,22 @@ class TrainState:
 def torch_trainer(loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any], scaling: ScalingConfig,
                   name: str, storage_path: str | Path, keep_checkpoints: int = 2) -> Any:
     """A Ray Train `TorchTrainer` running `loop` on `scaling`'s workers (gloo on CPU, NCCL on GPU), restarting
-    failed workers from the last reported checkpoint up to `scaling.max_failures` times."""
+    failed workers from the last reported checkpoint up to `scaling.max_failures` times. `storage_path`: a folder
+    or an object store (raykd.storage), where every rank's checkpoint files go."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
+
+    from raykd.storage import ray_storage
 
     return TorchTrainer(
         loop, train_loop_config=loop_config,
         torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
-            resources_per_worker={"CPU": scaling.cpus_per_worker,
+            resources_per_worker={"CPU": scaling.cpus_per_worker, **scaling.resources_per_worker,
                                   **({"GPU": scaling.gpus_per_worker} if scaling.use_gpu else {})}),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=str(storage_path),
+            name=name, **ray_storage(storage_path),
             failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=keep_checkpoints)))
 

@@ -161,6 +161,11 @@ def test_every_range_is_checked_however_the_config_is_built(cls):
     ("KTJobConfig", {"search": {"kd_weight": [1.0]}}, "cfg.search.kd_weight"),
     ("KTJobConfig", {"teacher": {"recurrent": {"seeds": [1, 1]}}}, "cfg.teacher.recurrent.seeds"),
     ("EnsembleJobConfig", {"teachers": ["one"]}, "cfg.teachers"),
+    ("TeacherJobConfig", {"scaling": {"resources_per_worker": {"GPU": 1}}}, "cfg.scaling.resources_per_worker"),
+    ("TeacherJobConfig", {"output_dir": "s3://key:secret@bucket/runs"}, "cfg.output_dir"),
+    ("TuneJobConfig", {"teacher": "ftp://host/runs/teacher"}, "cfg.teacher"),
+    ("KTJobConfig", {"output_dir": "s3:///no-bucket"}, "cfg.output_dir"),
+    ("EnsembleJobConfig", {"teachers": ["runs/a", "s3://b/p?x=1"]}, "cfg.teachers[1]"),
 ])
 def test_cross_field_rules_name_their_key(cls, data, where):
     from raykd.config import from_dict

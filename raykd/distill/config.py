@@ -9,6 +9,7 @@ from raykd.config import (
     Bool,
     Fraction,
     Int,
+    Location,
     NonNegativeNumber,
     PositiveInt,
     PositiveNumber,
@@ -104,8 +105,8 @@ class DistillConfig:
 @config
 class DistillJobConfig:
     name: Str = "distill"
-    output_dir: Str = "runs/distill"
-    teacher: Str = "runs/teacher"  # a teacher job's output folder (model/, soft_labels.parquet)
+    output_dir: Location = "runs/distill"
+    teacher: Location = "runs/teacher"  # a teacher job's output folder (model/, soft_labels.parquet)
     data: DataConfig | None = None  # default: the data the teacher prepared (raykd.data.preparation)
     students: dict[str, StudentConfig] = field(default_factory=lambda: {"lstm": StudentConfig()})
     distill: DistillConfig = field(default_factory=DistillConfig)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from raykd import storage
 from raykd.data import ScoringDataset
 from raykd.data.config import DataConfig
 from raykd.evaluation import TaskScores
@@ -96,7 +97,10 @@ class StudentStage:
                        f"{len(bench)} responses); kept in {path}")
         reference = TeacherReference(scorer.num_parameters, rps, self.teacher.result.splits["test"],
                                      self.teacher.result.run_id or "", BENCHMARK, model_digest)
-        write_text_atomic(path, json.dumps(dataclasses.asdict(reference), indent=2))
+        text = json.dumps(dataclasses.asdict(reference), indent=2)
+        write_text_atomic(path, text)
+        if storage.is_remote(self.teacher.location):  # kept where the teacher is, for every later stage
+            storage.write_text(storage.join(self.teacher.location, REFERENCE), text)
         return reference
 
 

@@ -169,7 +169,7 @@ def fit_one(cfg: DistillJobConfig, run: StageRun, lineage: Lineage, family: str,
                                validation=fit.validation, test=test, best_epoch=fit.best_epoch,
                                epochs_run=fit.epochs_run, fit_seconds=fit.seconds, responses_per_s=rps,
                                speedup=rps / reference.responses_per_s,
-                               param_ratio=fit.parameters / reference.parameters, model_dir=str(model_dir),
+                               param_ratio=fit.parameters / reference.parameters, model_dir=run.locate(model_dir),
                                run_id=child.info.run_id)
         mlflow.log_metrics({"test.score": test.score, "val.score": fit.val_score, "parameters": fit.parameters,
                             "bytes_on_disk": result.bytes, "responses_per_s": rps, "speedup_vs_teacher": result.speedup,
@@ -186,7 +186,7 @@ def run_distill(cfg: DistillJobConfig, tracking_uri: str | None = None) -> Disti
     stage = open_student_stage(cfg.teacher, cfg.data, "distill")
     teacher, ds, frame, layout, lineage = stage.teacher, stage.ds, stage.frame, stage.layout, stage.lineage
     reference, bench = stage.reference(), stage.bench
-    params = {"distill": dataclasses.asdict(cfg.distill), "teacher": str(teacher.folder),
+    params = {"distill": dataclasses.asdict(cfg.distill), "teacher": teacher.location,
               "students": {k: dataclasses.asdict(v) for k, v in cfg.students.items()}}
     with StageRun.open("distill", cfg.name, cfg.output_dir, cfg.tracking,
                        resolve_tracking_uri(tracking_uri, cfg.tracking, teacher.result.tracking_uri), lineage, params,
@@ -202,7 +202,7 @@ def run_distill(cfg: DistillJobConfig, tracking_uri: str | None = None) -> Disti
                 for variant, dcfg in variants:
                     students.append(fit_one(cfg, run, lineage, family, group, variant, scfg, dcfg, part, glayout,
                                             teacher, reference, bench))
-        result = DistillResult(str(run.out), run.run_id, reference, students, [])
+        result = DistillResult(run.location, run.run_id, reference, students, [])
         result.targets = family_targets(result, layout)
         table = result.table(layout)
         summary = "\n".join(t.line() for t in result.targets)

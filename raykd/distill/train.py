@@ -163,7 +163,12 @@ def fit_student(scfg: StudentConfig, dcfg: DistillConfig, train: pd.DataFrame, v
                 on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
     """Train one student. `train` may hold unlabelled rows (y None) with teacher vectors in `soft`; the best
     validation epoch is kept (early stopping after `patience` epochs without improvement). `teacher_model`: the
-    teacher's saved model folder, for a wordpiece vocabulary and teacher-initialised embeddings."""
+    teacher's saved model folder (or its location in an object store, fetched to this node when the student
+    needs it), for a wordpiece vocabulary and teacher-initialised embeddings."""
+    if teacher_model and (scfg.tokenizer != "words" or scfg.init_embeddings == "teacher"):
+        from raykd.storage import localize
+
+        teacher_model = str(localize(teacher_model))
     torch.manual_seed(dcfg.seed)
     torch.set_num_threads(max(1, dcfg.threads))
     if dcfg.kd_weight == 0 or not dcfg.use_unlabelled:

@@ -10,6 +10,7 @@ from pydantic import Field
 from raykd.config import (
     Bool,
     Int,
+    Location,
     NonNegativeInt,
     NonNegativeNumber,
     Number,
@@ -172,7 +173,7 @@ class KTJobConfig:
     """One knowledge-tracing pipeline: data -> knowledge -> teacher -> soft labels -> students -> simulation."""
 
     name: Str = "kt"
-    output_dir: Str = "runs/kt"
+    output_dir: Location = "runs/kt"
     data: KTDataConfig = field(default_factory=KTDataConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     teacher: KTTeacherConfig = field(default_factory=KTTeacherConfig)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from raykd import storage
 from raykd.errors import DataError
 from raykd.io import atomic_path, file_digest, write_text_atomic
 from raykd.kt import preparation as kt_prepared
@@ -38,12 +39,13 @@ from raykd.tracking import git_commit
 SOFT_LABELS = "soft_labels.npz"
 
 
-def teacher_dir(cfg: KTJobConfig) -> Path:
-    return Path(cfg.output_dir).expanduser().resolve() / "teacher"
+def teacher_dir(cfg: KTJobConfig) -> str:
+    """Where the kt-teacher stage keeps its outputs: a folder or an object store (raykd.storage)."""
+    return storage.join(cfg.output_dir, "teacher")
 
 
-def distill_dir(cfg: KTJobConfig) -> Path:
-    return Path(cfg.output_dir).expanduser().resolve() / "distill"
+def distill_dir(cfg: KTJobConfig) -> str:
+    return storage.join(cfg.output_dir, "distill")
 
 
 def _save_soft_labels(path: Path, parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]]) -> None:
@@ -86,7 +88,7 @@ def _fit_members(cfg: KTJobConfig, parts: dict, prep: kt_prepared.KTPrepared, kn
                 f"{cfg.scaling.num_workers} workers)")
         t0 = time.time()
         ckpt, state = teacher.fit(parts["train"], parts["validation"], prep.index, knowledge_arrays, model_cfg,
-                                  hp, cfg.scaling, out / "ray_results",
+                                  hp, cfg.scaling, storage.join(run.location, "ray_results"),
                                   f"{run.run.info.run_name}-member{i}")  # a new stage run never resumes an old one
         best = torch.load(ckpt / teacher.BEST, weights_only=True)
         net = teacher.build(model_cfg, knowledge_arrays)
@@ -128,15 +130,16 @@ def run_kt_teacher(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTTeach
     from raykd.runtime import ensure_ray
     from raykd.training import count_parameters
 
-    out = teacher_dir(cfg)
+    location = teacher_dir(cfg)
     ds, prep = kt_prepared.prepare(cfg.data)
     parts = prep.windows(ds)
     uri = resolve_tracking_uri(tracking_uri, cfg.tracking)
     lineage = Lineage(data_digest=prep.digest, git_commit=git_commit())
-    with StageRun.open("kt-teacher", cfg.name, out, cfg.tracking, uri, lineage,
+    with StageRun.open("kt-teacher", cfg.name, location, cfg.tracking, uri, lineage,
                        params={"data": dataclasses.asdict(cfg.data), "knowledge": dataclasses.asdict(cfg.knowledge),
                                "teacher": dataclasses.asdict(cfg.teacher), "scaling": dataclasses.asdict(cfg.scaling)},
                        tags={"raykd.family": "knowledge-tracing"}) as run:
+        out = run.out
         kt_prepared.record(prep, out)
         items = f", {prep.index.num_items} items ({len(ds.item_names)} named)" if prep.index.num_items else ""
         run.say(f"data {ds.name}: {len(parts['train'])} train / {len(parts['validation'])} validation / "
@@ -256,7 +259,7 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
     from raykd.kt.models import predict
     from raykd.runtime import ensure_ray
 
-    tdir, out = teacher_dir(cfg), distill_dir(cfg)
+    tdir = storage.localize(teacher_dir(cfg))
     t_result = load_result(KTTeacherResult, tdir / "kt_teacher_result.json")
     ds, prep = kt_prepared.reuse(tdir, cfg.data)
     parts = prep.windows(ds)
@@ -265,12 +268,13 @@ def run_kt_distill(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTDisti
     lineage = Lineage(data_digest=prep.digest, git_commit=git_commit(), teacher_run_id=t_result.run_id,
                       soft_labels_digest=t_result.soft_labels_digest,
                       soft_labels_artifact=f"runs:/{t_result.run_id}/{SOFT_LABELS}")
-    with StageRun.open("kt-distill", cfg.name, out, cfg.tracking, uri, lineage,
+    with StageRun.open("kt-distill", cfg.name, distill_dir(cfg), cfg.tracking, uri, lineage,
                        params={"student": dataclasses.asdict(cfg.student), "search": dataclasses.asdict(cfg.search)},
                        tags={"raykd.family": "knowledge-tracing"}) as run:
+        out = run.out
         ensure_ray(include_dashboard=False)
         trials = kt_student.search(parts["train"], parts["validation"], prep.index,
-                                   soft, cfg.student, cfg.search, out / "ray_results",
+                                   soft, cfg.student, cfg.search, storage.join(run.location, "ray_results"),
                                    run.run.info.run_name)
         results, models = _student_results(trials, cfg, parts, prep, run)
         settings, best, twin_at = kt_student.choose(results)
@@ -335,17 +339,18 @@ def run_kt_simulate(cfg: KTJobConfig, tracking_uri: str | None = None) -> KTSimu
     from raykd.kt import cohort
     from raykd.kt.student import load_student
 
-    tdir, out = teacher_dir(cfg), distill_dir(cfg)
+    tdir, ddir = storage.localize(teacher_dir(cfg)), storage.localize(distill_dir(cfg))
     t_result = load_result(KTTeacherResult, tdir / "kt_teacher_result.json")
-    d_result = load_result(KTDistillResult, out / "kt_distill_result.json")
+    d_result = load_result(KTDistillResult, ddir / "kt_distill_result.json")
     ds, prep = kt_prepared.reuse(tdir, cfg.data)
-    model, _ = load_student(out / "champion")
+    model, _ = load_student(ddir / "champion")
     uri = resolve_tracking_uri(tracking_uri, cfg.tracking, t_result.tracking_uri)
     lineage = Lineage(data_digest=prep.digest, git_commit=git_commit(), teacher_run_id=t_result.run_id,
                       soft_labels_digest=t_result.soft_labels_digest)
-    with StageRun.open("kt-simulate", cfg.name, out, cfg.tracking, uri, lineage,
+    with StageRun.open("kt-simulate", cfg.name, distill_dir(cfg), cfg.tracking, uri, lineage,
                        params={"simulate": dataclasses.asdict(cfg.simulate)},
                        tags={"raykd.family": "knowledge-tracing", "raykd.distill_run_id": d_result.run_id}) as run:
+        out = run.out
         cohorts = [cohort.play(model, ds.test, prep.index, cfg.simulate.seed + i, prep.max_length)
                    for i in range(cfg.simulate.cohorts)]
         each = [cohort.compare(ds.test, c, cfg.simulate.max_attempt) for c in cohorts]

@@ -144,9 +144,11 @@ class Trial:
 
 
 def search(train: list[Sequence], validation: list[Sequence], index: KTIndex, soft: SoftLabels,
-           base: KTStudentConfig, space: KTSearchConfig, storage: Path, name: str) -> list[Trial]:
+           base: KTStudentConfig, space: KTSearchConfig, storage: str, name: str) -> list[Trial]:
     """One Ray Tune trial per grid point; each trial's best weights come back in its checkpoint."""
     import ray.tune
+
+    from raykd.storage import ray_storage
 
     trainable = ray.tune.with_resources(
         ray.tune.with_parameters(_trainable, train=train, validation=validation, index=index, soft=soft,
@@ -154,7 +156,7 @@ def search(train: list[Sequence], validation: list[Sequence], index: KTIndex, so
         {"cpu": space.cpus_per_trial})
     tuner = ray.tune.Tuner(trainable, param_space={"params": ray.tune.grid_search(trial_grid(space))},
                            tune_config=ray.tune.TuneConfig(metric="val_auc", mode="max"),
-                           run_config=ray.tune.RunConfig(name=name, storage_path=str(storage)))
+                           run_config=ray.tune.RunConfig(name=name, **ray_storage(storage)))
     results = tuner.fit()
     trials = []
     for r in results:
@@ -163,7 +165,7 @@ def search(train: list[Sequence], validation: list[Sequence], index: KTIndex, so
         p = r.config["params"]
         trials.append(Trial(int(p["hidden"]), float(p["kd_weight"]), float(p["temperature"]), int(p["seed"]),
                             float(r.metrics["val_auc"]), int(r.metrics["epoch"]),
-                            str(Path(r.checkpoint.path) / WEIGHTS)))
+                            str(Path(r.checkpoint.to_directory()) / WEIGHTS)))  # local, wherever it is kept
     return trials
 
 

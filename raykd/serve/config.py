@@ -51,6 +51,9 @@ class ServeConfig:
     autoscaling: AutoscalingConfig | None = None
     num_cpus_per_replica: PositiveNumber = 0.5
     ingress: Literal["haproxy", "proxy"] = "haproxy"
+    # Where Serve runs its HTTP ingress (Serve's `proxy_location`): every node, as on Kubernetes where each pod has
+    # its own address; HeadOnly where nodes share one host (a local multi-node cluster) and so one port.
+    proxy_location: Literal["EveryNode", "HeadOnly"] = "EveryNode"
     max_batch_size: PositiveInt = 64  # requests whose responses share one model call
     batch_wait_timeout_s: NonNegativeNumber = 0.002
     max_ongoing_requests: PositiveInt = 256  # per replica; below max_batch_size a batch could never fill

@@ -61,7 +61,8 @@ def run_serve(cfg: ServeConfig, blocking: bool = True) -> str:
 
     application = build_app(cfg)  # the token rule before any cluster or port is opened
     ensure_ray(high_throughput_serve=cfg.ingress == "haproxy")
-    serve.start(http_options={"host": cfg.host, "port": cfg.port, "request_timeout_s": cfg.request_timeout_s})
+    serve.start(proxy_location=cfg.proxy_location,
+                http_options={"host": cfg.host, "port": cfg.port, "request_timeout_s": cfg.request_timeout_s})
     serve.run(application, name=cfg.app_name, route_prefix=cfg.route_prefix)
     url = f"http://{cfg.host}:{cfg.port}{cfg.route_prefix.rstrip('/')}"
     print(f"[serve] scoring {cfg.model} at {url}/v1/score (page {url}/, docs {url}/docs)", flush=True)

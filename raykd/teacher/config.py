@@ -8,6 +8,7 @@ from typing import Any, Literal
 from raykd.config import (
     Bool,
     Int,
+    Location,
     NonNegativeNumber,
     Number,
     PositiveInt,
@@ -128,7 +129,7 @@ class ExportConfig:
 @config
 class TeacherJobConfig:
     name: Str = "teacher"
-    output_dir: Str = "runs/teacher"
+    output_dir: Location = "runs/teacher"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -171,8 +172,8 @@ class EnsembleJobConfig:
     validation. The teachers must have prepared the same data."""
 
     name: Str = "ensemble"
-    output_dir: Str = "runs/ensemble"
-    teachers: list[Str] = field(default_factory=list)  # teacher stages' output folders
+    output_dir: Location = "runs/ensemble"
+    teachers: list[Location] = field(default_factory=list)  # teacher stages' output folders
     weights: Literal["mean", "fit"] = "mean"
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 

@@ -183,8 +183,8 @@ def run_ensemble(cfg: EnsembleJobConfig, tracking_uri: str | None = None) -> Tea
         run.log_artifact(run.out / SOFT_LABELS, "soft_labels")
         metrics = {k: v for split, s in splits.items() for k, v in s.flat(f"{split}/").items()}
         run.log_metrics(metrics)
-        result = TeacherResult(output_dir=str(run.out), model_dir=str(model_dir),
-                               soft_labels=str(run.out / SOFT_LABELS), run_id=run.run_id,
+        result = TeacherResult(output_dir=run.location, model_dir=run.locate(model_dir),
+                               soft_labels=run.locate(run.out / SOFT_LABELS), run_id=run.run_id,
                                tracking_uri=run.tracking_uri, data_digest=digest,
                                soft_labels_digest=soft_digest, metrics=metrics,
                                parameters={"total": total}, epochs_run=0, backbone="ensemble", splits=splits,

@@ -30,9 +30,10 @@ class TeacherBatchPredictor:
     """A Ray Data callable class: loads the teacher once, scores pandas batches."""
 
     def __init__(self, model_dir: str, batch_size: int = 32):
+        from raykd.storage import localize
         from raykd.teacher.artifact import TeacherScorer
 
-        self.scorer = TeacherScorer(model_dir)
+        self.scorer = TeacherScorer(str(localize(model_dir)))  # this node's copy when the model is in a store
         self.batch_size = batch_size
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -59,9 +60,10 @@ def export_soft_labels(model_dir: str | Path, frame: pd.DataFrame, out_path: str
     """Score `frame` with the teacher on Ray Data and write the Parquet file atomically."""
     import ray
 
+    from raykd.storage import localize
     from raykd.teacher.artifact import MANIFEST
 
-    layout = TaskLayout.from_list(json.loads((Path(model_dir) / MANIFEST).read_text())["tasks"])
+    layout = TaskLayout.from_list(json.loads((localize(model_dir) / MANIFEST).read_text())["tasks"])
     cols = ["id", "task", "text", "question", "reference", "split"]
     source = frame[cols].copy()
     for c in ("question", "reference"):

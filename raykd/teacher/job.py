@@ -49,8 +49,16 @@ class TeacherResult:
 class TeacherOutput:
     """A finished teacher stage as later stages see it: its result, model and soft labels, checked to exist."""
 
-    folder: Path
+    folder: Path  # local: the stage's folder, or this node's copy of it from an object store
     result: TeacherResult
+    location: str = ""  # where the stage keeps it (raykd.storage): the folder's path, or its URI
+
+    @property
+    def model_location(self) -> str:
+        """The model folder where a Ray worker on any node can read it (raykd.storage.localize)."""
+        from raykd import storage
+
+        return storage.join(self.location or self.folder, "model")
 
     @property
     def model_dir(self) -> Path:
@@ -72,12 +80,20 @@ class TeacherOutput:
         return f"runs:/{self.result.run_id}/soft_labels/{SOFT_LABELS}" if self.result.run_id else ""
 
     @classmethod
-    def load(cls, folder: str | Path, key: str = "teacher") -> TeacherOutput:
-        folder = Path(folder).expanduser().resolve()
+    def load(cls, location: str | Path, key: str = "teacher") -> TeacherOutput:
+        """A finished teacher stage at `location`, a folder or an object store (fetched into this node's
+        cache)."""
+        from raykd import storage
+
+        location = storage.normalise(location)
+        if storage.is_remote(location) and not storage.exists(storage.join(location, RESULT)):
+            raise ConfigError(key, f"{location} is not a finished teacher stage's output (missing {RESULT})")
+        folder = storage.localize(location).resolve()
         missing = [name for name in (RESULT, SOFT_LABELS, "model") if not (folder / name).exists()]
         if missing:
-            raise ConfigError(key, f"{folder} is not a finished teacher stage's output (missing {', '.join(missing)})")
-        return cls(folder, load_result(TeacherResult, folder / RESULT))
+            raise ConfigError(key, f"{location} is not a finished teacher stage's output (missing "
+                                   f"{', '.join(missing)})")
+        return cls(folder, load_result(TeacherResult, folder / RESULT), location)
 
     def lineage(self, data_digest: str) -> Lineage:
         from raykd.tracking import git_commit
@@ -128,6 +144,7 @@ def fit(cfg: TeacherJobConfig, ds: ScoringDataset, layout: TaskLayout, run: Stag
         kill_worker: KillPoint | None) -> tuple[Path, Any, float]:
     """Train on Ray Train; returns the best model's folder (copied out of the final checkpoint), the final
     training state and the fit's seconds."""
+    from raykd import storage
     from raykd.teacher.train import copy_best, read_state, train_loop_per_worker
     from raykd.training import torch_trainer
 
@@ -136,8 +153,9 @@ def fit(cfg: TeacherJobConfig, ds: ScoringDataset, layout: TaskLayout, run: Stag
         "cfg": asdict(cfg), "tasks": layout.to_list(), "train": frames["train"], "validation": frames["validation"],
         "tracking_uri": run.tracking_uri, "mlflow_run_id": run.run_id,
         "kill": asdict(kill_worker) if kill_worker else None,
-        "kill_marker": str(run.out / ".worker_killed") if kill_worker else None},
-        cfg.scaling, run.run.info.run_name, run.out / "ray_results")
+        # where every worker can see it, on any node: the stage's storage
+        "kill_marker": storage.join(run.location, ".worker_killed") if kill_worker else None},
+        cfg.scaling, run.run.info.run_name, storage.join(run.location, "ray_results"))
     t0 = time.time()
     result = trainer.fit()
     seconds = time.time() - t0
@@ -151,11 +169,15 @@ def export(cfg: TeacherJobConfig, ds: ScoringDataset, digest: str, model_dir: Pa
            ) -> tuple[str, str, dict[str, TaskScores], dict[str, float]]:
     """Soft labels for every response of the exported splits, written atomically and logged; returns their
     path, sha256, the teacher's scores per split, and the export's rate."""
+    from raykd import storage
     from raykd.teacher.export import export_soft_labels
 
     path = run.out / SOFT_LABELS
+    # The exporting actors may run on any node: they read the model from the stage's storage.
+    location = run.locate(model_dir)
+    storage.publish(model_dir, location)
     t0 = time.time()
-    soft = export_soft_labels(model_dir, ds.frame[ds.frame["split"].isin(cfg.export.splits)], path,
+    soft = export_soft_labels(location, ds.frame[ds.frame["split"].isin(cfg.export.splits)], path,
                               batch_size=cfg.export.batch_size, num_cpus=cfg.export.num_cpus,
                               num_gpus=cfg.export.num_gpus, concurrency=cfg.export.concurrency,
                               metadata={"teacher_run_id": run.run_id, "data_digest": digest})
@@ -270,7 +292,8 @@ def run_teacher(cfg: TeacherJobConfig, tracking_uri: str | None = None, *,
         for split, scores in out.splits.items():
             out.metrics.update(scores.flat(f"{split}/"))
         run.log_metrics(out.metrics)
-        result = TeacherResult(output_dir=str(run.out), model_dir=str(out.model_dir), soft_labels=out.soft_path,
+        result = TeacherResult(output_dir=run.location, model_dir=run.locate(out.model_dir),
+                               soft_labels=run.locate(out.soft_path) if out.soft_path else "",
                                run_id=run.run_id, tracking_uri=run.tracking_uri, data_digest=digest,
                                soft_labels_digest=out.soft_digest, metrics=out.metrics,
                                parameters=TeacherScorer.read_manifest(out.model_dir).get("parameters", {}),

@@ -275,6 +275,9 @@ def train_epoch(w: Worker, epoch: int, kill: KillPoint | None, kill_marker: str 
     """One pass over this rank's shard; returns the loss and the samples/s (overall, and after step 1, which
     leaves out one-off warm-up such as kernel compilation and caches)."""
     w.engine.train()
+    # Dropout draws from a stream fixed by (seed, epoch, rank): an epoch a restarted worker runs again from the
+    # last checkpoint is the same epoch an unkilled run trains, so both end with the same weights.
+    torch.manual_seed(w.cfg.train.seed * 100_003 + epoch * 101 + w.rank)
     mine = shard_indices(len(w.train), w.rank, w.world, seed=w.cfg.train.seed + epoch)
     if w.cfg.train.group_by_length:
         batches = length_batches(mine, w.train["text"].str.len().to_numpy(), w.cfg.train.batch_size,
@@ -390,8 +393,10 @@ def maybe_kill(kill: KillPoint | None, marker: str | None, rank: int, epoch: int
     """Tests only (`run_teacher(kill_worker=...)`): SIGKILL this worker once at the given point."""
     if kill is None or marker is None or (rank, epoch, step) != (kill.rank, kill.epoch, kill.step):
         return
-    if not os.path.exists(marker):
-        Path(marker).write_text(f"killed rank {rank} at epoch {epoch} step {step}\n")
+    from raykd import storage
+
+    if not storage.exists(marker):  # the stage's storage: seen by a restarted worker on any node
+        storage.write_text(marker, f"killed rank {rank} at epoch {epoch} step {step}\n")
         say("teacher", f"fault injection: killing worker rank {rank} (pid {os.getpid()})")
         os.kill(os.getpid(), signal.SIGKILL)
 

@@ -8,7 +8,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from raykd.config import Bool, Int, Number, PositiveInt, PositiveNumber, Str, TrackingConfig, config, rule, rules
+from raykd.config import (
+    Bool,
+    Int,
+    Location,
+    Number,
+    PositiveInt,
+    PositiveNumber,
+    Str,
+    TrackingConfig,
+    config,
+    rule,
+    rules,
+)
 from raykd.data.config import DataConfig
 from raykd.distill.config import DistillConfig, StudentConfig
 
@@ -52,8 +64,8 @@ class TuneJobConfig:
     """Ray Tune over student hyperparameters. Keys of `space` are `student.<field>` or `distill.<field>`."""
 
     name: Str = "tune"
-    output_dir: Str = "runs/tune"
-    teacher: Str = "runs/teacher"  # a teacher job's output folder
+    output_dir: Location = "runs/tune"
+    teacher: Location = "runs/teacher"  # a teacher job's output folder
     data: DataConfig | None = None  # default: the data the teacher prepared (raykd.data.preparation)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)

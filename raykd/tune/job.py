@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from raykd import storage
 from raykd.confidence import Calibration, ConfidenceReport, assess_all, plot_coverage
 from raykd.evaluation import TaskScores, primary
 from raykd.heads import TaskLayout
-from raykd.io import write_text_atomic
 from raykd.metrics import METRIC_NAMES
 from raykd.pipeline import Lineage, StageRun, resolve_tracking_uri, say
 from raykd.tune.config import TuneJobConfig
@@ -81,18 +81,20 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
     frame = stage.frame[stage.frame["y"].notna() | stage.frame["soft"].notna()]
     reference = stage.reference()
     ensure_ray()
-    out = Path(cfg.output_dir).expanduser().resolve()
-    state_path = out / STATE
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    resume = bool(state.get("parent_run_id")) and can_restore(out / "ray_tune" / cfg.name)
+    location = storage.normalise(cfg.output_dir)
+    # Kept in the stage's storage as the search runs (not only when it ends), so a restarted driver finds it.
+    state_path = storage.join(location, STATE)
+    state = json.loads(storage.read_text(state_path)) if storage.exists(state_path) else {}
+    resume = bool(state.get("parent_run_id")) and can_restore(storage.join(location, "ray_tune", cfg.name))
     params = {**{k: v for k, v in dataclasses.asdict(cfg).items() if k in ("student", "distill")},
               "num_samples": cfg.num_samples, "search_alg": cfg.search_alg,
               "space": json.dumps({k: dataclasses.asdict(v) for k, v in cfg.space.items()})}
-    with StageRun.open("tune", cfg.name, out, cfg.tracking,
+    with StageRun.open("tune", cfg.name, location, cfg.tracking,
                        resolve_tracking_uri(tracking_uri, cfg.tracking, teacher.result.tracking_uri), lineage, params,
                        dataset=ds, data_source=(cfg.data or teacher.prepared.data).path,
                        resume_run_id=state.get("parent_run_id") if resume else None) as run:
-        write_text_atomic(state_path, json.dumps({"parent_run_id": run.run_id, "started": time.time()}))
+        out = run.out
+        storage.write_text(state_path, json.dumps({"parent_run_id": run.run_id, "started": time.time()}))
         trials, checkpoints, seconds = search(cfg, run, frame, layout, teacher, resume)
         winner, speedup = choose(cfg, trials, checkpoints, reference, stage.bench, out / "champion")
         write_model_data(out / "champion", teacher.prepared)
@@ -126,13 +128,14 @@ def run_tune(cfg: TuneJobConfig, tracking_uri: str | None = None) -> TuneResult:
             tags = {**lineage.tags(), "raykd.tune_run_id": run.run_id}
             version = register_champion(champion_uri, cfg.register_as, tags)
             registered = Registration(cfg.register_as, str(version.version), "champion")
-        result = TuneResult(output_dir=str(out), parent_run_id=run.run_id, tracking_uri=run.tracking_uri,
+        result = TuneResult(output_dir=run.location, parent_run_id=run.run_id, tracking_uri=run.tracking_uri,
                             trials=trials, stopped_early=early, search_seconds=seconds, winner=winner, test=test,
                             teacher_parameters=reference.parameters, speedup=speedup,
-                            champion_dir=str(out / "champion"), champion_run_id=champion_run, registered=registered,
+                            champion_dir=run.locate(out / "champion"), champion_run_id=champion_run,
+                            registered=registered,
                             no_kd=no_kd, no_kd_test=no_kd_test, confidence=confidence)
         run.save(result, "tune_result.json")
-    state_path.unlink(missing_ok=True)  # finished: the next run starts a new search
+    storage.delete(state_path)  # finished: the next run starts a new search
     print_summary(result)
     return result
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -162,22 +161,25 @@ def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskL
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    storage = run.out / "ray_tune"
-    exp_path = storage / cfg.name
+    from raykd import storage
+
+    tune_storage = storage.join(run.location, "ray_tune")  # trials on any node checkpoint there
+    exp_path = storage.join(tune_storage, cfg.name)
     if cfg.folds > 1:
         frame = frame.assign(fold=cv_folds(frame, cfg.folds, cfg.seed))
     # ASHA's rungs are epochs, or folds when cross-validating (a weak trial stops after its first fold).
     max_t, grace = (cfg.folds, 1) if cfg.folds > 1 else (cfg.distill.epochs, cfg.asha.grace_period)
     trainable = tune.with_resources(
         tune.with_parameters(trial, cfg_dict=dataclasses.asdict(cfg), frame=frame, tasks=layout.to_list(),
-                             teacher_model=str(teacher.model_dir)),
+                             teacher_model=teacher.model_location),  # trials may run on any node
         {"cpu": cfg.cpus_per_trial})
     if resume:
         run.say(f"resuming the interrupted search at {exp_path}")
-        tuner = tune.Tuner.restore(str(exp_path), trainable=trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(storage.ray_storage(exp_path)["storage_path"], trainable=trainable,
+                                   resume_unfinished=True, resume_errored=True,
+                                   storage_filesystem=storage.ray_storage(exp_path).get("storage_filesystem"))
     else:
-        if exp_path.exists():
-            shutil.rmtree(exp_path)  # an earlier search that never got far enough to restore
+        storage.delete(exp_path)  # an earlier search that never got far enough to restore
         tuner = tune.Tuner(
             trainable,
             param_space=search_space(cfg.space),
@@ -189,7 +191,7 @@ def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskL
                 time_budget_s=cfg.time_budget_s),
             # One checkpoint per trial (its final student); with num_to_keep set, Tune snapshots the
             # experiment state as each trial checkpoints, so a killed search never re-runs a finished trial.
-            run_config=tune.RunConfig(name=cfg.name, storage_path=str(storage), verbose=1,
+            run_config=tune.RunConfig(name=cfg.name, **storage.ray_storage(tune_storage), verbose=1,
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
     t0 = time.time()
@@ -236,10 +238,14 @@ def no_kd_rival(cfg: TuneJobConfig, trials: list[TrialResult], winner: TrialResu
     return max(rivals, key=lambda t: t.val_score, default=None)
 
 
-def can_restore(path: Path) -> bool:
+def can_restore(location: str) -> bool:
+    """Whether an interrupted search at `location` (a folder or an object store) can be resumed."""
     from ray import tune
 
-    return tune.Tuner.can_restore(str(path))
+    from raykd import storage
+
+    where = storage.ray_storage(location)
+    return tune.Tuner.can_restore(where["storage_path"], storage_filesystem=where.get("storage_filesystem"))
 
 
 def build_searcher(cfg: TuneJobConfig) -> Any:

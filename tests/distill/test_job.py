@@ -82,3 +82,36 @@ def test_data_other_than_the_teachers_is_refused(tiny_teacher, tmp_path):
     with pytest.raises(DataError, match="data.validation is 0.3 but the teacher stage at .* prepared the data with "
                                         "0.1"):
         run_distill(distill_cfg(folder, tmp_path / "d", data=other_split))
+
+
+def test_distill_reads_its_teacher_from_an_object_store_and_keeps_its_students_there(tiny_teacher, tracking_uri,
+                                                                                      tmp_path, monkeypatch):
+    """The cluster's layout (issue 31): the teacher stage's folder in the S3 stand-in (moto), the distill stage
+    reading it from there and publishing its own folder there; its students score from there too."""
+    from bench.services import s3_standin
+    from raykd import storage
+    from raykd.scoring import load_scorer
+
+    with s3_standin("runs") as s3:
+        for key, value in s3.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("RAYKD_STORAGE_CACHE", str(tmp_path / "cache"))
+        staged = tmp_path / "staged"  # the teacher's folder, without its Ray Train checkpoints
+        shutil.copytree(tiny_teacher.output_dir, staged, ignore=shutil.ignore_patterns("ray_results"))
+        storage.publish(staged, "s3://runs/teacher")
+        cfg = distill_cfg("s3://runs/teacher", "s3://runs/distill",
+                          students={"lstm": StudentConfig(min_freq=1)}, baseline=False)
+        result = run_distill(cfg, tracking_uri=tracking_uri)
+
+        assert result.output_dir == "s3://runs/distill"
+        (kd,) = result.students
+        assert kd.model_dir == "s3://runs/distill/students/lstm-asap_1/kd"
+        assert {"distill/distill_result.json", "distill/distill_report.md",
+                "distill/students/lstm-asap_1/kd/raykd_model.json"} <= set(s3.keys("distill/"))
+        assert load_result(DistillResult, storage.localize("s3://runs/distill") / "distill_result.json") == result
+        assert not (tmp_path / "cache" / "stages").exists() or not any((tmp_path / "cache" / "stages").iterdir())
+        # the teacher's reference figures were measured once and kept beside the teacher, in the store
+        assert "teacher/teacher_reference.json" in s3.keys("teacher/")
+        scorer = load_scorer(kd.model_dir)
+        (probs,) = scorer.predict_proba(["the water moves"], ["asap_1"])
+        assert probs.shape == (4,) and abs(probs.sum() - 1) < 1e-5

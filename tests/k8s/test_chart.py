@@ -338,3 +338,43 @@ def test_images_by_digest(helm):
     docs = render(helm, None, "--set", f"image.digest={digest}", "--set", f"postgresql.image.digest={digest}")
     images = {c["image"] for _, t in pod_templates(docs) for c in t["spec"]["containers"]}
     assert images == {f"ghcr.io/raykd/raykd@{digest}", f"postgres@{digest}"}
+
+
+def test_object_store_run_storage_reaches_every_stage_and_every_ray_pod(helm, monkeypatch):
+    """storage.runs.objectStore (issue 31): each stage's config keeps its outputs under the URI and reads the
+    teacher from there; every Ray pod of every RayJob and the RayService gets the endpoint, region and the
+    Secret's keys in its environment (what bench/cluster.py gives raykd), never in a config or a command line."""
+    monkeypatch.setenv("RAYKD_SERVE_TOKEN", "a-token-of-at-least-sixteen")
+    store = ["--set", "storage.runs.objectStore.uri=s3://raykd-runs/prod/", "--set",
+             "storage.runs.objectStore.endpoint=http://minio.storage:9000", "--set",
+             "storage.runs.objectStore.existingSecret=raykd-runs-s3", "--set", "storage.runs.existingClaim=",
+             "--set", "distill.enabled=true", "--set", "kt.enabled=true"]
+    docs = render(helm, None, *store)
+    configs = by_kind(docs, "ConfigMap", "-configs")[0]["data"]
+    teacher = from_dict(TeacherJobConfig, yaml.safe_load(configs["teacher.yaml"]))
+    tune = from_dict(TuneJobConfig, yaml.safe_load(configs["tune.yaml"]))
+    distill = from_dict(DistillJobConfig, yaml.safe_load(configs["distill.yaml"]))
+    assert teacher.output_dir == "s3://raykd-runs/prod/teacher"
+    assert (tune.output_dir, tune.teacher) == ("s3://raykd-runs/prod/tune", "s3://raykd-runs/prod/teacher")
+    assert (distill.output_dir, distill.teacher) == ("s3://raykd-runs/prod/distill", "s3://raykd-runs/prod/teacher")
+    assert yaml.safe_load(configs["kt.yaml"])["output_dir"] == "s3://raykd-runs/prod/kt"
+    pods = list(ray_pod_specs(docs))
+    assert len(pods) >= 8 and {d["kind"] for d, _, _ in pods} >= {"RayJob", "RayService"}
+    for doc, pod, _ in pods:
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        assert env["AWS_ENDPOINT_URL_S3"]["value"] == "http://minio.storage:9000", doc["metadata"]["name"]
+        assert env["AWS_DEFAULT_REGION"]["value"] == "us-east-1"
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "raykd-runs-s3", "key": key}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes["runs"]  # no claim needed
+    # Without the object store the stages keep their folders on the claim, and their pods get no AWS settings.
+    plain = render(helm, None)
+    assert yaml.safe_load(by_kind(plain, "ConfigMap", "-configs")[0]["data"]["teacher.yaml"])["output_dir"] == \
+        "/runs/teacher"
+    for _, pod, _ in ray_pod_specs(plain):
+        assert not {e["name"] for e in pod["containers"][0]["env"]} & {"AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID"}
+    # Neither a claim nor a store: refused at render time, naming both.
+    out = subprocess.run([helm, "template", "rk", str(CHART), "--set", "storage.runs.existingClaim="],
+                         capture_output=True, text=True, env={**os.environ})
+    assert out.returncode != 0 and "existingClaim" in out.stderr and "objectStore.uri" in out.stderr

@@ -19,7 +19,7 @@ def test_pipeline_records_each_stage_and_its_lineage(tiny_kt, tracking_uri):
     from raykd.pipeline import load_result
 
     cfg, simulation = tiny_kt
-    tdir, ddir = teacher_dir(cfg), distill_dir(cfg)
+    tdir, ddir = Path(teacher_dir(cfg)), Path(distill_dir(cfg))
     teacher = load_result(KTTeacherResult, tdir / "kt_teacher_result.json")
     distill = load_result(KTDistillResult, ddir / "kt_distill_result.json")
     assert teacher.knowledge_source == "minilm" and 0 < teacher.test_auc < 1
@@ -66,8 +66,8 @@ def test_champion_reproduces_the_saved_predictions_and_simulation_is_seeded(tiny
     from raykd.kt.simulator import Simulator
 
     cfg, simulation = tiny_kt
-    ds, prep = preparation.reuse(teacher_dir(cfg), cfg.data)
-    sim = Simulator.load(distill_dir(cfg) / "champion")
+    ds, prep = preparation.reuse(Path(teacher_dir(cfg)), cfg.data)
+    sim = Simulator.load(Path(distill_dir(cfg)) / "champion")
     a = cohort.play(sim.model, ds.test, prep.index, seed=0, max_length=prep.max_length)
     b = cohort.play(sim.model, ds.test, prep.index, seed=0, max_length=prep.max_length)
     c = cohort.play(sim.model, ds.test, prep.index, seed=1, max_length=prep.max_length)
@@ -96,7 +96,7 @@ def test_changed_data_is_refused_by_later_stages(tiny_kt, tmp_path):
 
     cfg, _ = tiny_kt
     with pytest.raises(DataError, match="differs from what the teacher"):
-        preparation.reuse(teacher_dir(cfg), type(cfg.data)(**{**cfg.data.__dict__, "limit": 70}))
+        preparation.reuse(Path(teacher_dir(cfg)), type(cfg.data)(**{**cfg.data.__dict__, "limit": 70}))
     with pytest.raises(DataError, match="not found"):
         preparation.load(tmp_path)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import yaml
 
@@ -32,9 +34,9 @@ def test_kt_on_long_many_item_sequences_chooses_a_teacher_better_than_its_studen
     from raykd.kt.config import KTJobConfig
 
     cfg = load_config(config, KTJobConfig)
-    teacher = load_result(KTTeacherResult, teacher_dir(cfg) / "kt_teacher_result.json")
-    distill = load_result(KTDistillResult, distill_dir(cfg) / "kt_distill_result.json")
-    prep = load_prepared(teacher_dir(cfg))
+    teacher = load_result(KTTeacherResult, Path(teacher_dir(cfg)) / "kt_teacher_result.json")
+    distill = load_result(KTDistillResult, Path(distill_dir(cfg)) / "kt_distill_result.json")
+    prep = load_prepared(Path(teacher_dir(cfg)))
     # Item level: every item has its own index, mapped to one of the 6 skills; sequences of 400 cut into 100s.
     assert prep.index.num_items == 300 and prep.index.num_skills == 6 and prep.max_length == 100
     # Three candidate members (an AttentionKT, a DKT per width); the chosen ones predict validation at least as
@@ -52,7 +54,7 @@ def test_kt_on_long_many_item_sequences_chooses_a_teacher_better_than_its_studen
     from raykd.kt.models import make_batch
     from raykd.kt.simulator import Simulator
 
-    sim = Simulator.load(distill_dir(cfg) / "champion")
+    sim = Simulator.load(Path(distill_dir(cfg)) / "champion")
     assert sim.ids == list(range(1, 301)) and sim.index.num_items == 300
     out = sim.predict([(5, 1), (17, 0)], [5, 200])
     seqs = [Sequence(np.array([5, 17, q]), np.array([1, 0, 0])) for q in (5, 200)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -17,9 +19,9 @@ def kt_url(endpoint, asap1_student, tiny_kt):
     from raykd.kt.job import distill_dir
 
     cfg, _ = tiny_kt
-    serve.run(build_app(ServeConfig(model=str(asap1_student[0]), simulator=str(distill_dir(cfg) / "champion"),
+    serve.run(build_app(ServeConfig(model=str(asap1_student[0]), simulator=str(Path(distill_dir(cfg), "champion")),
                                     poll_interval_s=0, max_history=60)), name="kt", route_prefix="/kt")
-    yield endpoint.rstrip("/") + "/kt", distill_dir(cfg) / "champion"
+    yield endpoint.rstrip("/") + "/kt", Path(distill_dir(cfg)) / "champion"
     serve.delete("kt")
 
 

@@ -54,6 +54,7 @@ token is not here: only the RayService's pods get it (raykd.serveTokenEnv). */}}
 - name: {{ $k }}
   value: {{ $v | quote }}
 {{- end }}
+{{- include "raykd.objectStoreEnv" . }}
 {{- if .Values.mlflow.auth.enabled }}
 - name: MLFLOW_TRACKING_USERNAME
   valueFrom:
@@ -62,6 +63,43 @@ token is not here: only the RayService's pods get it (raykd.serveTokenEnv). */}}
   valueFrom:
     secretKeyRef: {name: {{ .Values.mlflow.auth.existingSecret }}, key: password}
 {{- end }}
+{{- end -}}
+
+{{/* Run storage on an object store (storage.runs.objectStore): what raykd.storage reads, as the AWS SDKs do. */}}
+{{- define "raykd.objectStoreEnv" -}}
+{{- $store := .Values.storage.runs.objectStore }}
+{{- if $store.uri }}
+- name: AWS_DEFAULT_REGION
+  value: {{ $store.region | quote }}
+{{- if $store.endpoint }}
+- name: AWS_ENDPOINT_URL_S3
+  value: {{ $store.endpoint | quote }}
+{{- end }}
+{{- if $store.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef: {name: {{ $store.existingSecret }}, key: AWS_ACCESS_KEY_ID}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ $store.existingSecret }}, key: AWS_SECRET_ACCESS_KEY}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* A stage's config with its run storage: on the object store when storage.runs.objectStore.uri is set
+(output_dir <uri>/<stage>, teacher <uri>/teacher), as written otherwise. Args: dict root=. stage=NAME config=MAP */}}
+{{- define "raykd.stageConfig" -}}
+{{- $cfg := deepCopy .config }}
+{{- $uri := trimSuffix "/" .root.Values.storage.runs.objectStore.uri }}
+{{- if $uri }}
+{{- $_ := set $cfg "output_dir" (printf "%s/%s" $uri .stage) }}
+{{- if hasKey $cfg "teacher" }}
+{{- if kindIs "string" (get $cfg "teacher") }}
+{{- $_ := set $cfg "teacher" (printf "%s/teacher" $uri) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $cfg }}
 {{- end -}}
 
 {{/* The serve token, for the RayService's pods only; none when anonymous access is allowed explicitly. */}}
@@ -96,8 +134,15 @@ explicitly allowed. */}}
 {{- define "raykd.rayVolumes" -}}
 - name: data
   persistentVolumeClaim: {claimName: {{ .Values.storage.data.existingClaim }}, readOnly: true}
+{{- if .Values.storage.runs.existingClaim }}
 - name: runs
   persistentVolumeClaim: {claimName: {{ .Values.storage.runs.existingClaim }}}
+{{- else if .Values.storage.runs.objectStore.uri }}
+- name: runs
+  emptyDir: {}
+{{- else }}
+{{- fail "storage.runs: name a ReadWriteMany claim (existingClaim) or an object store (objectStore.uri)" }}
+{{- end }}
 - name: tmp
   emptyDir: {}
 - name: home
