@@ -32,6 +32,9 @@ from urllib.parse import urlsplit
 
 # Object stores raykd runs on (what pyarrow reads natively); `file://` and plain paths are local folders.
 REMOTE_SCHEMES = ("s3", "gs")
+# Ray Train's and Tune's own folders in a stage's location: their checkpoints (a large teacher's are many GB) are
+# read by Ray alone, never fetched with the folder.
+RAY_FOLDERS = ("ray_results", "ray_tune")
 # Files a stage writes last: a stage's typed result marks it finished (TeacherOutput.load looks for it).
 RESULTS_LAST = ("_result.json",)
 FETCHED = ".raykd-fetched.json"  # in a localized folder: the remote files it holds, by size and mtime
@@ -173,8 +176,8 @@ def _cache_dir(kind: str, location: str) -> Path:
 
 
 def localize(location: str | os.PathLike) -> Path:
-    """A folder at `location` as a local path (see the module docstring); a lock keeps the processes of one node
-    (Tune trials, Ray Data actors) from fetching the same folder at once."""
+    """A folder at `location` as a local path (see the module docstring), without Ray's own folders (RAY_FOLDERS);
+    a lock keeps the processes of one node (Tune trials, Ray Data actors) from fetching the same folder at once."""
     from filelock import FileLock
 
     location = normalise(location)
@@ -183,7 +186,7 @@ def localize(location: str | os.PathLike) -> Path:
     target = _cache_dir("fetched", location)
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        remote = _listing(location)
+        remote = {rel: stamp for rel, stamp in _listing(location).items() if rel.split("/", 1)[0] not in RAY_FOLDERS}
         if not remote:
             raise FileNotFoundError(f"{location}: no such folder in the object store (or it is empty)")
         kept = json.loads((target / FETCHED).read_text()) if (target / FETCHED).is_file() else {}

@@ -67,11 +67,14 @@ def _folder(root, files: dict[str, str]):
 
 def test_a_published_folder_comes_back_and_only_what_changed_is_fetched_again(s3, tmp_path):
     s3_server, location = s3
-    src = _folder(tmp_path / "src", {"teacher_result.json": "{}", "model/weights.bin": "w" * 100_000, "a.txt": "1"})
+    src = _folder(tmp_path / "src", {"teacher_result.json": "{}", "model/weights.bin": "w" * 100_000, "a.txt": "1",
+                                     "ray_results/run/checkpoint_000000/shard.pt": "s"})
     storage.publish(src, location)
     assert sorted(s3_server.keys(location.removeprefix("s3://runs/"))) == sorted(
-        f"{tmp_path.name}/{k}" for k in ("teacher_result.json", "model/weights.bin", "a.txt"))
+        f"{tmp_path.name}/{k}" for k in ("teacher_result.json", "model/weights.bin", "a.txt",
+                                         "ray_results/run/checkpoint_000000/shard.pt"))
     local = storage.localize(location)
+    assert not (local / "ray_results").exists()  # Ray's checkpoints stay in the store
     assert (local / "model" / "weights.bin").read_text() == "w" * 100_000
     weights_mtime = (local / "model" / "weights.bin").stat().st_mtime_ns
     time.sleep(0.05)
