@@ -348,8 +348,19 @@ def test_object_store_run_storage_reaches_every_stage_and_every_ray_pod(helm, mo
     store = ["--set", "storage.runs.objectStore.uri=s3://raykd-runs/prod/", "--set",
              "storage.runs.objectStore.endpoint=http://minio.storage:9000", "--set",
              "storage.runs.objectStore.existingSecret=raykd-runs-s3", "--set", "storage.runs.existingClaim=",
-             "--set", "distill.enabled=true", "--set", "kt.enabled=true"]
+             "--set", "distill.enabled=true", "--set", "kt.enabled=true",
+             # MLflow's artifacts in the same store, as bench/cluster.py keeps them (s3://raykd/mlflow there)
+             "--set", "mlflow.artifacts.s3.bucket=s3://raykd-runs/mlflow", "--set",
+             "mlflow.artifacts.s3.endpointUrl=http://minio.storage:9000", "--set",
+             "mlflow.artifacts.s3.existingSecret=raykd-runs-s3"]
     docs = render(helm, None, *store)
+    (mlflow,) = by_kind(docs, "Deployment", "-mlflow")
+    container = mlflow["spec"]["template"]["spec"]["containers"][0]
+    assert "--artifacts-destination=s3://raykd-runs/mlflow" in container["args"] and "--serve-artifacts" in \
+        container["args"]
+    menv = {e["name"]: e for e in container["env"]}
+    assert menv["MLFLOW_S3_ENDPOINT_URL"]["value"] == "http://minio.storage:9000"
+    assert menv["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "raykd-runs-s3"
     configs = by_kind(docs, "ConfigMap", "-configs")[0]["data"]
     teacher = from_dict(TeacherJobConfig, yaml.safe_load(configs["teacher.yaml"]))
     tune = from_dict(TuneJobConfig, yaml.safe_load(configs["tune.yaml"]))
