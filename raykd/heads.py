@@ -93,6 +93,25 @@ def unit_scale(values: np.ndarray, spec: TaskSpec) -> np.ndarray:
     return np.stack([(v[:, 0] - spec.low) / spec.width, v[:, 1] / spec.width], axis=-1).astype(np.float32)
 
 
+def continuous_start(layout: TaskLayout, tasks: Sequence[str], gold: Sequence[object]) -> dict[int, float]:
+    """Output index -> the bias a fresh head starts from, for each continuous task with gold scores: z_mean at
+    the training scores' mean and z_sd at their spread, in units of the range. A head starting at zero predicts
+    the bottom of the range, and a fine-tuned teacher spends its few epochs walking up to the average score."""
+    start: dict[int, float] = {}
+    tasks, gold = np.asarray(tasks, dtype=object), np.asarray(gold, dtype=object)
+    for spec in layout.tasks:
+        if spec.kind != CONTINUOUS:
+            continue
+        ys = np.asarray([y for y in gold[tasks == spec.name] if y is not None and y == y], dtype=np.float64)
+        if len(ys) < 2:
+            continue
+        z = unit_scale(ys, spec)
+        first = layout.span(spec.name).start
+        start[first] = float(z.mean())
+        start[first + 1] = float(np.log(max(float(z.std()), 1e-3)))
+    return start
+
+
 def decide(probs: np.ndarray, spec: TaskSpec, thresholds: Sequence[float] | None = None) -> np.ndarray:
     """Class index for multi-class (argmax; for an ordinal task with cut-points in `thresholds`, the expected
     score cut by them); 0/1 per label against thresholds for multi-label; for a continuous task the mean,

@@ -143,6 +143,21 @@ def build_model(cfg: ModelConfig, lora: LoraConfig, num_labels: int, tokenizer: 
     return model
 
 
+def start_head(model: torch.nn.Module, num_labels: int, start: dict[int, float]) -> int:
+    """Set the bias of the model's output head (every linear layer `num_labels` wide with a bias: a LoRA-wrapped
+    head keeps two copies) at `start`'s outputs (raykd.heads.continuous_start); returns how many layers were set.
+    A head without a bias (a decoder's `score`) is left as built."""
+    import deepspeed
+
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels
+             and m.bias is not None]
+    for head in heads:
+        with deepspeed.zero.GatheredParameters([head.bias], modifier_rank=0), torch.no_grad():
+            for index, value in start.items():
+                head.bias[index] = value
+    return len(heads)
+
+
 def tokenize(tokenizer: Any, cfg: ModelConfig, texts: list[str], questions: list[str | None] | None = None,
              references: list[str | None] | None = None) -> dict[str, torch.Tensor]:
     """A batch as the teacher reads it: one sequence per response (raykd.inputs), or with `model.head: pair`

@@ -33,11 +33,11 @@ from raykd.data.dataset import MULTICLASS, MULTILABEL
 from raykd.distill.losses import hard_loss
 from raykd.errors import ConfigError
 from raykd.evaluation import TaskScores, score_tasks
-from raykd.heads import TaskLayout, row_probabilities, unit_scale
+from raykd.heads import TaskLayout, continuous_start, row_probabilities, unit_scale
 from raykd.io import copy_dir_atomic
 from raykd.pipeline import say
 from raykd.teacher.config import TeacherJobConfig, TrainConfig
-from raykd.teacher.model import build_model, build_tokenizer, cpu_bf16, tokenize
+from raykd.teacher.model import build_model, build_tokenizer, cpu_bf16, start_head, tokenize
 from raykd.training import TrainState, count_parameters
 
 STATE_FILE = "raykd_state.json"
@@ -234,6 +234,9 @@ def setup(config: dict[str, Any]) -> Worker:
         # worker materialises only its shard of a 20B model instead of a full copy in host memory.
         zero_init = HfDeepSpeedConfig(ds_config)
     model = build_model(cfg.model, cfg.lora, layout.total, tokenizer, on_gpu, seed=cfg.train.seed)
+    start = continuous_start(layout, train_df["task"].tolist(), train_df["y"].tolist())
+    if start and not start_head(model, layout.total, start) and rank == 0:
+        say("teacher", "the output head has no bias: continuous tasks start from the bottom of their range")
     n_total, n_trainable = count_parameters(model)
     steps_per_epoch = math.ceil(math.ceil(len(train_df) / world) / cfg.train.batch_size)
     if cfg.train.max_steps_per_epoch:

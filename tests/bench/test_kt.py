@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def test_the_kt_report_states_each_check_from_the_recorded_results(tiny_kt):
     from bench.kt import markdown, report
@@ -10,7 +12,7 @@ def test_the_kt_report_states_each_check_from_the_recorded_results(tiny_kt):
 
     cfg, _ = tiny_kt
     r = report(cfg)
-    distill = load_result(KTDistillResult, distill_dir(cfg) / "kt_distill_result.json")
+    distill = load_result(KTDistillResult, Path(distill_dir(cfg)) / "kt_distill_result.json")
     assert len(r.rows) == 1 + len(distill.trials) and r.rows[0][0].startswith("teacher: ")
     assert r.teacher_beats_every_student == (r.teacher_test_auc > max(t.test_auc for t in distill.trials))
     kd = [t.test_auc for t in distill.trials if t.kd_weight > 0]

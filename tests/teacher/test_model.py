@@ -147,3 +147,28 @@ def test_pair_head_compares_the_answer_with_its_reference():
         v = model.pool(**tok(["The water evaporated."], return_tensors="pt"))[0]
         by_hand = model.classifier(torch.cat([u, v, (u - v).abs(), u * v]))
     assert torch.allclose(logits[0], by_hand, atol=1e-5)
+
+
+def test_a_continuous_head_starts_at_the_training_scores_mean_and_spread():
+    """ASAP-style 0-3 in halves: gold [1, 2, 3] -> z_mean (2 - 0) / 3, z_sd log(std([1, 2, 3]) / 3), hand-computed;
+    a class task beside it and unscored rows are left alone; the MiniLM teacher's head (also its LoRA copy, when
+    LoRA wraps it) starts there, so its first prediction is the average score, not the bottom of the range."""
+    import math
+
+    from raykd.data.dataset import CONTINUOUS, MULTICLASS, TaskSpec
+    from raykd.heads import TaskLayout, continuous_start, gaussian
+    from raykd.teacher.model import start_head
+
+    layout = TaskLayout.of([TaskSpec("cls", MULTICLASS, ("0", "1", "2")),
+                            TaskSpec("mean", CONTINUOUS, ("mean", "sd"), low=0.0, high=3.0, step=0.5)])
+    start = continuous_start(layout, ["mean", "cls", "mean", "mean", "mean"], [1.0, 2, 2.0, 3.0, None])
+    assert start == pytest.approx({3: 2 / 3, 4: math.log(math.sqrt(2 / 3) / 3)})
+    cfg = ModelConfig(kind="encoder", name_or_path="minilm", max_length=16)
+    model = build_model(cfg, LoraConfig(enabled=False), layout.total, build_tokenizer(cfg), on_gpu=False, seed=0)
+    assert start_head(model, layout.total, start) >= 1
+    with torch.no_grad():
+        ids = build_tokenizer(cfg)(["water"], return_tensors="pt")
+        model.eval()
+        out = model(**ids).logits[0, 3:5].numpy()
+    bias_only = gaussian(torch.tensor(list(start.values())).numpy(), layout.spec("mean"))
+    assert abs(gaussian(out, layout.spec("mean"))[0] - bias_only[0]) < 0.5  # near 2.0, far from 0
