@@ -57,11 +57,10 @@ def resolve_tracking_uri(explicit: str | None, tracking: TrackingConfig, upstrea
 class StageRun:
     """One stage's MLflow run and output folder (see the module docstring)."""
 
-    def __init__(self, stage: str, out: Path, tracking_uri: str, experiment_id: str, run: Any,
-                 location: str | None = None):
+    def __init__(self, stage: str, out: Path, tracking_uri: str, experiment_id: str, run: Any, location: str):
         self.stage, self.out, self.tracking_uri, self.experiment_id, self.run = (stage, out, tracking_uri,
                                                                                 experiment_id, run)
-        self.location = location or str(out)  # where `out` is kept: itself, or an object store (raykd.storage)
+        self.location = location  # where `out` is kept: its own path, or an object store (raykd.storage)
 
     def locate(self, path: str | Path) -> str:
         """Where a file or folder under `out` is kept once the stage has finished (its path, or its URI)."""
@@ -80,45 +79,34 @@ class StageRun:
              parent_run_id: str | None = None, tags: dict[str, str] | None = None,
              resume_run_id: str | None = None) -> Iterator[StageRun]:
         """`out`: a folder or an object-store location (raykd.storage; the stage writes into a local folder
-        uploaded there when it succeeds). `resume_run_id`: carry on an interrupted stage's run (its params and
+        published there when it succeeds). `resume_run_id`: carry on an interrupted stage's run (its params and
         inputs are already logged)."""
+        import mlflow
+
         from raykd import storage
+        from raykd.tracking import flatten, log_dataset_input, setup_experiment
 
         location = storage.normalise(out)
         folder = storage.stage_folder(location)
         try:
-            with cls._open(stage, name, folder, tracking, tracking_uri, lineage, params, dataset, data_source,
-                           parent_run_id, tags, resume_run_id) as run:
-                run.location = location
-                yield run
+            experiment_id = setup_experiment(tracking_uri, tracking.experiment)
+            if resume_run_id:
+                started = mlflow.start_run(run_id=resume_run_id)
+            else:
+                run_name = tracking.run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+                started = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={
+                    **lineage.tags(), "raykd.stage": stage, **(tags or {}),
+                    **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})})
+            with started as run:
+                if not resume_run_id:
+                    mlflow.log_params(flatten(params))
+                    if dataset is not None:
+                        log_dataset_input(dataset.frame, name=Path(data_source).name or dataset.name,
+                                          digest=lineage.data_digest, source=data_source)
+                yield cls(stage, folder, tracking_uri, experiment_id, run, location)
                 storage.publish(folder, location)  # inside the MLflow run: a failed upload fails the run
         finally:
             storage.discard(folder, location)
-
-    @classmethod
-    @contextlib.contextmanager
-    def _open(cls, stage: str, name: str, out: Path, tracking: TrackingConfig, tracking_uri: str,
-              lineage: Lineage, params: dict[str, Any], dataset: Any, data_source: str,
-              parent_run_id: str | None, tags: dict[str, str] | None, resume_run_id: str | None
-              ) -> Iterator[StageRun]:
-        import mlflow
-
-        from raykd.tracking import flatten, log_dataset_input, setup_experiment
-
-        experiment_id = setup_experiment(tracking_uri, tracking.experiment)
-        if resume_run_id:
-            with mlflow.start_run(run_id=resume_run_id) as run:
-                yield cls(stage, out, tracking_uri, experiment_id, run)
-            return
-        run_name = tracking.run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        all_tags = {**lineage.tags(), "raykd.stage": stage, **(tags or {}),
-                    **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
-            mlflow.log_params(flatten(params))
-            if dataset is not None:
-                log_dataset_input(dataset.frame, name=Path(data_source).name or dataset.name,
-                                  digest=lineage.data_digest, source=data_source)
-            yield cls(stage, out, tracking_uri, experiment_id, run)
 
     @contextlib.contextmanager
     def child(self, name: str, lineage: Lineage, params: dict[str, Any], tags: dict[str, str] | None = None,

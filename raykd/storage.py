@@ -206,6 +206,16 @@ def localize(location: str | os.PathLike) -> Path:
     return target
 
 
+def checkpoint_folder(checkpoint: Any) -> Path:
+    """A Ray checkpoint as a local folder: its own folder on a local filesystem (no copy), else downloaded into
+    a temporary folder."""
+    import pyarrow.fs as pafs
+
+    if isinstance(checkpoint.filesystem, pafs.LocalFileSystem):
+        return Path(checkpoint.path)
+    return Path(checkpoint.to_directory())
+
+
 def stage_folder(location: str | os.PathLike) -> Path:
     """The local folder a stage writes into (see the module docstring): the location itself, or a fresh scratch
     folder for an object store, which `publish` uploads and `discard` removes."""

@@ -148,7 +148,7 @@ def search(train: list[Sequence], validation: list[Sequence], index: KTIndex, so
     """One Ray Tune trial per grid point; each trial's best weights come back in its checkpoint."""
     import ray.tune
 
-    from raykd.storage import ray_storage
+    from raykd.storage import checkpoint_folder, ray_storage
 
     trainable = ray.tune.with_resources(
         ray.tune.with_parameters(_trainable, train=train, validation=validation, index=index, soft=soft,
@@ -165,7 +165,7 @@ def search(train: list[Sequence], validation: list[Sequence], index: KTIndex, so
         p = r.config["params"]
         trials.append(Trial(int(p["hidden"]), float(p["kd_weight"]), float(p["temperature"]), int(p["seed"]),
                             float(r.metrics["val_auc"]), int(r.metrics["epoch"]),
-                            str(Path(r.checkpoint.to_directory()) / WEIGHTS)))  # local, wherever it is kept
+                            str(checkpoint_folder(r.checkpoint) / WEIGHTS)))
     return trials
 
 

@@ -171,15 +171,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 def fit(train: list[Sequence], validation: list[Sequence], index: KTIndex, knowledge: dict[str, np.ndarray],
         model_cfg: dict[str, Any], teacher_cfg: dict[str, Any], scaling: Any, storage: str, name: str
         ) -> tuple[Path, TrainState]:
-    """Run the recipe on Ray Train (checkpoints in `storage`, a folder or an object store); returns a local copy
-    of the final checkpoint and its training state."""
+    """Run the recipe on Ray Train (checkpoints in `storage`, a folder or an object store); returns the final
+    checkpoint as a local folder and its training state."""
+    from raykd.storage import checkpoint_folder
+
     trainer = torch_trainer(train_loop_per_worker, {"train": train, "validation": validation, "index": index,
                                                     "knowledge": knowledge, "model": model_cfg,
                                                     "teacher": teacher_cfg}, scaling, name, storage)
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"the teacher reported no checkpoint ({result.error})")
-    folder = Path(result.checkpoint.to_directory())
+    folder = checkpoint_folder(result.checkpoint)
     return folder, TrainState(**json.loads((folder / STATE).read_text()))
 
 

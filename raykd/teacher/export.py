@@ -56,14 +56,15 @@ def soft_label_rows(batch: pd.DataFrame, probs: list[np.ndarray], layout: TaskLa
 
 def export_soft_labels(model_dir: str | Path, frame: pd.DataFrame, out_path: str | Path,
                        batch_size: int = 64, num_cpus: float = 1.0, num_gpus: float = 0.0,
-                       concurrency: int = 1, metadata: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Score `frame` with the teacher on Ray Data and write the Parquet file atomically."""
+                       concurrency: int = 1, metadata: dict[str, Any] | None = None,
+                       model_location: str | None = None) -> pd.DataFrame:
+    """Score `frame` with the teacher on Ray Data and write the Parquet file atomically. `model_dir` is the
+    driver's folder; `model_location` (default: the same) is where the actors, on any node, read it."""
     import ray
 
-    from raykd.storage import localize
     from raykd.teacher.artifact import MANIFEST
 
-    layout = TaskLayout.from_list(json.loads((localize(model_dir) / MANIFEST).read_text())["tasks"])
+    layout = TaskLayout.from_list(json.loads((Path(model_dir) / MANIFEST).read_text())["tasks"])
     cols = ["id", "task", "text", "question", "reference", "split"]
     source = frame[cols].copy()
     for c in ("question", "reference"):
@@ -74,7 +75,7 @@ def export_soft_labels(model_dir: str | Path, frame: pd.DataFrame, out_path: str
     ds = ray.data.from_pandas([source.iloc[i:i + size] for i in range(0, max(1, len(source)), size)])
     scored = ds.map_batches(
         TeacherBatchPredictor,
-        fn_constructor_kwargs={"model_dir": str(model_dir), "batch_size": batch_size},
+        fn_constructor_kwargs={"model_dir": model_location or str(model_dir), "batch_size": batch_size},
         batch_size=batch_size, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=num_cpus, num_gpus=num_gpus,
     )

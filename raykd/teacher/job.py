@@ -177,10 +177,11 @@ def export(cfg: TeacherJobConfig, ds: ScoringDataset, digest: str, model_dir: Pa
     location = run.locate(model_dir)
     storage.publish(model_dir, location)
     t0 = time.time()
-    soft = export_soft_labels(location, ds.frame[ds.frame["split"].isin(cfg.export.splits)], path,
+    soft = export_soft_labels(model_dir, ds.frame[ds.frame["split"].isin(cfg.export.splits)], path,
                               batch_size=cfg.export.batch_size, num_cpus=cfg.export.num_cpus,
                               num_gpus=cfg.export.num_gpus, concurrency=cfg.export.concurrency,
-                              metadata={"teacher_run_id": run.run_id, "data_digest": digest})
+                              metadata={"teacher_run_id": run.run_id, "data_digest": digest},
+                              model_location=location)
     seconds = time.time() - t0
     digest, splits = record_soft_labels(soft, ds, model_dir, run)
     return str(path), digest, splits, {"export_seconds": seconds, "export_responses_per_s": len(soft) / seconds}

@@ -175,9 +175,9 @@ def search(cfg: TuneJobConfig, run: StageRun, frame: pd.DataFrame, layout: TaskL
         {"cpu": cfg.cpus_per_trial})
     if resume:
         run.say(f"resuming the interrupted search at {exp_path}")
-        tuner = tune.Tuner.restore(storage.ray_storage(exp_path)["storage_path"], trainable=trainable,
-                                   resume_unfinished=True, resume_errored=True,
-                                   storage_filesystem=storage.ray_storage(exp_path).get("storage_filesystem"))
+        where = storage.ray_storage(exp_path)
+        tuner = tune.Tuner.restore(where["storage_path"], trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True, storage_filesystem=where.get("storage_filesystem"))
     else:
         storage.delete(exp_path)  # an earlier search that never got far enough to restore
         tuner = tune.Tuner(
