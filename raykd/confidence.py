@@ -8,6 +8,9 @@ student, else the validation split), saved beside the model as `calibration.json
                  T* = argmin_T  BCE(sigmoid(logit(p_il) / T), y_il)           multi-label, one T per task
     ECE          sum_b |B_b| / n * |accuracy(B_b) - mean confidence(B_b)|,    15 equal-width bins of the
                  top-class probability (multi-label: of each label's max(p, 1 - p))
+    ECE floor    what a perfectly calibrated model with the same confidences c_i shows on as many responses:
+                 the ECE of correct_i ~ Bernoulli(c_i), mean and 95th percentile over 1,000 draws (on 170
+                 responses it is 0.05-0.08, so a smaller target cannot be checked on so few)
     conformal    s_i = 1 - p_i[y_i] (calibrated);  q = the ceil((n + 1) * level)-th smallest s_i
                  (split conformal: a new response's set covers its true score with probability >= level)
     score set    {k : 1 - p_k <= q} with the model's score added (its argmax, or where the model decodes
@@ -54,6 +57,7 @@ from raykd.io import atomic_path, write_text_atomic
 
 CALIBRATION_FILE = "calibration.json"
 ECE_BINS = 15
+FLOOR_DRAWS = 1000
 EPS = 1e-6
 CUTS = 200  # candidate cuts tried for a target agreement (a 0.5% grid of shares at most)
 MIN_AUTO = 20  # a review cut must leave at least this many calibration responses auto-scored to be trusted
@@ -309,6 +313,27 @@ def task_ece(probs: np.ndarray, y: np.ndarray, spec: TaskSpec) -> float:
     return _binned_gap(conf, correct, ECE_BINS)
 
 
+def ece_confidences(probs: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    """The confidences `task_ece` bins: the top class's, each label's max(p, 1 - p), or a continuous task's."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if spec.kind == MULTICLASS:
+        return probs.max(axis=-1)
+    if spec.kind == CONTINUOUS:
+        return continuous_confidence(probs, spec)
+    return np.maximum(probs, 1 - probs).ravel()
+
+
+def ece_floor(conf: np.ndarray, draws: int = FLOOR_DRAWS, seed: int = 0) -> tuple[float, float]:
+    """(mean, 95th percentile) of the ECE of a perfectly calibrated model with confidences `conf` (see the
+    module docstring): a measured ECE under the percentile cannot be told from perfect calibration."""
+    conf = np.asarray(conf, dtype=np.float64)
+    if not len(conf):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    gaps = [_binned_gap(conf, rng.random(len(conf)) < conf, ECE_BINS) for _ in range(draws)]
+    return float(np.mean(gaps)), float(np.quantile(gaps, 0.95))
+
+
 def rescale(probs: np.ndarray, factor: float, kind: str) -> np.ndarray:
     """Apply a fitted temperature (class tasks) or spread scale (continuous tasks)."""
     return scale_spread(probs, factor) if kind == CONTINUOUS else apply_temperature(probs, factor, kind)
@@ -399,6 +424,9 @@ class ConfidenceReport:
     # (share auto-scored, primary metric of those) when the most confident share is auto-scored
     curve: list[tuple[float, float]] = field(default_factory=list)
     human: float | None = None  # two human raters' agreement on the same responses, where the data has a second
+    # the ECE a perfectly calibrated model with the calibrated confidences shows on these n (mean, 95th percentile)
+    ece_floor: float | None = None
+    ece_floor_q95: float | None = None
 
 
 def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndarray,
@@ -423,11 +451,12 @@ def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndar
     order = np.argsort(-conf, kind="stable")
     curve = [(share, fn(y[order[:m]], pred[order[:m]])) for share in SHARES
              if (m := max(1, round(share * len(y)))) and m <= len(y)]
+    floor, floor_q95 = ece_floor(ece_confidences(calibrated, spec))
     return ConfidenceReport(
         n=len(y), ece_before=task_ece(raw, y, spec), ece_after=task_ece(calibrated, y, spec), coverage=coverage,
         mean_set_size=size,
         auto_share=float(auto.mean()), auto_metric=fn(y[auto], pred[auto]) if auto.any() else float("nan"),
-        all_metric=fn(y, pred), curve=curve)
+        all_metric=fn(y, pred), curve=curve, ece_floor=floor, ece_floor_q95=floor_q95)
 
 
 def plot_coverage(reports: dict[str, ConfidenceReport], path: str | Path, human: float | None = None) -> Path:
@@ -474,8 +503,14 @@ def confidence_table(reports: dict[str, ConfidenceReport], level: float | None =
     from raykd.tables import markdown
 
     at = f" (level {level:g})" if level is not None else ""
-    head = ["task", "n", "ECE before", "ECE after", f"set coverage{at}", "mean set size", "auto-scored",
-            "agreement auto-scored", "agreement all", "agreement, top 70%", "two human raters"]
-    return markdown(head, [[name, r.n, r.ece_before, r.ece_after, r.coverage, r.mean_set_size, f"{r.auto_share:.0%}",
-                            r.auto_metric, r.all_metric, dict(r.curve).get(0.7), r.human]
+    head = ["task", "n", "ECE before", "ECE after", "ECE if perfectly calibrated (95th pct)", f"set coverage{at}",
+            "mean set size", "auto-scored", "agreement auto-scored", "agreement all", "agreement, top 70%",
+            "two human raters"]
+    return markdown(head, [[name, r.n, r.ece_before, r.ece_after, _floor(r), r.coverage, r.mean_set_size,
+                            f"{r.auto_share:.0%}", r.auto_metric, r.all_metric, dict(r.curve).get(0.7), r.human]
                            for name, r in reports.items()])
+
+
+def _floor(r: ConfidenceReport) -> str | None:
+    return None if r.ece_floor is None else f"{r.ece_floor:.3f} ({r.ece_floor_q95:.3f})"
+

@@ -12,6 +12,7 @@ from raykd.confidence import (
     conformal_threshold,
     continuous_confidence,
     continuous_threshold,
+    ece_floor,
     expected_calibration_error,
     fit_calibration,
     fit_spread_scale,
@@ -49,6 +50,16 @@ def test_expected_calibration_error_by_hand():
     # Bin of 0.9: accuracy 0.5, |0.5 - 0.9| = 0.4; bin of 0.6: accuracy 1, |1 - 0.6| = 0.4; each half the rows.
     probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
     assert expected_calibration_error(probs, np.array([0, 1, 0, 0])) == pytest.approx(0.4)
+
+
+def test_the_ece_floor_of_a_perfectly_calibrated_model_by_hand():
+    # Sure responses are always right: no gap. Two at 0.5 share a bin: 0, 1 or 2 right with chances 1/4, 1/2,
+    # 1/4 give gaps 0.5, 0, 0.5, so 0.25 on average and 0.5 at the 95th percentile.
+    assert ece_floor(np.ones(50)) == (0.0, 0.0)
+    mean, q95 = ece_floor(np.array([0.5, 0.5]), draws=4000)
+    assert mean == pytest.approx(0.25, abs=0.02) and q95 == 0.5
+    # It shrinks as the responses grow: about 1 / sqrt(n) in one bin.
+    assert ece_floor(np.full(1600, 0.7))[0] < ece_floor(np.full(100, 0.7))[0] / 2
 
 
 def test_conformal_threshold_and_sets_by_hand():

@@ -1,4 +1,5 @@
-"""bench/quality.py checks every stage's config before its first (hour-long) stage runs."""
+"""bench/quality.py checks every stage's config before its first (hour-long) stage runs, and judges the
+conformal coverage over all test responses."""
 
 import sys
 from pathlib import Path
@@ -7,6 +8,8 @@ import pytest
 import yaml
 
 from bench import quality
+from bench.quality import _coverage_lines
+from raykd.confidence import ConfidenceReport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,3 +48,17 @@ def test_a_bad_tune_key_stops_the_run_before_any_teacher(tmp_path, monkeypatch, 
     code, err = run_quality(monkeypatch, capsys, "--config", str(bad), "--workdir", str(tmp_path / "w2"))
     assert code == 2 and "tune.distill.patiense: unknown key" in err
     assert not (tmp_path / "w2" / "teacher_minilm").exists()
+
+
+def _report(covered: int, n: int) -> ConfidenceReport:
+    return ConfidenceReport(n=n, ece_before=0.1, ece_after=0.05, coverage=covered / n, mean_set_size=1.5,
+                            auto_share=0.7, auto_metric=0.8, all_metric=0.7)
+
+
+def test_coverage_is_judged_over_all_test_responses_with_each_sets_interval():
+    # 90 of 100 and 45 of 50: 135 of 150 = 90.0%, inside 88-93%; 90% is inside both sets' own intervals.
+    (line,) = _coverage_lines([_report(90, 100), _report(45, 50)])
+    assert "90.0% [" in line and "of the 150 (met)" in line and "on 2 of 2 sets" in line
+    # 70 of 100 (its interval 60.4%-78.1% misses 90%) and 45 of 50: 115 of 150 = 76.7%.
+    (line,) = _coverage_lines([_report(70, 100), _report(45, 50)])
+    assert "76.7% [" in line and "**MISSED**" in line and "on 1 of 2 sets" in line
