@@ -427,6 +427,9 @@ class ConfidenceReport:
     # the ECE a perfectly calibrated model with the calibrated confidences shows on these n (mean, 95th percentile)
     ece_floor: float | None = None
     ece_floor_q95: float | None = None
+    # exact agreement of the most confident 70% (class tasks): kappa is 0 when the model gives all of them one
+    # score, however many are right
+    top70_exact: float | None = None
 
 
 def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndarray,
@@ -452,11 +455,15 @@ def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndar
     curve = [(share, fn(y[order[:m]], pred[order[:m]])) for share in SHARES
              if (m := max(1, round(share * len(y)))) and m <= len(y)]
     floor, floor_q95 = ece_floor(ece_confidences(calibrated, spec))
+    top = order[:max(1, round(0.7 * len(y)))]
+    exact = float(np.mean(np.all(np.reshape(y[top] == pred[top], (len(top), -1)), axis=1))) \
+        if spec.kind != CONTINUOUS else None
     return ConfidenceReport(
         n=len(y), ece_before=task_ece(raw, y, spec), ece_after=task_ece(calibrated, y, spec), coverage=coverage,
         mean_set_size=size,
         auto_share=float(auto.mean()), auto_metric=fn(y[auto], pred[auto]) if auto.any() else float("nan"),
-        all_metric=fn(y, pred), curve=curve, ece_floor=floor, ece_floor_q95=floor_q95)
+        all_metric=fn(y, pred), curve=curve, ece_floor=floor, ece_floor_q95=floor_q95,
+        top70_exact=exact)
 
 
 def plot_coverage(reports: dict[str, ConfidenceReport], path: str | Path, human: float | None = None) -> Path:
@@ -505,9 +512,10 @@ def confidence_table(reports: dict[str, ConfidenceReport], level: float | None =
     at = f" (level {level:g})" if level is not None else ""
     head = ["task", "n", "ECE before", "ECE after", "ECE if perfectly calibrated (95th pct)", f"set coverage{at}",
             "mean set size", "auto-scored", "agreement auto-scored", "agreement all", "agreement, top 70%",
-            "two human raters"]
+            "exact agreement, top 70%", "two human raters"]
     return markdown(head, [[name, r.n, r.ece_before, r.ece_after, _floor(r), r.coverage, r.mean_set_size,
-                            f"{r.auto_share:.0%}", r.auto_metric, r.all_metric, dict(r.curve).get(0.7), r.human]
+                            f"{r.auto_share:.0%}", r.auto_metric, r.all_metric, dict(r.curve).get(0.7), r.top70_exact,
+                            r.human]
                            for name, r in reports.items()])
 
 

@@ -8,7 +8,9 @@ import pytest
 from raykd.confidence import (
     Calibration,
     ReviewPolicy,
+    TaskCalibration,
     apply_temperature,
+    assess,
     conformal_threshold,
     continuous_confidence,
     continuous_threshold,
@@ -117,6 +119,18 @@ def test_fit_save_load_and_judge(tmp_path):
     assert flagged == pytest.approx(0.2, abs=0.01)
     stricter = back.with_policy(ReviewPolicy(rate=0.5))
     assert np.mean([j.needs_review for j in judge(stricter, SCORES, calibrated)]) == pytest.approx(0.5, abs=0.01)
+
+
+def test_the_most_confident_70_percent_get_their_exact_agreement_beside_kappa():
+    # The 7 surest all get score 0 and 6 are right: kappa against a constant rater is 0, exact agreement 6/7.
+    sure = [[c, 1 - c - 0.01, 0.01] for c in (0.95, 0.94, 0.93, 0.92, 0.91, 0.9, 0.89)]
+    probs = np.array(sure + [[0.2, 0.3, 0.5]] * 3)
+    y = np.array([0, 0, 0, 1, 0, 0, 0, 2, 2, 1])
+    task = TaskCalibration(kind="multiclass", ordinal=True, metric="qwk", temperature=1.0, conformal_q=None,
+                           review_below=0.0, ece_before=0.0, ece_after=0.0, n=0, confidences=[], gold=[],
+                           predicted=[])
+    r = assess(Calibration(0.9, ReviewPolicy(rate=0.2), "validation", {"s": task}), SCORES, probs, y)
+    assert dict(r.curve)[0.7] == 0.0 and r.top70_exact == pytest.approx(6 / 7)
 
 
 def test_uncalibrated_models_mark_nothing(tmp_path):
