@@ -521,4 +521,3 @@ def confidence_table(reports: dict[str, ConfidenceReport], level: float | None =
 
 def _floor(r: ConfidenceReport) -> str | None:
     return None if r.ece_floor is None else f"{r.ece_floor:.3f} ({r.ece_floor_q95:.3f})"
-
