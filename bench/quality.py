@@ -43,14 +43,14 @@ from bench.targets import (
     COVERAGE,
     CPU_MINUTES,
     KD_GAIN,
-    LEVEL,
     MAX_ECE,
     PARAM_RATIO,
     SPEEDUP,
     STUDENT_QWK,
 )
 from bench.targets import TEACHER_QWK as TEACHER_TARGET
-from raykd.confidence import confidence_table
+from raykd.confidence import DEFAULT_LEVEL as LEVEL
+from raykd.confidence import TOP_SHARE, confidence_table
 from raykd.config import from_dict
 from raykd.errors import ConfigError
 from raykd.io import write_text_atomic
@@ -226,7 +226,7 @@ def report(results: dict, gpu_skipped: list[str]) -> str:
                  + (f"met ({len(tasks)} of {len(tasks)})." if not below else f"**MISSED** on {misses}."))
     if tuned.confidence:
         reports = list(tuned.confidence.values())
-        top70 = float(np.mean([dict(r.curve)[0.7] for r in reports]))
+        top70 = float(np.mean([dict(r.curve)[TOP_SHARE] for r in reports]))
         worst_ece = max(r.ece_after for r in reports)
         lines.append(f"- Auto-scoring the 70% most sure, mean agreement >= {AUTO_QWK}: {top70:.3f} "
                      f"({_met(top70 >= AUTO_QWK)}).")

@@ -25,6 +25,5 @@ CPU_MINUTES = 100  # the whole CPU benchmark (representations cached by an earli
 # Scores a school can act on (bench/quality.py, the champion on the test split).
 REVIEW_QUEUE_GAIN = 0.01  # test QWK of a student retrained on review-queue picks over random picks
 AUTO_QWK = 0.85  # mean QWK of the 70% of responses the champion is most sure of (human-human: 0.881)
-LEVEL = 0.9  # the conformal score sets' nominal level (raykd's default review.level)
-COVERAGE = (0.88, 0.93)  # the empirical coverage of the 90% conformal score sets, test responses of all sets
+COVERAGE = (0.88, 0.93)  # the empirical coverage of the 90% conformal score sets (raykd's default level)
 MAX_ECE = 0.03  # expected calibration error after calibration, every set

@@ -123,11 +123,13 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, kind: str = MUL
                                bins: int = ECE_BINS) -> float:
     """Top-label ECE (multi-class), or the ECE of every label's yes/no decision pooled (multi-label)."""
     probs, y = np.asarray(probs, dtype=np.float64), np.asarray(y)
-    if kind == MULTICLASS:
-        conf, correct = probs.max(axis=-1), probs.argmax(axis=-1) == y
-    else:
-        conf, correct = np.maximum(probs, 1 - probs).ravel(), ((probs >= 0.5) == (y == 1)).ravel()
-    return _binned_gap(conf, correct, bins)
+    correct = probs.argmax(axis=-1) == y if kind == MULTICLASS else ((probs >= 0.5) == (y == 1)).ravel()
+    return _binned_gap(_class_confidences(probs, kind), correct, bins)
+
+
+def _class_confidences(probs: np.ndarray, kind: str) -> np.ndarray:
+    """What a class task's ECE bins: the top class's probability, or every label's max(p, 1 - p)."""
+    return probs.max(axis=-1) if kind == MULTICLASS else np.maximum(probs, 1 - probs).ravel()
 
 
 def _binned_gap(conf: np.ndarray, correct: np.ndarray, bins: int) -> float:
@@ -316,11 +318,7 @@ def task_ece(probs: np.ndarray, y: np.ndarray, spec: TaskSpec) -> float:
 def ece_confidences(probs: np.ndarray, spec: TaskSpec) -> np.ndarray:
     """The confidences `task_ece` bins: the top class's, each label's max(p, 1 - p), or a continuous task's."""
     probs = np.asarray(probs, dtype=np.float64)
-    if spec.kind == MULTICLASS:
-        return probs.max(axis=-1)
-    if spec.kind == CONTINUOUS:
-        return continuous_confidence(probs, spec)
-    return np.maximum(probs, 1 - probs).ravel()
+    return continuous_confidence(probs, spec) if spec.kind == CONTINUOUS else _class_confidences(probs, spec.kind)
 
 
 def ece_floor(conf: np.ndarray, draws: int = FLOOR_DRAWS, seed: int = 0) -> tuple[float, float]:
@@ -407,6 +405,7 @@ def judge(calibration: Calibration | None, spec: TaskSpec, calibrated: np.ndarra
 
 
 SHARES = tuple(round(0.1 * k, 1) for k in range(1, 11))  # the coverage curve's points
+TOP_SHARE = 0.7  # the share of the most confident responses the reports single out (one of SHARES)
 
 
 @dataclass
@@ -455,7 +454,7 @@ def assess(calibration: Calibration, spec: TaskSpec, raw: np.ndarray, y: np.ndar
     curve = [(share, fn(y[order[:m]], pred[order[:m]])) for share in SHARES
              if (m := max(1, round(share * len(y)))) and m <= len(y)]
     floor, floor_q95 = ece_floor(ece_confidences(calibrated, spec))
-    top = order[:max(1, round(0.7 * len(y)))]
+    top = order[:max(1, round(TOP_SHARE * len(y)))]
     exact = float(np.mean(np.all(np.reshape(y[top] == pred[top], (len(top), -1)), axis=1))) \
         if spec.kind != CONTINUOUS else None
     return ConfidenceReport(
@@ -511,11 +510,11 @@ def confidence_table(reports: dict[str, ConfidenceReport], level: float | None =
 
     at = f" (level {level:g})" if level is not None else ""
     head = ["task", "n", "ECE before", "ECE after", "ECE if perfectly calibrated (95th pct)", f"set coverage{at}",
-            "mean set size", "auto-scored", "agreement auto-scored", "agreement all", "agreement, top 70%",
-            "exact agreement, top 70%", "two human raters"]
+            "mean set size", "auto-scored", "agreement auto-scored", "agreement all", f"agreement, top {TOP_SHARE:.0%}",
+            f"exact agreement, top {TOP_SHARE:.0%}", "two human raters"]
     return markdown(head, [[name, r.n, r.ece_before, r.ece_after, _floor(r), r.coverage, r.mean_set_size,
-                            f"{r.auto_share:.0%}", r.auto_metric, r.all_metric, dict(r.curve).get(0.7), r.top70_exact,
-                            r.human]
+                            f"{r.auto_share:.0%}", r.auto_metric, r.all_metric, dict(r.curve).get(TOP_SHARE),
+                            r.top70_exact, r.human]
                            for name, r in reports.items()])
 
 
