@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from raykd.config import (
     Bool,
+    Fraction,
     Int,
     Location,
     NonNegativeNumber,
@@ -58,6 +59,11 @@ class ModelConfig:
     # all-MiniLM and all-mpnet were trained to pool. `pair` (question-aware tasks): the answer and its reference
     # answers are encoded apart, each mean-pooled, and compared (Sentence-BERT), which carries to new questions.
     head: Literal["model", "mean", "pair"] = "model"
+    # The backbone's and head's dropout probability while training. None: the backbone's own, except 0 when
+    # the data has a continuous task: dropout inside a transformer shifts a regression output between training
+    # and scoring (a MiniLM teacher's 0-3 means came out ~0.2 above its own training scores). LoRA keeps
+    # `lora.dropout`.
+    dropout: Fraction | None = None
     tiny_layers: PositiveInt = 2
     tiny_hidden: PositiveInt = 64
     # Reshape the tiny random model like a real one (e.g. gpt-oss-20b: 32 experts, 2880 wide) to measure

@@ -16,7 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from raykd.data.dataset import CONTINUOUS
 from raykd.errors import ConfigError
+from raykd.heads import TaskLayout
 from raykd.inputs import model_inputs
 from raykd.teacher.config import LoraConfig, ModelConfig, lora_applies
 from raykd.teacher.shapes import MeanPoolClassifier, apply_lora, tiny_config
@@ -135,12 +137,39 @@ def build_model(cfg: ModelConfig, lora: LoraConfig, num_labels: int, tokenizer: 
         model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if cfg.dropout is not None:
+        set_dropout(model, cfg.dropout)  # before LoRA: its adapters keep lora.dropout
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
     if lora_applies(cfg, lora):
         model = apply_lora(model, lora)
     return model
+
+
+def set_dropout(model: nn.Module, p: float) -> int:
+    """Every dropout in `model` at probability `p`: its nn.Dropout layers (BERT's attention reads its layer's
+    `p` too), the attention dropout LLM layers keep as a number, and every `*dropout*` number of the config.
+    Returns how many layers were set."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+            count += 1
+        if isinstance(getattr(module, "attention_dropout", None), float):  # LLM attention (Llama, Gemma, ...)
+            module.attention_dropout = p
+            count += 1
+    for name, value in vars(model.config).items():
+        if "dropout" in name and isinstance(value, float):
+            setattr(model.config, name, p)
+    return count
+
+
+def training_dropout(cfg: ModelConfig, layout: TaskLayout) -> float | None:
+    """`model.dropout` as training uses it: as configured, or 0 when a task is continuous (ModelConfig.dropout)."""
+    if cfg.dropout is None and any(spec.kind == CONTINUOUS for spec in layout.tasks):
+        return 0.0
+    return cfg.dropout
 
 
 def start_head(model: torch.nn.Module, num_labels: int, start: dict[int, float]) -> int:

@@ -20,7 +20,7 @@ import os
 import signal
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from raykd.heads import TaskLayout, continuous_start, row_probabilities, unit_sc
 from raykd.io import copy_dir_atomic
 from raykd.pipeline import say
 from raykd.teacher.config import TeacherJobConfig, TrainConfig
-from raykd.teacher.model import build_model, build_tokenizer, cpu_bf16, start_head, tokenize
+from raykd.teacher.model import build_model, build_tokenizer, cpu_bf16, start_head, tokenize, training_dropout
 from raykd.training import TrainState, count_parameters
 
 STATE_FILE = "raykd_state.json"
@@ -216,6 +216,8 @@ def setup(config: dict[str, Any]) -> Worker:
 
     cfg = from_dict(TeacherJobConfig, config["cfg"], "config")
     layout = TaskLayout.from_list(config["tasks"])
+    # The dropout actually trained with, so the model folder records it too.
+    cfg = replace(cfg, model=replace(cfg.model, dropout=training_dropout(cfg.model, layout)))
     train_df: pd.DataFrame = config["train"]
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()

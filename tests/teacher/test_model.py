@@ -172,3 +172,32 @@ def test_a_continuous_head_starts_at_the_training_scores_mean_and_spread():
         out = model(**ids).logits[0, 3:5].numpy()
     bias_only = gaussian(torch.tensor(list(start.values())).numpy(), layout.spec("mean"))
     assert abs(gaussian(out, layout.spec("mean"))[0] - bias_only[0]) < 0.5  # near 2.0, far from 0
+
+
+def test_dropout_set_for_training_reaches_every_layer():
+    from raykd.data.dataset import TaskSpec
+    from raykd.heads import TaskLayout
+    from raykd.teacher.model import training_dropout
+
+    cfg = ModelConfig(kind="encoder", tiny="bert", dropout=0.0)
+    model = build_model(cfg, LoraConfig(enabled=False), 2, build_tokenizer(cfg), on_gpu=False).train()
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
+    assert model.config.hidden_dropout_prob == model.config.attention_probs_dropout_prob == 0.0
+    ids = torch.tensor([[101, 2000, 2001, 102]])
+    with torch.no_grad():  # in training mode, yet no dropout: two passes agree
+        assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+    # An LLM keeps its attention dropout as a number; LoRA's adapters keep lora.dropout.
+    llm = ModelConfig(kind="llm", tiny="llama", dropout=0.25)
+    lora = build_model(llm, LoraConfig(r=4, alpha=8, dropout=0.05), 3, build_tokenizer(llm), on_gpu=False)
+    numbers = {m.attention_dropout for m in lora.modules() if isinstance(getattr(m, "attention_dropout", None),
+                                                                            float)}
+    assert numbers == {0.25}
+    assert {m.p for n, m in lora.named_modules() if "lora_dropout" in n and isinstance(m, torch.nn.Dropout)} \
+        == {0.05}
+    # The default: the backbone's own for class tasks, none for a continuous task.
+    scores = TaskLayout.of([TaskSpec("s", "multiclass", ("0", "1"))])
+    mean = TaskLayout.of([TaskSpec("c", "continuous", low=0, high=3)])
+    assert training_dropout(ModelConfig(), scores) is None and training_dropout(ModelConfig(), mean) == 0.0
+    assert training_dropout(ModelConfig(dropout=0.1), mean) == 0.1
+    with pytest.raises(ConfigError, match="dropout"):
+        ModelConfig(dropout=1.0)
