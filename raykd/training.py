@@ -5,12 +5,15 @@ knowledge-tracing teacher (raykd.kt.teacher) and the students' fits all use thes
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from raykd.config import ScalingConfig
+
+POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # ScalingConfig.report_poll_s
 
 
 @dataclass
@@ -59,6 +62,9 @@ def torch_trainer(loop: Callable[[dict[str, Any]], None], loop_config: dict[str,
 
     from raykd.storage import ray_storage
 
+    # Ray Train reads its controller settings from the driver's environment when the run starts and passes them
+    # on to the controller and workers; there is no argument for it.
+    os.environ[POLL_ENV] = f"{scaling.report_poll_s:g}"
     return TorchTrainer(
         loop, train_loop_config=loop_config,
         torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
