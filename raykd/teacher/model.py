@@ -147,22 +147,17 @@ def build_model(cfg: ModelConfig, lora: LoraConfig, num_labels: int, tokenizer: 
     return model
 
 
-def set_dropout(model: nn.Module, p: float) -> int:
+def set_dropout(model: nn.Module, p: float) -> None:
     """Every dropout in `model` at probability `p`: its nn.Dropout layers (BERT's attention reads its layer's
-    `p` too), the attention dropout LLM layers keep as a number, and every `*dropout*` number of the config.
-    Returns how many layers were set."""
-    count = 0
+    `p` too), the attention dropout LLM layers keep as a number, and every `*dropout*` number of the config."""
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = p
-            count += 1
         if isinstance(getattr(module, "attention_dropout", None), float):  # LLM attention (Llama, Gemma, ...)
             module.attention_dropout = p
-            count += 1
     for name, value in vars(model.config).items():
         if "dropout" in name and isinstance(value, float):
             setattr(model.config, name, p)
-    return count
 
 
 def training_dropout(cfg: ModelConfig, layout: TaskLayout) -> float | None:
