@@ -12,7 +12,8 @@ so everything a later stage or a worker on another node needs goes through the l
                              node's cache, only the files that changed since the last time (a Ray worker on any
                              node calls it for the teacher's model)
     ray_storage(location)    `storage_path` and `storage_filesystem` for Ray Train's and Tune's RunConfig, so their
-                             checkpoints (every rank's DeepSpeed shard) land in the object store
+                             checkpoints (every rank's DeepSpeed shard) land in the object store, once a Ray worker
+                             has shown it can write there
 
 Credentials and the endpoint of an S3-compatible store (MinIO, moto) come only from the environment, as the AWS
 SDKs read them: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3. A location
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from raykd.errors import ConfigError
+
 # Object stores raykd runs on (what pyarrow reads natively); `file://` and plain paths are local folders.
 REMOTE_SCHEMES = ("s3", "gs")
 # Ray Train's and Tune's own folders in a stage's location: their checkpoints (a large teacher's are many GB) are
@@ -41,6 +44,7 @@ FETCHED = ".raykd-fetched.json"  # in a localized folder: the remote files it ho
 # An object store's modification time has one-second steps, so a small file rewritten with the same size (a
 # result, a state file) can look unchanged: files up to this size are fetched every time (they cost nothing).
 ALWAYS_FETCH = 1 << 16
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3")
 
 
 def is_remote(location: str | os.PathLike) -> bool:
@@ -57,7 +61,7 @@ def location_problem(location: str) -> str | None:
                 f"(use a path, file://, or one of {', '.join(s + '://' for s in REMOTE_SCHEMES)})")
     if parts.username or parts.password or parts.query:
         return ("credentials and options do not belong in a storage URI: give them in the environment "
-                "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3)")
+                f"({', '.join(CREDENTIAL_ENV)})")
     if not parts.netloc:
         return f"{location!r}: no bucket (expected {parts.scheme}://bucket/prefix)"
     return None
@@ -90,12 +94,50 @@ def filesystem(location: str | os.PathLike) -> tuple[Any, str]:
 
 
 def ray_storage(location: str | os.PathLike) -> dict[str, Any]:
-    """Keyword arguments for Ray's `RunConfig`: the storage path and, for an object store, its filesystem."""
+    """Keyword arguments for Ray's `RunConfig`: the storage path and, for an object store, its filesystem, once a
+    Ray worker has written there (`check_workers_can_write`)."""
     location = normalise(location)
     if not is_remote(location):
         return {"storage_path": location}
     fs, path = filesystem(location)
+    check_workers_can_write(fs, path, location)
     return {"storage_path": path, "storage_filesystem": fs}
+
+
+def write_problem(fs: Any, path: str) -> str | None:
+    """Why `path` cannot be made a folder (as Ray makes its storage path) and hold a marker file through `fs`;
+    None when it can."""
+    import uuid
+
+    marker = f"{path.rstrip('/')}/.raykd-write-check-{uuid.uuid4().hex}"
+    try:
+        fs.create_dir(path)
+        with fs.open_output_stream(marker) as f:
+            f.write(b"ok")
+        fs.delete_file(marker)
+    except Exception as e:  # whatever the store answers is what the user must read
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def check_workers_can_write(fs: Any, path: str, location: str, timeout_s: float = 120.0) -> None:
+    """Ray Train's and Tune's workers write their checkpoints through `fs` from their own processes, which find the
+    store's credentials and endpoint in *their* environment, not the driver's. One Ray task writes a marker
+    first, so a cluster whose nodes lack them fails here, naming the variables, instead of after every worker's
+    retries. Nothing to check before this driver starts Ray: the local Ray it starts inherits its environment."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    probe = ray.remote(num_cpus=0)(write_problem)
+    try:
+        problem = ray.get(probe.remote(fs, path), timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        problem = f"no Ray worker answered within {timeout_s:g} s"
+    if problem:
+        raise ConfigError(location, f"a Ray worker cannot write here ({problem}); every Ray node needs the "
+                                    f"store's credentials and endpoint in its environment "
+                                    f"({', '.join(CREDENTIAL_ENV)}), not only the driver")
 
 
 def exists(location: str | os.PathLike) -> bool:

@@ -142,3 +142,16 @@ def test_a_teacher_location_without_a_result_is_refused(s3, tmp_path):
     storage.publish(_folder(tmp_path / "t", {"soft_labels.parquet": "x"}), location)
     with pytest.raises(ConfigError, match="teacher: .* not a finished teacher stage's output"):
         TeacherOutput.load(location)
+
+
+def test_a_store_ray_workers_cannot_write_to_is_named_before_any_training(ray_session, s3):
+    # Ray Train's and Tune's workers write their checkpoints from their own processes; where they cannot (a
+    # bucket that is not there; nodes started without the store's variables, as this suite's Ray session was),
+    # training would fail only after every worker's retries. The check writes from a Ray worker first and
+    # names the store's answer and the variables each node needs.
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"s3://no-such-bucket/runs: a Ray worker cannot write here \(OSError: "
+                                          r".*AWS_ACCESS_KEY_ID.*AWS_ENDPOINT_URL_S3"):
+        storage.ray_storage("s3://no-such-bucket/runs")
+    assert time.perf_counter() - t0 < 60
+    assert storage.ray_storage("/tmp/raykd-runs/x") == {"storage_path": "/tmp/raykd-runs/x"}  # local: no check
