@@ -45,6 +45,7 @@ FETCHED = ".raykd-fetched.json"  # in a localized folder: the remote files it ho
 # result, a state file) can look unchanged: files up to this size are fetched every time (they cost nothing).
 ALWAYS_FETCH = 1 << 16
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3")
+GCS_CREDENTIAL_ENV = ("GOOGLE_APPLICATION_CREDENTIALS",)  # or the node's service account (Google's default chain)
 
 
 def is_remote(location: str | os.PathLike) -> bool:
@@ -135,9 +136,10 @@ def check_workers_can_write(fs: Any, path: str, location: str, timeout_s: float 
     except ray.exceptions.GetTimeoutError:
         problem = f"no Ray worker answered within {timeout_s:g} s"
     if problem:
+        names = GCS_CREDENTIAL_ENV if location.startswith("gs://") else CREDENTIAL_ENV
         raise ConfigError(location, f"a Ray worker cannot write here ({problem}); every Ray node needs the "
-                                    f"store's credentials and endpoint in its environment "
-                                    f"({', '.join(CREDENTIAL_ENV)}), not only the driver")
+                                    f"store's credentials and endpoint in its environment ({', '.join(names)}), "
+                                    f"not only the driver")
 
 
 def exists(location: str | os.PathLike) -> bool:
