@@ -13,7 +13,7 @@ so everything a later stage or a worker on another node needs goes through the l
                              node calls it for the teacher's model)
     ray_storage(location)    `storage_path` and `storage_filesystem` for Ray Train's and Tune's RunConfig, so their
                              checkpoints (every rank's DeepSpeed shard) land in the object store, once a Ray worker
-                             has shown it can write there
+                             has shown it can write there (`ray_location`: the same without that check, to ask)
 
 Credentials and the endpoint of an S3-compatible store (MinIO, moto) come only from the environment, as the AWS
 SDKs read them: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3. A location
@@ -94,15 +94,22 @@ def filesystem(location: str | os.PathLike) -> tuple[Any, str]:
     return fs, path
 
 
-def ray_storage(location: str | os.PathLike) -> dict[str, Any]:
-    """Keyword arguments for Ray's `RunConfig`: the storage path and, for an object store, its filesystem, once a
-    Ray worker has written there (`check_workers_can_write`)."""
+def ray_location(location: str | os.PathLike) -> dict[str, Any]:
+    """The storage path and, for an object store, its filesystem, as Ray's Train and Tune APIs take them."""
     location = normalise(location)
     if not is_remote(location):
         return {"storage_path": location}
     fs, path = filesystem(location)
-    check_workers_can_write(fs, path, location)
     return {"storage_path": path, "storage_filesystem": fs}
+
+
+def ray_storage(location: str | os.PathLike) -> dict[str, Any]:
+    """Keyword arguments for a Ray run that will write at `location` (`RunConfig`, `Tuner.restore`): `ray_location`,
+    once a Ray worker has written there when it is an object store (`check_workers_can_write`)."""
+    where = ray_location(location)
+    if "storage_filesystem" in where:
+        check_workers_can_write(where["storage_filesystem"], where["storage_path"], normalise(location))
+    return where
 
 
 def write_problem(fs: Any, path: str) -> str | None:

@@ -244,7 +244,7 @@ def can_restore(location: str) -> bool:
 
     from raykd import storage
 
-    where = storage.ray_storage(location)
+    where = storage.ray_location(location)  # a question only: nothing is written, so no worker check
     return tune.Tuner.can_restore(where["storage_path"], storage_filesystem=where.get("storage_filesystem"))
 
 
